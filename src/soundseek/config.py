@@ -129,15 +129,34 @@ def to_dict(obj: Any) -> Any:
 
 
 def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
-    path = Path(path)
+    """Load a YAML recipe; ``_base_: other.yaml`` (relative to the file) is merged underneath."""
+    return apply_overrides(from_dict(cls, _read_yaml(Path(path), ())), overrides or [])
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"Cyclic _base_ chain at {path}")
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    data.pop("_base_", None)
-    return apply_overrides(from_dict(cls, data), overrides or [])
+    base = data.pop("_base_", None)
+    if base is None:
+        return data
+    bases = [base] if isinstance(base, str) else list(base)
+    merged: dict[str, Any] = {}
+    for b in bases:
+        merged = _merge(merged, _read_yaml(path.parent / b, seen + (path.resolve(),)))
+    return _merge(merged, data)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def apply_overrides(cfg: T, overrides: list[str]) -> T:

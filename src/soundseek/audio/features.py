@@ -1,0 +1,273 @@
+"""Mel filterbanks and log-mel spectrograms in torch (METHODS.md §2).
+
+``mel_filterbank`` reproduces ``librosa.filters.mel`` (Slaney mel scale and Slaney area
+normalisation by default, HTK scale and L-p row normalisation on request) without
+depending on librosa. ``LogMel`` is a plain ``torch.stft`` + mel matmul + log module, so it
+runs on any device, batches, and is differentiable w.r.t. the wave.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "hz_to_mel",
+    "mel_to_hz",
+    "mel_filterbank",
+    "LogMel",
+    "frame_mask",
+    "panns_logmel",
+    "aisfx_logmel",
+    "LOG_MODES",
+    "PAD_MODES",
+]
+
+LOG_MODES = ("db", "ln", "log10", "none")
+PAD_MODES = ("reflect", "constant", "replicate", "circular")
+
+
+def hz_to_mel(f: np.ndarray | float, htk: bool = False) -> np.ndarray:
+    """Hz -> mel, Slaney (linear below 1 kHz, log above) or HTK (2595 log10(1 + f/700))."""
+    f = np.asanyarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(m: np.ndarray | float, htk: bool = False) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    m = np.asanyarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), freqs)
+
+
+def mel_filterbank(
+    sr: int,
+    n_fft: int,
+    n_mels: int = 128,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    norm: str | float | None = "slaney",
+    htk: bool = False,
+    dtype: type = np.float32,
+) -> np.ndarray:
+    """Triangular mel filterbank, identical to ``librosa.filters.mel``.
+
+    Args:
+        sr: sample rate (Hz); n_fft: FFT size; n_mels: number of bands.
+        fmin, fmax: band edges in Hz (fmax defaults to sr / 2).
+        norm: ``"slaney"`` (divide each triangle by its width in Hz: constant energy per
+            band), ``None`` (peak 1), or a number p (unit L-p norm per row, librosa's
+            ``util.normalize``; aisfx uses p = 1).
+        htk: HTK mel scale instead of Slaney's.
+    Returns:
+        (n_mels, n_fft // 2 + 1) weights.
+    """
+    if sr <= 0 or n_fft <= 0 or n_mels <= 0:
+        raise ValueError(f"sr, n_fft and n_mels must be positive, got {sr}, {n_fft}, {n_mels}")
+    fmax = float(sr) / 2 if fmax is None else float(fmax)
+    if not 0 <= fmin < fmax:
+        raise ValueError(f"Need 0 <= fmin < fmax, got fmin={fmin}, fmax={fmax}")
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)  # (F,)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin, htk), hz_to_mel(fmax, htk), n_mels + 2), htk)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)  # (n_mels + 2, F)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper)).astype(dtype)  # (n_mels, F)
+    if isinstance(norm, str):
+        if norm != "slaney":
+            raise ValueError(f"Invalid mel norm {norm!r}. Valid: 'slaney', None, or a number p (L-p norm)")
+        enorm = 2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels])
+        weights *= enorm[:, None]
+    elif norm is not None:
+        p = float(norm)
+        if p <= 0:
+            raise ValueError(f"L-p mel norm needs p > 0, got {norm}")
+        length = np.sum(np.abs(weights) ** p, axis=1, keepdims=True) ** (1.0 / p) if np.isfinite(p) \
+            else np.max(np.abs(weights), axis=1, keepdims=True)
+        tiny = np.finfo(weights.dtype).tiny
+        weights = np.where(length < tiny, weights, weights / np.where(length < tiny, 1, length)).astype(dtype)
+    if not np.all((mel_f[:-2] == 0) | (weights.max(axis=1) > 0)):
+        warnings.warn("Empty mel filters detected: n_mels is too large for n_fft / the band", UserWarning,
+                      stacklevel=2)
+    return weights
+
+
+class LogMel(nn.Module):
+    """Wave (B, N) -> log-mel features (B, T, n_mels).
+
+    ``T = 1 + N // hop_length`` with ``center=True`` (the wave is padded by n_fft // 2 on
+    both sides with ``pad_mode``; a wave too short for reflection is zero-padded instead),
+    else ``1 + (max(N, n_fft) - n_fft) // hop_length``.
+
+    Args:
+        sample_rate, n_fft, hop_length, win_length (default n_fft; a shorter periodic Hann
+            window is centred in the n_fft frame, as in librosa/torch), n_mels, fmin, fmax.
+        power: exponent of the magnitude (2: power, 1: magnitude).
+        mel_norm, htk: see :func:`mel_filterbank`.
+        log: ``"db"``: ``10 log10(max(x, amin))`` (PANNs, librosa ``power_to_db`` with ref 1);
+            ``"ln"`` / ``"log10"``: ``log(max(x * log_scale + log_offset, amin))``;
+            ``"none"``: the mel spectrogram itself.
+        top_db: with ``"db"``, clamp each example at (its max - top_db).
+    Buffers ``window`` (win_length,) and ``mel_fb`` (n_fft // 2 + 1, n_mels) are
+    non-persistent: they follow ``.to()`` but stay out of state dicts.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_fft: int = 1024,
+        hop_length: int = 320,
+        win_length: int | None = None,
+        n_mels: int = 64,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        power: float = 2.0,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        mel_norm: str | float | None = "slaney",
+        htk: bool = False,
+        log: str = "db",
+        amin: float = 1e-10,
+        log_offset: float = 0.0,
+        top_db: float | None = None,
+        log_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if log not in LOG_MODES:
+            raise ValueError(f"Invalid log mode {log!r}. Valid: {', '.join(LOG_MODES)}")
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"Invalid pad_mode {pad_mode!r}. Valid: {', '.join(PAD_MODES)}")
+        win_length = n_fft if win_length is None else int(win_length)
+        if not 0 < win_length <= n_fft:
+            raise ValueError(f"Need 0 < win_length <= n_fft, got win_length={win_length}, n_fft={n_fft}")
+        if hop_length <= 0 or power <= 0 or amin <= 0:
+            raise ValueError(f"hop_length, power and amin must be positive, got {hop_length}, {power}, {amin}")
+        if top_db is not None and top_db < 0:
+            raise ValueError(f"top_db must be >= 0 or None, got {top_db}")
+        self.sample_rate, self.n_fft, self.hop_length, self.win_length = int(sample_rate), int(n_fft), \
+            int(hop_length), win_length
+        self.n_mels, self.fmin, self.fmax = int(n_mels), float(fmin), fmax
+        self.power, self.center, self.pad_mode = float(power), bool(center), pad_mode
+        self.mel_norm, self.htk, self.log = mel_norm, bool(htk), log
+        self.amin, self.log_offset, self.top_db, self.log_scale = float(amin), float(log_offset), top_db, \
+            float(log_scale)
+        fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, norm=mel_norm, htk=htk)  # (M, F)
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        self.register_buffer("mel_fb", torch.from_numpy(np.ascontiguousarray(fb.T)), persistent=False)
+
+    def config(self) -> dict:
+        """The options that determine the output (for cache keys)."""
+        keys = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax", "power",
+                "center", "pad_mode", "mel_norm", "htk", "log", "amin", "log_offset", "top_db", "log_scale")
+        return {k: getattr(self, k) for k in keys}
+
+    def num_frames(self, n_samples: int | torch.Tensor) -> int | torch.Tensor:
+        """Frames produced for a wave of ``n_samples`` samples (0 for an empty wave)."""
+        if isinstance(n_samples, torch.Tensor):
+            if self.center:
+                t = 1 + torch.div(n_samples, self.hop_length, rounding_mode="floor")
+            else:
+                t = 1 + torch.div((n_samples - self.n_fft).clamp(min=0), self.hop_length, rounding_mode="floor")
+            return torch.where(n_samples > 0, t, torch.zeros_like(t))
+        n = int(n_samples)
+        if n <= 0:
+            return 0
+        return 1 + n // self.hop_length if self.center else 1 + max(0, n - self.n_fft) // self.hop_length
+
+    def frame_mask(self, wave_mask: torch.Tensor) -> torch.Tensor:
+        """Sample mask (B, N) -> frame mask (B, T).
+
+        Frame t of example b is valid iff LogMel on the unpadded example (its first
+        ``wave_mask[b].sum()`` samples, masks being prefixes) would produce frame t. For
+        ``center=True`` that is ``t * hop_length <= n_valid``: frames whose centre lies in the
+        real audio (or one past its end), padding-centred frames are masked.
+        """
+        n_valid = wave_mask.long().sum(-1)  # (B,)
+        t_total = self.num_frames(wave_mask.shape[-1])
+        t_valid = self.num_frames(n_valid)  # (B,)
+        return torch.arange(t_total, device=wave_mask.device)[None, :] < t_valid[:, None]  # (B, T)
+
+    def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, N) -> |STFT|^power (B, T, n_fft // 2 + 1)."""
+        if wave.ndim == 1:
+            wave = wave[None]
+        if wave.ndim != 2:
+            raise ValueError(f"LogMel expects a wave of shape (B, N), got {tuple(wave.shape)}")
+        n = wave.shape[-1]
+        if self.center:
+            p = self.n_fft // 2
+            mode = self.pad_mode
+            if mode == "reflect" and n <= p:
+                mode = "constant"  # too short to reflect
+            wave = nn.functional.pad(wave[:, None, :], (p, p), mode=mode)[:, 0]
+        elif n < self.n_fft:
+            wave = nn.functional.pad(wave, (0, self.n_fft - n))
+        spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, window=self.window.to(wave.dtype),
+                          center=False, return_complex=True)  # (B, F, T)
+        if self.power == 2.0:
+            re_im = torch.view_as_real(spec)
+            mag = re_im.pow(2).sum(-1)
+        else:
+            mag = spec.abs().pow(self.power)
+        return mag.transpose(1, 2)  # (B, T, F)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave (B, N) float -> (B, T, n_mels)."""
+        mel = self.spectrogram(wave) @ self.mel_fb.to(wave.dtype)  # (B, T, M)
+        if self.log == "none":
+            return mel
+        if self.log == "db":
+            out = 10.0 * torch.log10(mel.clamp(min=self.amin))
+            if self.top_db is not None:
+                peak = out.amax(dim=(1, 2), keepdim=True)
+                out = torch.maximum(out, peak - self.top_db)
+            return out
+        x = (mel * self.log_scale + self.log_offset).clamp(min=self.amin)
+        return torch.log(x) if self.log == "ln" else torch.log10(x)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+
+def frame_mask(wave_mask: torch.Tensor, hop_length: int = 320, n_fft: int = 1024, center: bool = True
+               ) -> torch.Tensor:
+    """Sample mask (B, N) -> frame mask (B, T) for an STFT with these settings
+    (see :meth:`LogMel.frame_mask`; ``panns_logmel().frame_mask`` equals the defaults)."""
+    tmp = LogMel.__new__(LogMel)  # only the framing attributes are needed
+    tmp.hop_length, tmp.n_fft, tmp.center = int(hop_length), int(n_fft), bool(center)
+    return LogMel.frame_mask(tmp, wave_mask)
+
+
+def panns_logmel() -> LogMel:
+    """The PANNs front end (METHODS.md §2; torchlibrosa Spectrogram + LogmelFilterBank):
+    32 kHz, n_fft 1024, hop 320, Hann 1024, 64 Slaney mel bands 50-14000 Hz, power 2,
+    centred reflect padding, ``10 log10(max(x, 1e-10))``."""
+    return LogMel(sample_rate=32000, n_fft=1024, hop_length=320, win_length=1024, n_mels=64, fmin=50.0,
+                  fmax=14000.0, power=2.0, center=True, pad_mode="reflect", mel_norm="slaney", htk=False,
+                  log="db", amin=1e-10, top_db=None)
+
+
+def aisfx_logmel() -> LogMel:
+    """The aisfx (ISMIR 2022) librosa front end: 44.1 kHz, n_fft = window 2048, hop 1024,
+    96 HTK mel bands 0-22050 Hz with L1-normalised rows, power 2, centred constant (zero)
+    padding (librosa >= 0.10's default), ``log10(10000 x + 1)``. aisfx additionally
+    peak-normalises the wave before and min-max scales the features after (encoder's job)."""
+    return LogMel(sample_rate=44100, n_fft=2048, hop_length=1024, win_length=2048, n_mels=96, fmin=0.0,
+                  fmax=22050.0, power=2.0, center=True, pad_mode="constant", mel_norm=1.0, htk=True,
+                  log="log10", amin=1e-10, log_offset=1.0, log_scale=10000.0)

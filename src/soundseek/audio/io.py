@@ -1,0 +1,319 @@
+"""Audio decoding, resampling, cropping/padding, segmentation and batching (METHODS.md §2).
+
+Decoding goes through ``soundfile`` (libsndfile >= 1.1 reads wav/flac/ogg/mp3/aiff/...);
+multi-channel audio is down-mixed to mono by the channel mean and resampled with a
+polyphase filter (``scipy.signal.resample_poly``, rational ``up/down`` reduced by the gcd).
+
+Every failure to decode raises :class:`AudioDecodeError` (a ``ValueError``) whose message
+names the file and the reason, so a corpus checker can report it and move on.
+
+Masks returned here are *prefix* masks: the valid samples come first, the padding last.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "resample",
+    "crop_or_pad",
+    "segment",
+    "batch_waves",
+    "NONFINITE_POLICIES",
+]
+
+NONFINITE_POLICIES = ("error", "zero")
+_MARGIN = 64  # input samples read past max_seconds (resample_poly's filter spans ~10 of them)
+
+
+class AudioDecodeError(ValueError):
+    """A file could not be decoded into usable audio.
+
+    Attributes:
+        path: the offending file.
+        reason: a short human-readable reason ("file not found", "no audio frames", ...).
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot decode audio file '{path}': {reason}")
+
+    def __reduce__(self):  # keep picklable (worker processes)
+        return (type(self), (str(self.path), self.reason))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header information of an audio file (no samples decoded).
+
+    ``frames`` may be an estimate for compressed formats (mp3).
+    """
+
+    duration: float  # seconds
+    sample_rate: int
+    channels: int
+    format: str  # soundfile major format, e.g. "WAV", "FLAC", "OGG", "MP3"
+    frames: int
+    subtype: str = ""  # e.g. "PCM_16", "VORBIS"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioDecodeError(path, "file not found")
+    if not path.is_file():
+        raise AudioDecodeError(path, "not a regular file")
+
+
+def _open(path: Path) -> sf.SoundFile:
+    _check_file(path)
+    try:
+        return sf.SoundFile(str(path))
+    except Exception as e:  # LibsndfileError, RuntimeError, TypeError, OSError ...
+        msg = str(e).strip() or type(e).__name__
+        raise AudioDecodeError(path, f"unreadable or unsupported format ({msg})") from e
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read the header of ``path`` cheaply.
+
+    Raises:
+        AudioDecodeError: missing, unreadable, or zero sample rate/channels.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
+        fmt, subtype = str(f.format), str(f.subtype)
+    if sr <= 0 or ch <= 0:
+        raise AudioDecodeError(path, f"invalid header (sample rate {sr}, channels {ch})")
+    return AudioInfo(duration=frames / sr, sample_rate=sr, channels=ch, format=fmt, frames=frames,
+                     subtype=subtype)
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (``scipy.signal.resample_poly``).
+
+    Args:
+        x: (..., n) float array.
+        sr_in, sr_out: positive integer sample rates (Hz).
+    Returns:
+        (..., ceil(n * sr_out / sr_in)) array of the input float dtype (float32 for ints).
+        ``x`` is returned unchanged (no copy) when the rates are equal.
+    """
+    sr_in, sr_out = int(sr_in), int(sr_out)
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"Sample rates must be positive, got sr_in={sr_in}, sr_out={sr_out}")
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    if sr_in == sr_out:
+        return x
+    g = math.gcd(sr_in, sr_out)
+    up, down = sr_out // g, sr_in // g
+    if x.shape[-1] == 0:
+        return np.zeros(x.shape[:-1] + (0,), dtype=x.dtype)
+    y = resample_poly(x, up, down, axis=-1)
+    return y.astype(x.dtype, copy=False)
+
+
+def load_audio(
+    path: str | Path,
+    sample_rate: int,
+    mono: bool = True,
+    max_seconds: float | None = None,
+    offset: float = 0.0,
+    nonfinite: Literal["error", "zero"] = "error",
+) -> np.ndarray:
+    """Decode ``path``, down-mix, resample to ``sample_rate``.
+
+    Only ``[offset, offset + max_seconds)`` is read from the file (seek + bounded read), so
+    keeping 10 s of a one-hour file decodes 10 s.
+
+    Args:
+        path: any format libsndfile reads (wav, flac, ogg/vorbis/opus, mp3, aiff, ...).
+        sample_rate: target rate in Hz (e.g. 32000 for PANNs).
+        mono: down-mix by the channel mean. If False the result keeps its channels.
+        max_seconds: keep at most this many seconds (None: the whole file).
+        offset: start reading at this time (seconds).
+        nonfinite: what to do with NaN/Inf samples (possible in float wav files):
+            ``"error"`` (default) raises AudioDecodeError; ``"zero"`` replaces them by 0
+            and emits a ``RuntimeWarning`` naming the file.
+    Returns:
+        (n,) float32 when ``mono`` else (channels, n) float32; n >= 1.
+    Raises:
+        AudioDecodeError: file missing / not a file / unreadable / corrupt / zero frames /
+            offset past the end / non-finite samples (with ``nonfinite="error"``).
+        ValueError: invalid arguments.
+    """
+    path = Path(path)
+    if nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(f"Invalid nonfinite policy {nonfinite!r}. Valid: {', '.join(NONFINITE_POLICIES)}")
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    if max_seconds is not None and max_seconds <= 0:
+        raise ValueError(f"max_seconds must be positive or None, got {max_seconds!r}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset!r}")
+    with _open(path) as f:
+        sr = int(f.samplerate)
+        if sr <= 0 or f.channels <= 0:
+            raise AudioDecodeError(path, f"invalid header (sample rate {sr}, channels {f.channels})")
+        start = int(round(offset * sr))
+        # a few extra input samples so the resampling filter sees real context at the cut
+        n_read = -1 if max_seconds is None else max(1, int(math.ceil(max_seconds * sr))) + _MARGIN
+        try:
+            if start > 0:
+                if f.frames > 0 and start >= f.frames:
+                    raise AudioDecodeError(
+                        path, f"offset {offset:g} s is past the end (duration {f.frames / sr:g} s)")
+                f.seek(start)
+            data = f.read(frames=n_read, dtype="float32", always_2d=True)  # (n, C)
+        except AudioDecodeError:
+            raise
+        except Exception as e:
+            msg = str(e).strip() or type(e).__name__
+            raise AudioDecodeError(path, f"corrupt or truncated data ({msg})") from e
+    if data.shape[0] == 0:
+        reason = "no audio frames (empty file)" if start == 0 else f"no audio frames after offset {offset:g} s"
+        raise AudioDecodeError(path, reason)
+    finite = np.isfinite(data)
+    if not finite.all():
+        n_bad = int(data.size - finite.sum())
+        if nonfinite == "error":
+            raise AudioDecodeError(path, f"{n_bad} non-finite (NaN/Inf) samples")
+        warnings.warn(f"{path}: replaced {n_bad} non-finite (NaN/Inf) samples by 0", RuntimeWarning,
+                      stacklevel=2)
+        data = np.where(finite, data, np.float32(0.0))
+    x = data.mean(axis=1) if mono else np.ascontiguousarray(data.T)  # (n,) | (C, n)
+    x = resample(x.astype(np.float32, copy=False), sr, int(sample_rate))
+    if max_seconds is not None:
+        x = x[..., : max(1, int(math.ceil(max_seconds * sample_rate)))]
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _is_torch(x: Any) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _randint(high: int, generator: Any) -> int:
+    """Uniform integer in [0, high] from a torch.Generator, np.random.Generator or None."""
+    if high <= 0:
+        return 0
+    if isinstance(generator, np.random.Generator):
+        return int(generator.integers(0, high + 1))
+    if generator is None or isinstance(generator, torch.Generator):
+        return int(torch.randint(0, high + 1, (1,), generator=generator).item())
+    raise TypeError(f"generator must be a torch.Generator, np.random.Generator or None, got {type(generator)}")
+
+
+def crop_or_pad(x: Any, length: int, random: bool = False, generator: Any = None) -> tuple[Any, Any]:
+    """Crop or zero-pad the last axis of ``x`` to ``length``.
+
+    Args:
+        x: (..., n) numpy array or torch tensor.
+        length: target length (>= 1).
+        random: crop at a uniformly random offset (training); otherwise keep the start.
+            Padding always goes at the end.
+        generator: ``torch.Generator`` or ``np.random.Generator`` for the random offset.
+    Returns:
+        (x (..., length), mask (length,) bool) of the same library as ``x``; ``mask`` is True
+        on real samples (a prefix) and broadcasts over the leading dims.
+    """
+    length = int(length)
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    n = x.shape[-1]
+    if n >= length:
+        start = _randint(n - length, generator) if random else 0
+        out = x[..., start:start + length]
+        valid = length
+    else:
+        pad = length - n
+        if _is_torch(x):
+            out = torch.nn.functional.pad(x, (0, pad))
+        else:
+            out = np.pad(np.asarray(x), [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+        valid = n
+    if _is_torch(x):
+        mask = torch.arange(length, device=x.device) < valid
+    else:
+        mask = np.arange(length) < valid
+    return out, mask
+
+
+def segment(x: Any, sample_rate: int, seconds: float = 10.0, hop: float | None = None) -> tuple[Any, Any]:
+    """Cut a long 1-D clip into fixed-length segments (METHODS.md §2, 10 s encoders).
+
+    Args:
+        x: (n,) numpy array or torch tensor.
+        sample_rate: Hz.
+        seconds: segment length.
+        hop: hop between segment starts in seconds (default ``seconds``: no overlap).
+    Returns:
+        (segments (n_seg, seg_len), mask (n_seg, seg_len) bool). Segment ``i`` starts at
+        ``i * hop``; the last one is zero-padded and every sample of ``x`` lies in some
+        segment. A clip no longer than ``seconds`` gives one segment (padded if shorter).
+    """
+    if x.ndim != 1:
+        raise ValueError(f"segment expects a 1-D signal (n,), got shape {tuple(x.shape)}")
+    seg = int(round(seconds * sample_rate))
+    step = seg if hop is None else int(round(hop * sample_rate))
+    if seg < 1 or step < 1:
+        raise ValueError(f"seconds and hop must give >= 1 sample, got seconds={seconds}, hop={hop}")
+    if step > seg:
+        raise ValueError(f"hop ({hop} s) must not exceed seconds ({seconds} s): samples would be skipped")
+    n = x.shape[0]
+    n_seg = 1 if n <= seg else 1 + int(math.ceil((n - seg) / step))
+    starts = [i * step for i in range(n_seg)]
+    if _is_torch(x):
+        padded = torch.nn.functional.pad(x, (0, max(0, starts[-1] + seg - n)))
+        segs = torch.stack([padded[s:s + seg] for s in starts])
+        idx = torch.tensor(starts, device=x.device)[:, None] + torch.arange(seg, device=x.device)
+    else:
+        padded = np.pad(np.asarray(x), (0, max(0, starts[-1] + seg - n)))
+        segs = np.stack([padded[s:s + seg] for s in starts])
+        idx = np.asarray(starts)[:, None] + np.arange(seg)
+    return segs, idx < n
+
+
+def batch_waves(waves: Sequence[Any], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack 1-D waves of different lengths into a padded batch.
+
+    Args:
+        waves: B arrays/tensors of shape (n_i,).
+        max_len: crop longer waves (keeping their start) to this many samples.
+    Returns:
+        (wave (B, N) float32, mask (B, N) bool) with N = min(max n_i, max_len), N >= 1;
+        a zero-length wave gives an all-False row.
+    """
+    if len(waves) == 0:
+        raise ValueError("batch_waves needs at least one wave")
+    ts = [torch.as_tensor(np.asarray(w) if not _is_torch(w) else w, dtype=torch.float32) for w in waves]
+    for i, t in enumerate(ts):
+        if t.ndim != 1:
+            raise ValueError(f"wave {i} must be 1-D (n,), got shape {tuple(t.shape)}")
+    n = max(1, max(t.shape[0] for t in ts))
+    if max_len is not None:
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        n = min(n, int(max_len))
+    out = torch.zeros(len(ts), n, dtype=torch.float32)
+    lengths = torch.zeros(len(ts), dtype=torch.long)
+    for i, t in enumerate(ts):
+        k = min(n, t.shape[0])
+        out[i, :k] = t[:k]
+        lengths[i] = k
+    mask = torch.arange(n)[None, :] < lengths[:, None]  # (B, N)
+    return out, mask

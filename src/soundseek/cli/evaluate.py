@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a soundseek checkpoint (best.pt / last.pt)")
+    p.add_argument("--split", default=None, help="split to evaluate (default: the config's eval.split)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set data.path=../clotho --set eval.sk=true")
+    p.add_argument("--sk", action="store_true", help="add Sinkhorn-Knopp corrected A2T")
+    p.add_argument("--ot", action="store_true", help="add OT-plan retrieval")
+    p.add_argument("--random", action="store_true", help="add a random-ranking baseline")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from soundseek.config import apply_overrides
+    from soundseek.train.data import prepare
+    from soundseek.train.evaluate import evaluate, format_table, random_baseline
+    from soundseek.train.loop import load_model
+
+    model, cfg, _ = load_model(args.checkpoint)
+    cfg = apply_overrides(cfg, args.set)
+    split = args.split or cfg.eval.split
+    data = prepare(cfg, progress=not args.json)
+    m = evaluate(model, data, split, chunk=cfg.eval.chunk, sk=args.sk or cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
+                 sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=args.ot or cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
+    base = random_baseline(data.view(split)) if args.random else None
+    if args.json:
+        if base:
+            m["random"] = base
+        print(json.dumps(m, indent=2))
+    else:
+        print(f"{split} split: {m['n_captions']} captions, {m['n_clips']} clips")
+        print(format_table(m, base))
+        if "modality_gap" in m:
+            print(f"modality gap: {m['modality_gap']:.3f}")
+    return 0

@@ -1,0 +1,109 @@
+"""Evaluation on cached features: all-pairs scores, both directions' metrics (METHODS §9),
+optional Sinkhorn-Knopp A2T correction (§5) and OT-plan retrieval (§8)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from soundseek.model import RetrievalModel
+from soundseek.train.data import Prepared, SplitView
+
+METRIC_KEYS = ("R1", "R5", "R10", "R50", "mAP10", "medR", "meanR")
+
+
+def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+@torch.no_grad()
+def encode_view(model: RetrievalModel, data: Prepared, view: SplitView, batch: int = 256):
+    """Per-caption and per-clip representations of one split (dicts of tensors)."""
+    model.eval()
+    texts, audios = [], []
+    for s in range(0, view.n_captions, batch):
+        tokens, tmask, sent = data.text.batch(view.caption_rows[s : s + batch])
+        texts.append(model.encode_text(tokens, tmask, sent))
+    for s in range(0, view.n_clips, batch):
+        frames, fmask = data.audio.batch(view.clip_rows[s : s + batch])
+        audios.append(model.encode_audio(frames, fmask))
+    return _cat(texts), _cat(audios)
+
+
+@torch.no_grad()
+def score_view(model: RetrievalModel, data: Prepared, view: SplitView, chunk: int = 256) -> torch.Tensor:
+    """(n_captions, n_clips) scores of every caption against every clip of the split."""
+    text, audio = encode_view(model, data, view)
+    return model.score(text, audio, chunk=chunk).float()
+
+
+def random_baseline(view: SplitView, seed: int = 0) -> dict[str, dict[str, float]]:
+    from soundseek import metrics
+
+    g = np.random.default_rng(seed)
+    s = g.standard_normal((view.n_captions, view.n_clips))
+    return {"t2a": metrics.t2a(s, view.caption_audio), "a2t": metrics.a2t(s.T, view.caption_audio)}
+
+
+@torch.no_grad()
+def evaluate(
+    model: RetrievalModel,
+    data: Prepared,
+    split: str,
+    chunk: int = 256,
+    sk: bool = False,
+    sk_iter: int = 10,
+    sk_tau: float = 0.0,
+    sk_split: str = "train",
+    ot: bool = False,
+    ot_reg: float = 0.03,
+) -> dict[str, Any]:
+    """Metrics of ``split``: {"t2a": {...}, "a2t": {...}, optionally "a2t_sk", "t2a_ot", "a2t_ot", "modality_gap"}."""
+    from soundseek import metrics
+
+    view = data.view(split)
+    text, audio = encode_view(model, data, view)
+    scores = model.score(text, audio, chunk=chunk).float()  # (n_captions, n_clips)
+    out: dict[str, Any] = {
+        "t2a": metrics.t2a(scores, view.caption_audio),
+        "a2t": metrics.a2t(scores.T, view.caption_audio),
+        "n_clips": view.n_clips,
+        "n_captions": view.n_captions,
+    }
+    if "emb" in text and "emb" in audio:
+        out["modality_gap"] = float(metrics.modality_gap(audio["emb"], text["emb"]))
+    if sk:
+        from soundseek.scoring.sk import apply_bias, sk_bias
+
+        tau = sk_tau or model.temperature()
+        train = data.view(sk_split)
+        _, train_audio = encode_view(model, data, train)
+        ref = model.score(text, train_audio, chunk=chunk).float().T  # (G train clips, J test captions)
+        beta = sk_bias(ref, tau, n_iter=sk_iter)
+        out["a2t_sk"] = metrics.a2t(apply_bias(scores.T, beta, tau), view.caption_audio)
+        out["sk_tau"] = tau
+    if ot:
+        from soundseek.ot import plan_scores
+
+        cost = torch.sqrt(torch.clamp(2 - 2 * scores.double(), min=0)) if _is_cosine(scores) else -scores.double()
+        out["t2a_ot"] = metrics.t2a(plan_scores(cost, ot_reg), view.caption_audio)
+        out["a2t_ot"] = metrics.a2t(plan_scores(cost.T.contiguous(), ot_reg), view.caption_audio)
+    return out
+
+
+def _is_cosine(scores: torch.Tensor) -> bool:
+    return bool(scores.min() >= -1.0001 and scores.max() <= 1.0001)
+
+
+def format_table(results: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    """A markdown table of every direction's metrics (percent for recalls/mAP)."""
+    rows = [(k, v) for k, v in results.items() if isinstance(v, dict) and "R1" in v]
+    if baseline:
+        rows += [(f"{k} (random)", v) for k, v in baseline.items()]
+    head = "| direction | " + " | ".join(METRIC_KEYS) + " |"
+    lines = [head, "|" + "---|" * (len(METRIC_KEYS) + 1)]
+    for name, m in rows:
+        cells = [f"{100 * m[k]:.1f}" if k not in ("medR", "meanR") else f"{m[k]:.1f}" for k in METRIC_KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

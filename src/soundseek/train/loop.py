@@ -1,0 +1,204 @@
+"""The training loop on cached features: seeded, resumable to the same result, checkpointed
+every epoch (``last.pt``) and at the best validation score (``best.pt``)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from soundseek.config import ConfigError, to_dict
+from soundseek.model import RetrievalModel
+from soundseek.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from soundseek.train.config import Config
+from soundseek.train.data import Prepared, SplitView
+from soundseek.train.evaluate import evaluate
+from soundseek.train.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def config_hash(cfg: Config) -> str:
+    """Hash of everything that changes the result (not where it is written or how it is shown)."""
+    d = to_dict(cfg)
+    for k in ("out_dir", "progress", "tensorboard", "num_threads"):
+        d["train"].pop(k, None)
+    d.pop("eval", None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def monitor_value(metrics: dict[str, Any], monitor: str) -> float:
+    if monitor == "mAP10":
+        return float(metrics["t2a"]["mAP10"])
+    return float(sum(metrics[d][k] for d in ("t2a", "a2t") for k in ("R1", "R5", "R10")))
+
+
+def epoch_batches(view: SplitView, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Shuffled caption positions of the split, batched; a function of (seed, epoch) only."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(view.n_captions, generator=g).numpy()
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    return [b for b in batches if len(b) >= 2]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, data: Prepared, out_dir: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.out = Path(out_dir or cfg.train.out_dir)
+        torch.manual_seed(cfg.train.seed)
+        self.model = RetrievalModel.from_config(cfg, data.audio_dim, data.text_dim)
+        self.train_view = data.view(cfg.data.train_split)
+        self.val_view = data.view(cfg.data.val_split) if cfg.data.val_split in data.splits else None
+        self.steps_per_epoch = len(epoch_batches(self.train_view, cfg.train.batch_size, 0, 0))
+        groups = self.model.param_groups(cfg.optim.lr, cfg.optim.lr_groups)
+        self.opt = build_optimizer(groups, cfg.optim)
+        self.sched = build_scheduler(self.opt, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
+        self.spec_augment = None
+        if cfg.train.spec_augment:
+            from soundseek.audio.augment import SpecAugment
+
+            self.spec_augment = SpecAugment()
+        self.epoch = 0
+        self.best = -float("inf")
+        self.history: list[dict[str, Any]] = []
+        self.hash = config_hash(cfg)
+
+    # -- state ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.cfg),
+            "config_hash": self.hash,
+            "audio_dim": self.data.audio_dim,
+            "text_dim": self.data.text_dim,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "history": self.history,
+            "rng": torch.get_rng_state(),
+        }
+
+    def try_resume(self) -> bool:
+        last = self.out / "last.pt"
+        if not last.is_file():
+            return False
+        ckpt = load_checkpoint(last)
+        if ckpt.get("config_hash") != self.hash:
+            raise ConfigError(
+                f"{last} was written by a different configuration; use another train.out_dir or --restart"
+            )
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.epoch, self.best, self.history = ckpt["epoch"], ckpt["best"], list(ckpt["history"])
+        torch.set_rng_state(ckpt["rng"])
+        log.info("resuming %s after epoch %d", self.out, self.epoch)
+        return True
+
+    # -- loop -----------------------------------------------------------------------
+    def train_step(self, rows: np.ndarray) -> float:
+        v = self.train_view
+        cfg = self.cfg
+        tokens, tmask, sent = self.data.text.batch(v.caption_rows[rows])
+        owners = v.caption_audio[rows]
+        frames, fmask = self.data.audio.batch(v.clip_rows[owners])
+        if self.spec_augment is not None:
+            frames = self.spec_augment(frames, fmask) if _takes_mask(self.spec_augment) else self.spec_augment(frames)
+        clip_ids = torch.as_tensor(owners)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+            text = self.model.encode_text(tokens, tmask, sent)
+            audio = self.model.encode_audio(frames, fmask)
+            loss = self.model(text, audio, clip_ids)
+        self.opt.zero_grad(set_to_none=True)
+        loss.float().backward()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.model.after_step()
+        return float(loss.detach())
+
+    def fit(self, resume: bool = True) -> dict[str, Any]:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.try_resume()
+        atomic_write_bytes(self.out / "config.yaml", lambda f: f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False).encode()))
+        writer = _tensorboard(self.out) if cfg.train.tensorboard else None
+        while self.epoch < cfg.train.epochs:
+            self.model.train()
+            t0 = time.time()
+            batches = epoch_batches(self.train_view, cfg.train.batch_size, cfg.train.seed, self.epoch)
+            losses = []
+            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not cfg.train.progress, leave=False)
+            for rows in bar:
+                losses.append(self.train_step(rows))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            self.epoch += 1
+            record: dict[str, Any] = {"epoch": self.epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0,
+                                      "lr": self.sched.get_last_lr()[0]}
+            if self.val_view is not None:
+                m = evaluate(self.model, self.data, cfg.data.val_split, chunk=cfg.eval.chunk)
+                record["val"] = {"t2a": m["t2a"], "a2t": m["a2t"]}
+                record["monitor"] = monitor_value(m, cfg.train.monitor)
+            self.history.append(record)
+            improved = self.val_view is None or record["monitor"] > self.best
+            if improved:
+                self.best = record.get("monitor", self.best)
+                save_checkpoint(self.out / "best.pt", self.state())
+            save_checkpoint(self.out / "last.pt", self.state())
+            self._log(record, writer)
+        if writer is not None:
+            writer.close()
+        return {"best": self.best, "history": self.history, "out_dir": str(self.out)}
+
+    def _log(self, record: dict[str, Any], writer) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        msg = f"epoch {record['epoch']}: loss {record['loss']:.4f}"
+        if "val" in record:
+            v = record["val"]
+            msg += f"  val T2A R1 {100 * v['t2a']['R1']:.1f} mAP10 {100 * v['t2a']['mAP10']:.1f}  A2T R1 {100 * v['a2t']['R1']:.1f}"
+        log.info(msg)
+        if self.cfg.train.progress:
+            tqdm.write(msg)
+        if writer is not None:
+            writer.add_scalar("train/loss", record["loss"], record["epoch"])
+            writer.add_scalar("train/lr", record["lr"], record["epoch"])
+            for d, m in record.get("val", {}).items():
+                for k, val in m.items():
+                    writer.add_scalar(f"val/{d}/{k}", val, record["epoch"])
+
+
+def _takes_mask(module) -> bool:
+    import inspect
+
+    return len(inspect.signature(module.forward).parameters) >= 2
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is an optional extra
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def load_model(path: str | Path) -> tuple[RetrievalModel, Config, dict[str, Any]]:
+    """Rebuild the trained model and its config from a checkpoint (weights_only)."""
+    from soundseek.config import from_dict
+
+    ckpt = load_checkpoint(path)
+    cfg = from_dict(Config, ckpt["config"])
+    model = RetrievalModel.from_config(cfg, int(ckpt["audio_dim"]), int(ckpt["text_dim"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, ckpt
