@@ -16,6 +16,7 @@ from soundseek.config import ConfigError
 class DataConfig:
     path: str = ""  # corpus root / manifest; "" = the built-in synthetic corpus
     format: str = "auto"
+    extra: list[str] = field(default_factory=list)  # more corpora merged in ("synthetic" = the built-in one)
     synthetic_clips: int = 600
     synthetic_seed: int = 0
     train_split: str = "train"

@@ -54,17 +54,16 @@ class Prepared:
         return self.splits[name]
 
 
-def load_training_corpus(cfg: Config) -> Corpus:
-    """The corpus named by ``cfg.data`` with splits, extra captions and caption noise applied."""
+def _load_one(cfg: Config, path: str, fmt: str) -> Corpus:
     from soundseek.data.formats import load_corpus
 
-    if cfg.data.path:
-        corpus = load_corpus(cfg.data.path, cfg.data.format)
-    else:
+    if path in ("", "synthetic"):
         from soundseek.data.synthetic import make_synthetic_corpus
 
         root = Path(cfg.data.cache_dir) / f"synthetic-{cfg.data.synthetic_clips}-{cfg.data.synthetic_seed}"
         corpus = make_synthetic_corpus(root, n_clips=cfg.data.synthetic_clips, seed=cfg.data.synthetic_seed)
+    else:
+        corpus = load_corpus(path, fmt)
     if corpus.errors:
         for p in corpus.errors[:20]:
             log.warning("%s", p)
@@ -76,6 +75,21 @@ def load_training_corpus(cfg: Config) -> Corpus:
         from soundseek.data.splits import assign_splits
 
         corpus = assign_splits(corpus, seed=cfg.data.split_seed)
+    return corpus
+
+
+def load_training_corpus(cfg: Config) -> Corpus:
+    """The corpus named by ``cfg.data`` (plus ``data.extra`` corpora) with splits, extra
+    captions and caption noise applied."""
+    corpus = _load_one(cfg, cfg.data.path, cfg.data.format)
+    if cfg.data.extra:
+        parts = [corpus] + [_load_one(cfg, p, "auto") for p in cfg.data.extra]
+        clips = []
+        for k, part in enumerate(parts):
+            for c in part.clips:
+                c.id = f"{k}:{c.id}" if k else c.id
+                clips.append(c)
+        corpus = Corpus("+".join(p.name for p in parts), clips, [q for p in parts for q in p.problems])
     if cfg.data.extra_captions:
         from soundseek.data.augment import add_extra_captions, load_extra_captions
 

@@ -1,0 +1,132 @@
+"""Training loop on in-memory features: learning happens, resume is exact, checkpoints are safe."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from soundseek.config import ConfigError, apply_overrides
+from soundseek.data.types import Clip, Corpus
+from soundseek.train.checkpoint import load_checkpoint
+from soundseek.train.config import Config
+from soundseek.train.data import Prepared, SplitView
+from soundseek.train.evaluate import evaluate, random_baseline
+from soundseek.train.loop import Trainer, load_model
+from soundseek.train.memory import ArrayAudioStore, ArrayTextStore
+
+DA, DT = 24, 16
+
+
+def toy_prepared(n_clips=60, caps=3, seed=0) -> Prepared:
+    """Clips drawn around 12 latent 'sound classes'; captions see a noisy linear view of the class."""
+    g = np.random.default_rng(seed)
+    centres_a = g.standard_normal((12, DA))
+    mix = g.standard_normal((DA, DT))
+    frames, tokens, sent, clips = [], [], [], []
+    for i in range(n_clips):
+        c = i % 12
+        t = int(g.integers(3, 9))
+        frames.append(centres_a[c] + 0.3 * g.standard_normal((t, DA)))
+        split = "train" if i < 36 else ("val" if i < 48 else "test")
+        clips.append(Clip(id=f"c{i}", audio=__import__("pathlib").Path(f"c{i}.wav"), captions=[f"cap {i} {k}" for k in range(caps)], split=split))
+        for _ in range(caps):
+            L = int(g.integers(2, 7))
+            tok = centres_a[c] @ mix + 0.5 * g.standard_normal((L, DT))
+            tokens.append(tok)
+            sent.append(tok.mean(0))
+    corpus = Corpus("toy", clips)
+    views = {}
+    for name in ("train", "val", "test"):
+        rows = [i for i, c in enumerate(clips) if c.split == name]
+        cap_rows = [i * caps + k for i in rows for k in range(caps)]
+        owner = [p for p in range(len(rows)) for _ in range(caps)]
+        views[name] = SplitView(name, np.array(rows), np.array(cap_rows), np.array(owner),
+                                [clips[i] for i in rows], [f"cap {i} {k}" for i in rows for k in range(caps)])
+    return Prepared(corpus, ArrayAudioStore(frames), ArrayTextStore(tokens, np.stack(sent)), DA, DT, views)
+
+
+def toy_config(tmp_path, *sets: str) -> Config:
+    return apply_overrides(Config(), [
+        f"train.out_dir={tmp_path / 'run'}", "train.epochs=4", "train.batch_size=16", "train.progress=false",
+        "train.tensorboard=false", "model.embed_dim=32", "optim.lr=3e-3", *sets,
+    ])
+
+
+def test_training_beats_random_and_writes_checkpoints(tmp_path):
+    data = toy_prepared()
+    cfg = toy_config(tmp_path, "train.epochs=8")
+    result = Trainer(cfg, data).fit()
+    out = tmp_path / "run"
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file() and (out / "config.yaml").is_file()
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == list(range(1, 9))
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    model, cfg2, _ = load_model(out / "best.pt")
+    m = evaluate(model, data, "test")
+    rnd = random_baseline(data.view("test"))
+    assert m["t2a"]["R10"] > rnd["t2a"]["R10"] + 0.3, (m, rnd)
+    assert result["best"] == pytest.approx(max(l["monitor"] for l in lines))
+
+
+@pytest.mark.parametrize("sets", [(), ("model.scorer=tap", "model.options={attn_dim: 16}", "loss.name=pmr", "loss.options={}")])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, sets):
+    data = toy_prepared()
+    full = Trainer(toy_config(tmp_path / "a", *sets), data)
+    full.fit()
+    # interrupted after 2 of 4 epochs, then resumed by a fresh trainer (a new process)
+    part = Trainer(toy_config(tmp_path / "b", "train.epochs=2", *sets), data)
+    part.fit()
+    ckpt = load_checkpoint(tmp_path / "b" / "run" / "last.pt")
+    assert ckpt["epoch"] == 2
+    # same recipe with 4 epochs must not reuse a 2-epoch schedule silently: it is a different config
+    with pytest.raises(ConfigError, match="different configuration"):
+        Trainer(toy_config(tmp_path / "b", *sets), data).fit()
+    # an interruption inside the 4-epoch run: keep its epoch-2 checkpoint, drop later ones
+    _train_epochs(Trainer(toy_config(tmp_path / "c", *sets), data), 2)
+    resumed = Trainer(toy_config(tmp_path / "c", *sets), data)
+    resumed.fit()
+    a = full.model.state_dict()
+    b = resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert full.history[-1]["loss"] == resumed.history[-1]["loss"]
+
+
+def _train_epochs(trainer: Trainer, n: int) -> None:
+    """Run the first n epochs of a longer run, as a run killed after epoch n would have."""
+    total = trainer.cfg.train.epochs
+    trainer.cfg.train.epochs = n
+    trainer.fit()
+    trainer.cfg.train.epochs = total
+
+
+def test_checkpoint_loading_refuses_code_and_garbage(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"format": "soundseek-checkpoint", "x": Evil()}))
+    with pytest.raises(ValueError, match="not a loadable soundseek checkpoint"):
+        load_checkpoint(bad)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="no format tag"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_bad_model_options_list_valid_ones(tmp_path):
+    data = toy_prepared()
+    with pytest.raises(ConfigError, match="Unknown key model.options.'poolin'"):
+        Trainer(toy_config(tmp_path, "model.options={poolin: mean}"), data)
+    with pytest.raises(KeyError, match="Valid:"):
+        Trainer(toy_config(tmp_path, "loss.name=ntxnet"), data)
+    with pytest.raises(ConfigError, match="lr group"):
+        Trainer(toy_config(tmp_path, "optim.lr_groups={encoder: 0.1}"), data)
