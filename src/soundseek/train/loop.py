@@ -14,6 +14,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from soundseek import distributed as dist
 from soundseek.config import ConfigError, to_dict
 from soundseek.model import RetrievalModel
 from soundseek.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
@@ -106,20 +107,32 @@ class Trainer:
 
     # -- loop -----------------------------------------------------------------------
     def train_step(self, rows: np.ndarray) -> float:
+        """One optimiser step on the global batch ``rows`` (caption positions of the split).
+
+        Under torch.distributed each rank encodes its contiguous slice of the batch, the
+        representations are all-gathered with gradients, and every rank computes the loss of
+        the whole global batch: N processes train the same objective as one process (§ issue 5).
+        """
         v = self.train_view
         cfg = self.cfg
-        tokens, tmask, sent = self.data.text.batch(v.caption_rows[rows])
+        world, rank = dist.world_size(), dist.rank()
         owners = v.caption_audio[rows]
-        frames, fmask = self.data.audio.batch(v.clip_rows[owners])
-        if self.spec_augment is not None:
+        clip_ids = torch.as_tensor(owners)  # (B,) global
+        local = np.array_split(np.arange(len(rows)), world)[rank]
+        tokens, tmask, sent = self.data.text.batch(v.caption_rows[rows[local]])
+        frames, fmask = self.data.audio.batch(v.clip_rows[owners[local]])
+        if self.spec_augment is not None and self.model.training:
             frames = self.spec_augment(frames, fmask) if _takes_mask(self.spec_augment) else self.spec_augment(frames)
-        clip_ids = torch.as_tensor(owners)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
             text = self.model.encode_text(tokens, tmask, sent)
             audio = self.model.encode_audio(frames, fmask)
+            if world > 1:
+                text, audio = dist.gather_repr(text), dist.gather_repr(audio)
             loss = self.model(text, audio, clip_ids)
         self.opt.zero_grad(set_to_none=True)
         loss.float().backward()
+        if world > 1:
+            dist.average_gradients(self.model)
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
         self.opt.step()
@@ -132,14 +145,16 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.try_resume()
-        atomic_write_bytes(self.out / "config.yaml", lambda f: f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False).encode()))
-        writer = _tensorboard(self.out) if cfg.train.tensorboard else None
+        main = dist.is_main()
+        if main:
+            atomic_write_bytes(self.out / "config.yaml", lambda f: f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False).encode()))
+        writer = _tensorboard(self.out) if cfg.train.tensorboard and main else None
         while self.epoch < cfg.train.epochs:
             self.model.train()
             t0 = time.time()
             batches = epoch_batches(self.train_view, cfg.train.batch_size, cfg.train.seed, self.epoch)
             losses = []
-            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not cfg.train.progress, leave=False)
+            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not (cfg.train.progress and main), leave=False)
             for rows in bar:
                 losses.append(self.train_step(rows))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
@@ -154,9 +169,12 @@ class Trainer:
             improved = self.val_view is None or record["monitor"] > self.best
             if improved:
                 self.best = record.get("monitor", self.best)
-                save_checkpoint(self.out / "best.pt", self.state())
-            save_checkpoint(self.out / "last.pt", self.state())
-            self._log(record, writer)
+            if dist.is_main():
+                if improved:
+                    save_checkpoint(self.out / "best.pt", self.state())
+                save_checkpoint(self.out / "last.pt", self.state())
+                self._log(record, writer)
+            dist.barrier()
         if writer is not None:
             writer.close()
         return {"best": self.best, "history": self.history, "out_dir": str(self.out)}
