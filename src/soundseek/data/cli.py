@@ -18,9 +18,15 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``data`` command (with ``check`` and ``synth``) to ``subparsers``."""
+    p = subparsers.add_parser("data", help="inspect datasets, build the synthetic demo corpus")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``check`` and ``synth`` actions of ``soundseek data``."""
     from soundseek.data.formats import FORMATS
 
-    p = subparsers.add_parser("data", help="inspect datasets, build the synthetic demo corpus")
     sub = p.add_subparsers(dest="data_command", required=True)
     c = sub.add_parser("check", help="read a dataset, probe its audio, list every problem")
     c.add_argument("path", type=Path, help="dataset root (folder, .jsonl manifest or WavCaps .json)")
@@ -35,7 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sample-rate", type=int, default=22050)
     p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

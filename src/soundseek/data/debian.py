@@ -1,0 +1,430 @@
+"""Real captioned sound-effect corpora built from Debian packages (docs/data-prep.md).
+
+``soundseek prepare debian OUT_DIR`` downloads game / desktop-theme packages with
+``apt-get download``, unpacks them with ``dpkg -x`` into a cache, finds their sound effects,
+derives a caption from each file name (:mod:`soundseek.data.debian_captions`) and writes::
+
+    OUT_DIR/
+    ├── manifest.jsonl        # {"audio", "captions", "source", "license", "duration", "origin"}
+    └── audio/<package>/...   # files copied as shipped (not transcoded)
+
+The manifest is the generic JSONL format of METHODS.md §1 (``load_corpus(path, "manifest")``).
+
+Independence rule: the packages in :data:`RESERVED_EVAL` (``openttd-opensfx``,
+``tuxpaint-stamps-*``) only ever go into the evaluation corpus (``--eval``), and the
+packages of real-sfx-dev (:data:`REAL_SFX_DEV`) never go into training;
+:func:`check_training_packages` enforces both, and clips whose bytes equal a clip of an
+``avoid`` manifest are dropped.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator
+
+from soundseek.data.debian_captions import caption_from_path
+
+RESERVED_EVAL: tuple[str, ...] = ("openttd-opensfx", "tuxpaint-stamps-*")
+"""Packages kept for independent evaluation only (never training)."""
+REAL_SFX_DEV: tuple[str, ...] = ("sonic-pi-samples", "wesnoth*", "sound-theme-freedesktop")
+"""Packages that real-sfx-dev was built from (never training, so its evaluation stays independent)."""
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".ogg", ".oga", ".flac", ".mp3", ".opus", ".aif", ".aiff",
+                              ".aifc", ".au", ".voc", ".caf", ".w64"})
+"""Extensions libsndfile (1.2) decodes; files are kept as shipped."""
+UNSUPPORTED_AUDIO = frozenset({".mod", ".xm", ".it", ".s3m", ".mid", ".midi", ".wv", ".raw",
+                               ".spx", ".ape", ".wma", ".m4a", ".aac"})
+"""Audio-like files that are skipped (trackers, MIDI, WavPack, headerless PCM, ...)."""
+_SKIP_DIRS = ("*/music/*", "*/musics/*", "*/doc/*", "*/locale/*")
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """One Debian package and how to read its sounds.
+
+    Args:
+        name: Debian package name; may be a glob (``tuxpaint-stamps-*``) resolved with apt-cache.
+        license: license of the sounds when the copyright file does not say per file (SPDX-like).
+        exclude: globs (on the path inside the package) of files to leave out; the music,
+            doc and locale folders are always left out.
+        drop_prefixes: leading caption words to drop (e.g. the theme name "oxygen").
+        folder_context: put the informative parent folder in front of the caption.
+        reader: "files" (plain sound files), "opensfx" (OpenTTD ``.cat`` sample archive) or
+            "tuxpaint_stamps" (stamp sounds with their ``.txt`` descriptions).
+    """
+
+    name: str
+    license: str
+    exclude: tuple[str, ...] = ()
+    drop_prefixes: tuple[str, ...] = ()
+    folder_context: bool = False
+    reader: str = "files"
+
+
+_VOICE = ("*/voices/*", "*/voice/*", "*/speech/*")
+TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
+    # desktop / chat sound themes
+    PackageSpec("oxygen-sounds", "LGPL-3.0-or-later", drop_prefixes=("oxygen",)),
+    PackageSpec("yaru-theme-sound", "CC-BY-SA-4.0"),
+    PackageSpec("deepin-sound-theme", "GPL-3.0-or-later", drop_prefixes=("x", "deepin")),
+    PackageSpec("psi-plus-sounds", "GPL-2.0-or-later"),
+    PackageSpec("eiskaltdcpp-sounds", "GPL-2.0-or-later"),
+    # games
+    PackageSpec("7kaa-data", "GPL-2.0-or-later"),
+    PackageSpec("a7xpg-data", "BSD-2-Clause"),
+    PackageSpec("abe-data", "GPL-2.0-or-later"),
+    PackageSpec("aisleriot", "GPL-3.0-or-later"),
+    PackageSpec("alienblaster-data", "GPL-2.0-or-later"),
+    PackageSpec("ardentryst", "GPL-3.0-or-later", exclude=("*/VOI_*",), folder_context=True),
+    PackageSpec("barrage", "GPL-2.0-or-later"),
+    PackageSpec("brainparty-data", "GPL-3.0-or-later"),
+    PackageSpec("btanks-data", "GPL-2.0-or-later", folder_context=True),
+    PackageSpec("bzflag-data", "LGPL-2.1 OR MPL-2.0"),
+    PackageSpec("chromium-bsu-data", "Artistic-1.0-cl8"),
+    PackageSpec("cube2-data", "CC-BY-3.0"),
+    PackageSpec("endless-sky-data", "CC-BY-SA-4.0"),
+    PackageSpec("enigma-data", "GPL-2.0-or-later"),
+    PackageSpec("extremetuxracer-data", "GPL-2.0-or-later"),
+    PackageSpec("flare-game", "CC-BY-SA-3.0", exclude=("*/npcs/*",), folder_context=True),
+    PackageSpec("freeciv-data", "GPL-2.0-or-later"),
+    PackageSpec("freedroidrpg-data", "GPL-2.0-or-later",
+                exclude=("*/storyline/*", "*/voice_samples/*", "*/tux_ingame_comments/*"), folder_context=True),
+    PackageSpec("frozen-bubble-data", "GPL-2.0-only"),
+    PackageSpec("gnome-robots", "GPL-3.0-or-later"),
+    PackageSpec("gnubg-data", "GPL-3.0-or-later"),
+    PackageSpec("granatier", "GPL-2.0-or-later"),
+    PackageSpec("gunroar-data", "BSD-2-Clause"),
+    PackageSpec("hedgewars-data", "GPL-2.0-only", exclude=_VOICE),
+    PackageSpec("kapman", "GPL-2.0-or-later"),
+    PackageSpec("kblocks", "GPL-2.0-or-later"),
+    PackageSpec("kbounce", "LGPL-2.0-or-later"),
+    PackageSpec("kgoldrunner", "GPL-2.0-or-later"),
+    PackageSpec("kpat", "GPL-2.0-or-later"),
+    PackageSpec("lbreakout2-data", "GPL-2.0-or-later"),
+    PackageSpec("lincity-ng-data", "GPL-2.0-or-later"),
+    PackageSpec("lugaru-data", "CC-BY-SA-3.0"),
+    PackageSpec("marsshooter-data", "CC-BY-SA-3.0", exclude=("*/announcer/*",)),
+    PackageSpec("megaglest-data", "CC-BY-SA-3.0",  # unit voice lines (ack/select) are speech: left out
+                exclude=("*_ack[0-9]*", "*_select[0-9]*", "*_sel[0-9]*", "*/ack[0-9]*", "*/select[0-9]*")),
+    PackageSpec("minetest-data", "CC-BY-SA-3.0", drop_prefixes=("default", "soundstuff")),
+    PackageSpec("moon-lander-data", "BSD-2-Clause"),
+    PackageSpec("mu-cade-data", "BSD-2-Clause"),
+    PackageSpec("noiz2sa-data", "BSD-2-Clause"),
+    PackageSpec("open-invaders-data", "GPL-2.0-or-later"),
+    PackageSpec("parsec47-data", "BSD-2-Clause"),
+    PackageSpec("pathological", "GPL-2.0-or-later"),
+    PackageSpec("pingus-data", "GPL-2.0-or-later"),
+    PackageSpec("pinball-data", "GPL-2.0-only"),
+    PackageSpec("pokerth-data", "GPL-2.0-or-later"),
+    PackageSpec("powermanga-data", "GPL-3.0-or-later"),
+    PackageSpec("pysiogame", "GPL-3.0-or-later"),
+    PackageSpec("quadrapassel", "GPL-2.0-or-later"),
+    PackageSpec("rrootage-data", "BSD-2-Clause"),
+    PackageSpec("scorched3d-data", "GPL-2.0-or-later"),
+    PackageSpec("solarwolf", "LGPL-2.1-only"),
+    PackageSpec("spacezero", "GPL-3.0-or-later"),
+    PackageSpec("starfighter-data", "GPL-2.0-or-later"),
+    PackageSpec("supertux-data", "GPL-2.0-or-later", exclude=("*/speech/*",)),
+    PackageSpec("titanion-data", "BSD-2-Clause"),
+    PackageSpec("torus-trooper-data", "BSD-2-Clause"),
+    PackageSpec("tumiki-fighters-data", "BSD-2-Clause"),
+    PackageSpec("tuxfootball", "GPL-2.0-or-later"),
+    PackageSpec("tuxmath-data", "GPL-3.0-or-later"),
+    PackageSpec("tuxpaint-data", "GPL-2.0-or-later"),
+    PackageSpec("tuxtype-data", "GPL-2.0-only"),
+    PackageSpec("warmux-data", "GPL-2.0-or-later", exclude=("*/voices/*",), folder_context=True),
+)
+"""Training packages (checked by hand: sound files with meaningful English names)."""
+
+EVAL_PACKAGES: tuple[PackageSpec, ...] = (
+    PackageSpec("openttd-opensfx", "CC-BY-SA-3.0", reader="opensfx"),
+    PackageSpec("tuxpaint-stamps-*", "GPL-2.0-only", reader="tuxpaint_stamps"),
+)
+"""The independent evaluation packages (:data:`RESERVED_EVAL`)."""
+READERS = ("files", "opensfx", "tuxpaint_stamps")
+
+
+def _matches(name: str, patterns: Iterable[str]) -> str | None:
+    return next((p for p in patterns if fnmatch.fnmatchcase(name, p)), None)
+
+
+def check_training_packages(names: Iterable[str]) -> None:
+    """Raise ValueError if a training package is reserved for evaluation or belongs to real-sfx-dev."""
+    for name in names:
+        hit = _matches(name, RESERVED_EVAL)
+        if hit:
+            raise ValueError(f"package {name!r} is reserved for independent evaluation ({hit}); "
+                             "use it only with --eval")
+        hit = _matches(name, REAL_SFX_DEV)
+        if hit:
+            raise ValueError(f"package {name!r} is a real-sfx-dev source ({hit}); training on it "
+                             "would break the independence of real-sfx-dev evaluation")
+
+
+def check_eval_packages(names: Iterable[str]) -> None:
+    """Raise ValueError if an evaluation package is not one of :data:`RESERVED_EVAL`."""
+    for name in names:
+        if not _matches(name, RESERVED_EVAL):
+            raise ValueError(f"evaluation package {name!r} is not reserved; valid: {', '.join(RESERVED_EVAL)}")
+
+
+def select_packages(names: Iterable[str] | None, evaluation: bool) -> list[PackageSpec]:
+    """Specs for ``names`` (None = all of the chosen list); unknown names get the default reader."""
+    table = EVAL_PACKAGES if evaluation else TRAIN_PACKAGES
+    if names is None:
+        specs = list(table)
+    else:
+        by_name = {s.name: s for s in table}
+        specs = [by_name.get(n, PackageSpec(n, "see copyright")) for n in names]
+    (check_eval_packages if evaluation else check_training_packages)(s.name for s in specs)
+    for s in specs:
+        if s.reader not in READERS:
+            raise ValueError(f"unknown reader {s.reader!r} for {s.name}; valid: {', '.join(READERS)}")
+    return specs
+
+
+# ---------------------------------------------------------------- download and unpack (cached)
+def resolve_names(pattern: str, run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> list[str]:
+    """Expand a glob package name with ``apt-cache pkgnames``; plain names are returned as is."""
+    if not any(c in pattern for c in "*?["):
+        return [pattern]
+    prefix = pattern.split("*")[0].split("?")[0].split("[")[0]
+    out = run(["apt-cache", "pkgnames", prefix], capture_output=True, text=True, check=True).stdout
+    names = sorted(n for n in out.split() if fnmatch.fnmatchcase(n, pattern))
+    if not names:
+        raise FileNotFoundError(f"no Debian package matches {pattern!r} (run `apt-get update`?)")
+    return names
+
+
+def fetch_package(name: str, cache: Path,
+                  run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
+    """Download (``apt-get download``) and unpack (``dpkg -x``) a package; both steps are cached.
+
+    Returns:
+        ``cache/trees/<name>``, the unpacked file tree.
+    """
+    tree = cache / "trees" / name
+    if (tree / ".complete").is_file():
+        return tree
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{name}_*.deb"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        proc = run(["apt-get", "download", name], cwd=debs, capture_output=True, text=True)
+        found = sorted(debs.glob(f"{name}_*.deb"), key=lambda p: p.stat().st_mtime)
+        if proc.returncode != 0 or not found:
+            raise FileNotFoundError(f"apt-get download {name} failed: {proc.stderr.strip()[-300:]}")
+    tmp = tree.with_name(tree.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run(["dpkg", "-x", str(found[-1]), str(tmp)], check=True, capture_output=True)
+    (tmp / ".complete").write_text(found[-1].name + "\n")
+    shutil.rmtree(tree, ignore_errors=True)
+    os.replace(tmp, tree)
+    return tree
+
+
+# ---------------------------------------------------------------- discovery
+@dataclass
+class Found:
+    """A sound to put in the corpus: ``data`` is set for sounds cut out of an archive."""
+
+    origin: str                 # path inside the package (or archive#index)
+    out_name: str               # path under audio/<package>/
+    caption: str
+    license: str
+    path: Path | None = None
+    data: bytes | None = None
+
+
+@dataclass
+class PackageReport:
+    """What happened to one package's files."""
+
+    package: str
+    found: int = 0
+    kept: int = 0
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, what: str) -> None:
+        self.skipped.setdefault(reason, []).append(what)
+
+    def line(self) -> str:
+        why = ", ".join(f"{k}: {len(v)}" for k, v in sorted(self.skipped.items()))
+        return f"{self.package:28s} found {self.found:5d}  kept {self.kept:5d}  skipped {self.found - self.kept:5d}" + (
+            f"  ({why})" if why else "")
+
+
+def _inner(rel: PurePosixPath) -> str:
+    """Path under audio/<package>/: without the usr/share[/games] prefix."""
+    parts = list(rel.parts)
+    for head in ("usr", "share", "games"):
+        if parts and parts[0] == head and len(parts) > 1:
+            parts.pop(0)
+    return "/".join(parts)
+
+
+def discover_files(tree: Path, spec: PackageSpec, report: PackageReport,
+                   license_of: Callable[[str], str | None] | None = None) -> Iterator[Found]:
+    """Sound files of an unpacked package with their captions (sorted, deterministic)."""
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        rel = PurePosixPath(path.relative_to(tree).as_posix())
+        ext = rel.suffix.lower()
+        if ext not in AUDIO_EXTENSIONS and ext not in UNSUPPORTED_AUDIO:
+            continue
+        report.found += 1
+        where = "/" + str(rel)
+        if _matches(where, _SKIP_DIRS) or _matches(where.lower(), _SKIP_DIRS):
+            report.skip("music/doc folder", str(rel))
+            continue
+        if _matches(where, spec.exclude):
+            report.skip("excluded by package rule", str(rel))
+            continue
+        if ext in UNSUPPORTED_AUDIO:
+            report.skip(f"format {ext} not decoded by libsndfile", str(rel))
+            continue
+        caption = caption_from_path(rel, spec.drop_prefixes, spec.folder_context)
+        if caption is None:
+            report.skip("name carries no meaning", str(rel))
+            continue
+        lic = (license_of(str(rel)) if license_of else None) or spec.license
+        yield Found(str(rel), _inner(rel), caption, lic, path=path)
+
+
+def sha1_bytes(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+# ---------------------------------------------------------------- build
+@dataclass
+class BuildResult:
+    """Rows written and per-package reports of :func:`build_corpus`."""
+
+    rows: list[dict]
+    reports: list[PackageReport]
+
+    def summary(self) -> str:
+        total = sum(r["duration"] for r in self.rows)
+        lines = [r.line() for r in self.reports]
+        lines.append(f"{'total':28s} found {sum(r.found for r in self.reports):5d}  kept {len(self.rows):5d}"
+                     f"  ({total / 60:.1f} min of audio)")
+        return "\n".join(lines)
+
+
+def _probe(found: Found) -> tuple[float | None, str | None]:
+    """(duration in s, None) or (None, reason) using soundfile (libsndfile)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        info = sf.info(io.BytesIO(found.data) if found.data is not None else str(found.path))
+    except Exception as e:  # noqa: BLE001 - libsndfile raises several types for bad files
+        return None, f"unreadable ({type(e).__name__})"
+    if info.frames <= 0 or info.samplerate <= 0:
+        return None, "empty"
+    return info.frames / info.samplerate, None
+
+
+def manifest_hashes(paths: Iterable[Path]) -> set[str]:
+    """sha1 of every audio file listed in the given JSONL manifests."""
+    out: set[str] = set()
+    for m in paths:
+        m = Path(m)
+        m = m / "manifest.jsonl" if m.is_dir() else m
+        for line in m.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                audio = Path(json.loads(line)["audio"])
+                audio = audio if audio.is_absolute() else m.parent / audio
+                if audio.is_file():
+                    out.add(sha1_bytes(audio.read_bytes()))
+    return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_manifest(rows: list[dict], path: Path) -> None:
+    """Write JSONL rows atomically (temp file + os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    _write_atomic(path, text.encode("utf-8"))
+
+
+def build_corpus(
+    out_dir: Path | str,
+    packages: list[PackageSpec],
+    cache: Path | str,
+    max_duration: float = 15.0,
+    min_duration: float = 0.05,
+    avoid: Iterable[Path] = (),
+    fetch: Callable[[str, Path], Path] = fetch_package,
+    resolve: Callable[[str], list[str]] = resolve_names,
+    log: Callable[[str], None] = lambda s: None,
+) -> BuildResult:
+    """Download, unpack, select and copy sound effects; write ``manifest.jsonl`` and ``report.json``.
+
+    Args:
+        out_dir: corpus folder (``manifest.jsonl`` + ``audio/<package>/...``).
+        packages: specs, e.g. ``select_packages(None, evaluation=False)``.
+        cache: folder for ``debs/`` and unpacked ``trees/`` (reused across runs).
+        max_duration, min_duration: clips outside [min, max] seconds are skipped (music, clicks).
+        avoid: manifests whose clips (by file content) must not appear in this corpus.
+        fetch, resolve: download/unpack and glob expansion (replaceable in tests).
+
+    Duplicate files (same bytes) are kept once. Reruns reuse the cache and unchanged copies.
+    """
+    from soundseek.data import debian_readers as readers
+
+    out_dir, cache = Path(out_dir), Path(cache)
+    avoided = manifest_hashes(avoid)
+    seen: set[str] = set()
+    rows: list[dict] = []
+    reports: list[PackageReport] = []
+    for spec in packages:
+        for name in resolve(spec.name):
+            report = PackageReport(name)
+            reports.append(report)
+            tree = fetch(name, cache)
+            if spec.reader == "opensfx":
+                items = readers.read_opensfx(tree, spec, report)
+            elif spec.reader == "tuxpaint_stamps":
+                items = readers.read_tuxpaint_stamps(tree, spec, report)
+            else:
+                items = discover_files(tree, spec, report, readers.license_lookup(tree, name))
+            for item in items:
+                duration, why = _probe(item)
+                if duration is None:
+                    report.skip(why or "unreadable", item.origin)
+                    continue
+                if not min_duration <= duration <= max_duration:
+                    report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s", item.origin)
+                    continue
+                data = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
+                digest = sha1_bytes(data)
+                if digest in seen or digest in avoided:
+                    report.skip("in an avoided corpus" if digest in avoided else "duplicate (same bytes)", item.origin)
+                    continue
+                seen.add(digest)
+                rel = PurePosixPath("audio", name, item.out_name)
+                dest = out_dir / rel
+                if not (dest.is_file() and dest.stat().st_size == len(data)):
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    _write_atomic(dest, data)
+                rows.append({"audio": str(rel), "captions": [item.caption], "source": f"{name} (Debian)",
+                             "license": item.license, "duration": round(duration, 3), "origin": item.origin})
+                report.kept += 1
+            log(report.line())
+    write_manifest(rows, out_dir / "manifest.jsonl")
+    detail = {r.package: {"found": r.found, "kept": r.kept, "skipped": r.skipped} for r in reports}
+    _write_atomic(out_dir / "report.json", json.dumps(detail, indent=1, sort_keys=True).encode())
+    return BuildResult(rows, reports)

@@ -1,0 +1,199 @@
+"""Weak captions from sound-file paths (``soundseek prepare debian``, see docs/data-prep.md).
+
+Game and desktop-theme packages name their sound effects after what they are
+(``explosionBoss.wav``, ``default_dig_choppy.1.ogg``, ``Oxygen-Im-Message-In.ogg``). This
+module turns such a path into a short lowercase label in the style of real-sfx-dev
+("boss explosion" is not attempted: word order is kept, "explosion boss"):
+
+1. strip the extension(s), a Freesound id prefix (``146731__fins__``), a loop marker (``~``)
+   and sample-format tags (``_s16_le``);
+2. split camelCase, snake_case, kebab-case, dots and letter/digit boundaries;
+3. drop numbers, version tags (``v2``), hashes, generic words ("sound", "sfx", "music", ...)
+   and package-specific leading words (``drop_prefixes``);
+4. expand common abbreviations (``expl`` -> explosion, ``btn`` -> button, ...) and split
+   glued compounds made of known sound words (``shotgunreload`` -> "shotgun reload");
+5. optionally put an informative parent folder in front (``weapons/anvil_fall`` -> "weapon anvil fall").
+
+A name that carries no meaning (only numbers, hashes or generic words) gives ``None``.
+Everything is deterministic: no randomness, no dependence on other files.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import PurePosixPath
+
+ABBREVIATIONS: dict[str, str] = {
+    "expl": "explosion", "explo": "explosion", "explos": "explosion", "exp": "explosion",
+    "explod": "explode", "btn": "button", "amb": "ambient", "ambi": "ambient", "bg": "background",
+    "msg": "message", "msgs": "messages", "sys": "system", "im": "instant message", "lrg": "large",
+    "lg": "large", "med": "medium", "sml": "small", "sm": "small", "dst": "destroyed",
+    "dest": "destroyed", "wpn": "weapon", "pwr": "power", "clic": "click", "btns": "buttons",
+    "ack": "acknowledge", "sel": "select", "vox": "voice", "mech": "mechanical", "env": "environment",
+    "dmg": "damage", "atk": "attack", "att": "attack", "mg": "machine gun", "ui": "interface",
+    "notif": "notification", "elec": "electric", "veh": "vehicle", "ftstep": "footstep",
+    "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
+    "sfx": "", "snd": "", "sound": "", "sounds": "", "wav": "", "ogg": "",
+}
+"""Token -> replacement ("" drops the token). Applied after splitting, before compounds."""
+
+GENERIC: frozenset[str] = frozenset({
+    "sound", "sounds", "sfx", "fx", "snd", "audio", "sample", "samples", "music", "track",
+    "bgm", "theme", "default", "custom", "untitled", "new", "final", "mono", "stereo", "raw",
+    "loop", "lp", "le", "be", "s16", "s8", "u8", "copy", "edit", "edited", "version", "test",
+})
+"""Words that say nothing about the sound; a caption made only of these is dropped."""
+
+_KNOWN_WORDS = """
+air alarm alert anvil applause arrow attach attack axe ball balloon bang bark bass bat beam
+bee beep bell big bird bite blade blast blip block blow boing bomb bonus boom boost boss
+bounce bow box break breath brick bubble bullet bump burn burst button buzz cake call camera
+cannon car card cash cat chain chainsaw change charge cheer chest chime chirp chop clang clank
+clap click climb clock close coin collect collide complete confirm count countdown cow crash
+crate creak crowd crunch crystal cut damage dead death deny denied destroy dig dirt dive dog
+door down drill drink drip drop drum duck egg electric empty end enemy engine error explode
+explosion extra fail fall fanfare fire flame flap flip foot footstep freeze frog gain game gas
+gate gem ghost glass go gold grab grass gravel grenade growl grunt gun hammer hand hard heal
+heavy helicopter hit hog horn hurt ice impact item jet jump key kick kill kiss knife knock land
+laser laugh lava lever life lift light lightning lock lose low machine magic metal mine minigun
+miss missile monster motor mouse move note ok open pain paper pick pickup plane plasma plop
+point pop portal power pull punch push rain reload release ricochet ring rock rocket roll rope
+rubber run saw scream select shield shoot shot shotgun shout sight skid slam slide small smash
+snap sniper snow spark speed spell splash splat spring start steam step stone stop storm
+strike swing switch sword tap teleport throw thud thunder tick time toggle touch train trap
+tree turn up wall warp water whip whistle whoosh wind win wood woosh yell zap zombie
+""".split()
+"""Vocabulary for splitting glued compounds (``sniperreload``); only tokens of 7+ letters
+that are not themselves in this list are split, and only if every piece is a known word."""
+
+_UNINFORMATIVE_DIRS = frozenset({
+    "sound", "sounds", "sfx", "snd", "audio", "data", "wav", "wavs", "ogg", "effects", "soundfx",
+    "sound effects", "chunks", "default", "share", "games", "usr", "res", "resources", "assets",
+    "misc", "media", "common", "commondata", "stereo", "mono", "base", "global", "lib", "game",
+})
+
+_FREESOUND_PREFIX = re.compile(r"^\d+__[^_]+(?:_[^_]+)*?__")
+_FORMAT_TAG = re.compile(r"[_\-.](?:s16|s8|u8|s24|f32)(?:[_\-.]?(?:le|be))?$", re.IGNORECASE)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+_SEP = re.compile(r"[\s_\-.+~,;:'\"()\[\]{}!?#&=@]+")
+_HASH = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{6,}$")
+_VERSION = re.compile(r"^v\d+$")
+
+
+def split_words(text: str) -> list[str]:
+    """Split a name into lowercase words (camelCase, snake, kebab, dots, digit boundaries).
+
+    Example: ``split_words("HCBeginLevel_v2")`` -> ``["hc", "begin", "level", "v", "2"]``.
+    """
+    parts = []
+    for chunk in _SEP.split(text):
+        if chunk:
+            parts.extend(p.lower() for p in _CAMEL.split(chunk) if p)
+    return parts
+
+
+@lru_cache(maxsize=4096)
+def split_compound(token: str) -> tuple[str, ...]:
+    """Split a glued lowercase token into known words, fewest pieces first; unchanged if impossible."""
+    if len(token) < 7 or token in _KNOWN or not token.isalpha():
+        return (token,)
+    n = len(token)
+    best: list[tuple[str, ...] | None] = [None] * (n + 1)
+    best[0] = ()
+    for end in range(3, n + 1):
+        for start in range(0, end - 2):
+            prev = best[start]
+            piece = token[start:end]
+            if prev is not None and (piece in _KNOWN or ABBREVIATIONS.get(piece)):
+                cand = prev + tuple(ABBREVIATIONS.get(piece, piece).split())
+                if best[end] is None or len(cand) < len(best[end]):  # type: ignore[arg-type]
+                    best[end] = cand
+    return best[n] if best[n] else (token,)
+
+
+_KNOWN = frozenset(_KNOWN_WORDS)
+
+
+def _clean_tokens(words: list[str], drop_prefixes: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for w in words:
+        if w.isdigit() or _HASH.match(w) or _VERSION.match(w):
+            continue
+        if len(w) == 1 and w != "a":
+            continue
+        w = ABBREVIATIONS.get(w, w)
+        for piece in w.split():
+            out.extend(split_compound(piece))
+    while out and out[0] in drop_prefixes:
+        out.pop(0)
+    kept = [w for w in out if w not in GENERIC]
+    return [w for i, w in enumerate(kept) if i == 0 or kept[i - 1] != w]  # "message message" -> "message"
+
+
+def clean_label(text: str, drop_prefixes: tuple[str, ...] = ()) -> str | None:
+    """Caption from a free-form name (no extension handling): words, abbreviations, no numbers."""
+    tokens = _clean_tokens(split_words(text), tuple(p.lower() for p in drop_prefixes))
+    if not any(sum(c.isalpha() for c in t) >= 3 for t in tokens):
+        return None
+    return " ".join(tokens)
+
+
+def _stem(name: str) -> str:
+    stem = PurePosixPath(name).stem
+    stem = re.sub(r"\.\d+$", "", stem)          # carts_cart_moving.1.ogg
+    stem = stem.rstrip("~ ")                    # endless-sky loop marker "ion medium~"
+    stem = _FREESOUND_PREFIX.sub("", stem)      # 146731__fins__game-fail
+    stem = _FORMAT_TAG.sub("", stem)            # camaro_s16_le
+    return stem
+
+
+def folder_label(folder: str) -> str | None:
+    """Singular, cleaned folder name if it says something about the sound, else None."""
+    label = clean_label(folder)
+    if label is None or label in _UNINFORMATIVE_DIRS or folder.lower() in _UNINFORMATIVE_DIRS:
+        return None
+    words = label.split()
+    if len(words) > 3:
+        return None
+    last = words[-1]
+    if last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith("s") and not last.endswith("ss") and len(last) > 3:
+        last = last[:-1]
+    return " ".join(words[:-1] + [last])
+
+
+def caption_from_path(
+    path: str | PurePosixPath,
+    drop_prefixes: tuple[str, ...] = (),
+    folder_context: bool = False,
+) -> str | None:
+    """Caption for a sound file from its name (and optionally its parent folder).
+
+    Args:
+        path: the file's path (POSIX separators); only the last one or two parts are used.
+        drop_prefixes: leading words to remove (package names such as "oxygen").
+        folder_context: put the parent folder in front when it is informative and not
+            already in the caption ("weapons/anvil_fall.ogg" -> "weapon anvil fall").
+
+    Returns:
+        The caption, or None when the name carries no meaning ("01.wav", "a3f9c2e1.ogg").
+
+    Example: ``caption_from_path("sounds/explosionBoss_02.wav")`` -> ``"explosion boss"``.
+    """
+    p = PurePosixPath(path)
+    label = clean_label(_stem(p.name), drop_prefixes)
+    if label is None:
+        return None
+    if folder_context and len(p.parts) > 1:
+        folder = folder_label(p.parent.name)
+        if folder is not None and not set(folder.split()) & _stems(label.split()):
+            label = f"{folder} {label}"
+    return label
+
+
+def _stems(words: list[str]) -> set[str]:
+    out = set(words)
+    out.update(w[:-1] for w in words if w.endswith("s"))
+    out.update(w + "s" for w in words)
+    return out
