@@ -23,6 +23,7 @@ class DataConfig:
     val_split: str = "val"
     test_split: str = "test"
     split_seed: int = 0  # used only when the corpus has no splits of its own
+    split_by: Literal["group", "id"] = "group"  # group: near-duplicate names never straddle splits
     extra_captions: str = ""  # side file of extra (e.g. LLM) captions for the train split
     noise: float = 0.0  # noisy-correspondence protocol: fraction of train captions shuffled
     max_seconds: float = 10.0  # audio read per clip

@@ -74,7 +74,7 @@ def _load_one(cfg: Config, path: str, fmt: str) -> Corpus:
     if not corpus.splits or cfg.data.train_split not in corpus.splits:
         from soundseek.data.splits import assign_splits
 
-        corpus = assign_splits(corpus, seed=cfg.data.split_seed)
+        corpus = assign_splits(corpus, seed=cfg.data.split_seed, by=cfg.data.split_by)
     return corpus
 
 
