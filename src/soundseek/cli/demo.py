@@ -73,7 +73,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {rank}. {row[j]:+.3f}  {clip.captions[0]!r}  ({clip.audio.name})")
     print(f"\ndone in {time.time() - t0:.0f} s; checkpoint: {result['out_dir']}/best.pt")
     if args.serve:
-        from soundseek.cli.serve import serve_corpus_clips
-
-        serve_corpus_clips(view.clips, Path(result["out_dir"]) / "best.pt", Path(args.workdir) / "index", port=args.port)
+        serve_demo(cfg, data, Path(result["out_dir"]) / "best.pt", Path(args.workdir) / "index", args.port)
     return 0
+
+
+def serve_demo(cfg, data, checkpoint: Path, index_dir: Path, port: int) -> None:
+    """Index the demo corpus with the trained model and open it in the web page."""
+    from soundseek.index import build_index
+    from soundseek.pipeline import Pipeline
+    from soundseek.service.app import serve
+
+    from soundseek.train.data import synthetic_root
+
+    source = cfg.data.path or str(synthetic_root(cfg) / "manifest.jsonl")
+    pipe = Pipeline.from_checkpoint(checkpoint)
+    report = build_index(source, pipe, index_dir, model=str(checkpoint), rebuild=False)
+    print(f"indexed {source}: {report}")
+    print(f"serving the demo corpus at http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    serve(index_dir, pipe, host="127.0.0.1", port=port)

@@ -16,9 +16,9 @@ COMMANDS = [
     ("data", "soundseek.cli.data", "inspect corpora (data check)"),
     ("experiment", "soundseek.cli.experiment", "train and evaluate a grid of configs x seeds"),
     ("analyze", "soundseek.cli.analyze", "lexical richness of caption sets"),
-    ("index", "soundseek.cli.index", "index a folder or manifest of sounds for search"),
-    ("search", "soundseek.cli.search", "search an index by text or by example sound"),
-    ("serve", "soundseek.cli.serve", "serve an index over HTTP with a web page"),
+    ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
+    ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
+    ("serve", "soundseek.cli.indexing", "serve an index over HTTP with a web page"),
 ]
 
 
@@ -30,9 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_ in COMMANDS:
-        sp = sub.add_parser(name, help=help_, description=help_)
+        mod = importlib.import_module(module)
+        if hasattr(mod, "register"):  # modules that build their own sub-parser
+            sp = mod.register(sub, name)
+        else:
+            sp = sub.add_parser(name, help=help_, description=help_)
+            mod.add_arguments(sp)
         sp.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(sp)
     return p
 
 

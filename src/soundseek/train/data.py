@@ -54,14 +54,18 @@ class Prepared:
         return self.splits[name]
 
 
+def synthetic_root(cfg: Config) -> Path:
+    """Where the built-in synthetic corpus of ``cfg`` is written (manifest.jsonl inside)."""
+    return Path(cfg.data.cache_dir) / f"synthetic-{cfg.data.synthetic_clips}-{cfg.data.synthetic_seed}"
+
+
 def _load_one(cfg: Config, path: str, fmt: str) -> Corpus:
     from soundseek.data.formats import load_corpus
 
     if path in ("", "synthetic"):
         from soundseek.data.synthetic import make_synthetic_corpus
 
-        root = Path(cfg.data.cache_dir) / f"synthetic-{cfg.data.synthetic_clips}-{cfg.data.synthetic_seed}"
-        corpus = make_synthetic_corpus(root, n_clips=cfg.data.synthetic_clips, seed=cfg.data.synthetic_seed)
+        corpus = make_synthetic_corpus(synthetic_root(cfg), n_clips=cfg.data.synthetic_clips, seed=cfg.data.synthetic_seed)
     else:
         corpus = load_corpus(path, fmt)
     if corpus.errors:
