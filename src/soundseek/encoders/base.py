@@ -51,31 +51,25 @@ def weights_digest(module: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def sample_to_frame_mask(wave_mask: torch.Tensor | None, n_samples: int, n_frames: int,
-                         hop_length: int, batch: int, device: torch.device | None = None) -> torch.Tensor:
-    """Frame mask of a centred STFT from a prefix sample mask.
-
-    Frame t is centred on sample ``t * hop``; it is valid when that sample is valid, so a wave
-    with n valid samples has ``ceil(n / hop)`` valid frames (0 for n = 0).
-
-    Args:
-        wave_mask: (B, N) bool or None (all valid).
-    Returns:
-        (B, n_frames) bool.
-    """
+def pad_to_min(wave: torch.Tensor, wave_mask: torch.Tensor | None, min_samples: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad (B, N) waves on the right to at least ``min_samples`` (padding masked out), so
+    that an encoder's poolings leave at least one frame. Returns (wave, mask (B, N') bool)."""
     if wave_mask is None:
-        n = torch.full((batch,), n_samples, dtype=torch.long, device=device)
-    else:
-        n = wave_mask.to(torch.long).sum(dim=1)
-    valid = (n + hop_length - 1) // hop_length  # (B,)
-    return torch.arange(n_frames, device=n.device)[None, :] < valid[:, None]
+        wave_mask = torch.ones_like(wave, dtype=torch.bool)
+    short = min_samples - wave.shape[-1]
+    if short > 0:
+        wave = F.pad(wave, (0, short))
+        wave_mask = F.pad(wave_mask, (0, short), value=False)
+    return wave, wave_mask
 
 
 def pool_mask(mask: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
-    """Follow a frame mask through successive floor-mode time poolings.
+    """Follow a prefix frame mask through successive floor-mode time poolings.
 
-    A pooled frame is valid if any of the frames it covers is valid (max pooling of the mask),
-    and the output length is floor(T / f) per stage, exactly like ``avg_pool2d``/``max_pool2d``.
+    A pooled frame is valid when *all* the frames it covers are valid, so a padded example gets
+    exactly the frames it would get alone (``floor`` per stage, like ``avg_pool2d``); a row with
+    any valid input frame keeps at least its first pooled frame (very short clips).
 
     Args:
         mask: (B, T) bool.
@@ -86,8 +80,11 @@ def pool_mask(mask: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
     m = mask.to(torch.float32)[:, None, :]  # (B, 1, T)
     for f in factors:
         if f > 1:
-            m = F.max_pool1d(m, kernel_size=f, stride=f)
-    return m[:, 0, :] > 0
+            m = -F.max_pool1d(-m, kernel_size=f, stride=f)  # min pooling
+    out = m[:, 0, :] > 0
+    if out.shape[1] > 0:
+        out[:, 0] |= mask.any(dim=1)
+    return out
 
 
 def masked_mean_max(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soundseek.audio.features import panns_logmel
-from soundseek.encoders.base import AudioEncoder, file_digest, masked_mean_max, pool_mask, sample_to_frame_mask
+from soundseek.audio.features import mel_filterbank, panns_logmel
+from soundseek.encoders.base import AudioEncoder, file_digest, masked_mean_max, pad_to_min, pool_mask
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_state_dict, strip_prefix
 
 TORCHLIBROSA_KEYS = (
@@ -52,36 +52,12 @@ def torchlibrosa_buffers(n_fft: int = 1024, n_mels: int = 64, sample_rate: int =
     ang = 2 * np.pi * np.outer(k, n) / n_fft  # (K, N)
     real = (np.cos(ang) * win)[:, None, :]
     imag = (-np.sin(ang) * win)[:, None, :]
-    mel = _slaney_mel(sample_rate, n_fft, n_mels, fmin, fmax)  # (n_mels, K)
+    mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, norm="slaney", htk=False)  # (n_mels, K)
     return {
         TORCHLIBROSA_KEYS[0]: torch.tensor(real, dtype=torch.float32),
         TORCHLIBROSA_KEYS[1]: torch.tensor(imag, dtype=torch.float32),
         TORCHLIBROSA_KEYS[2]: torch.tensor(mel.T, dtype=torch.float32),
     }
-
-
-def _slaney_mel(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """librosa.filters.mel(htk=False, norm="slaney") re-derived (checked against librosa in tests)."""
-
-    def hz_to_mel(f):
-        f = np.asarray(f, dtype=np.float64)
-        lin = f / (200.0 / 3)
-        log_t = np.log(6.4) / 27.0
-        return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / log_t, lin)
-
-    def mel_to_hz(m):
-        m = np.asarray(m, dtype=np.float64)
-        log_t = np.log(6.4) / 27.0
-        return np.where(m >= 15.0, 1000.0 * np.exp(log_t * (m - 15.0)), m * (200.0 / 3))
-
-    fft_f = np.linspace(0, sr / 2, n_fft // 2 + 1)
-    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_f[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    w = np.maximum(0, np.minimum(lower, upper))
-    return w * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
 
 
 class ConvBlock(nn.Module):
@@ -163,9 +139,10 @@ class _PannsBase(AudioEncoder):
 
     def forward(self, wave: torch.Tensor, wave_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: wave (B, N) at 32 kHz, wave_mask (B, N) bool. Returns frames (B, T', 2048), mask (B, T')."""
+        # at least 32 frames (T' >= 1); the added samples are masked out
+        wave, wave_mask = pad_to_min(wave, wave_mask, 32 * PANNS_FRONTEND["hop_length"])
         mel = self.frontend(wave)  # (B, T, 64)
-        fmask = sample_to_frame_mask(wave_mask, wave.shape[-1], mel.shape[1], PANNS_FRONTEND["hop_length"],
-                                     wave.shape[0], wave.device)
+        fmask = self.frontend.frame_mask(wave_mask)  # (B, T)
         x = mel[:, None]  # (B, 1, T, 64)
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         x = self.body(x)  # (B, 2048, T', F')
