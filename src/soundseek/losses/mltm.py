@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from soundseek.losses._common import check_choice, check_inputs, check_positive, positive_mask
+from soundseek.ot import partial_sinkhorn_log, sinkhorn_log
 
 GROUNDS = ("euclidean", "distance")
 
@@ -22,13 +23,6 @@ def ground_cost(scores: Tensor, ground: str, eps: float = 1e-8) -> Tensor:
     return -scores
 
 
-def _log_plan(plan: Tensor, info: dict) -> Tensor:
-    """log(plan) without taking the log of an underflowed plan when the solver offers it."""
-    if "log_plan" in info:
-        return info["log_plan"]
-    return torch.log(plan.clamp(min=torch.finfo(plan.dtype).tiny))
-
-
 class MLTMLoss(nn.Module):
     """m-LTM: KL between the ideal matching and the entropic OT plan of the batch.
 
@@ -41,9 +35,10 @@ class MLTMLoss(nn.Module):
        NOT detached: the loss is then exactly invariant to a global rescaling of the costs and
        autograd returns that function's true gradient (the max only routes gradient to one
        entry).
-    3. ``pi = Sinkhorn(1/B, 1/B, C, reg)`` (``soundseek.ot.sinkhorn``, log domain, unrolled
-       and differentiable), or with ``mass`` set the entropic PARTIAL plan transporting only
-       ``mass`` (``soundseek.ot.partial_sinkhorn``; noisy correspondence, m = 0.95).
+    3. ``log pi`` of ``pi = Sinkhorn(1/B, 1/B, C, reg)`` (``soundseek.ot.sinkhorn_log``: log
+       domain, differentiable by autograd through the iterations), or with ``mass`` set of the
+       entropic PARTIAL plan transporting only ``mass``
+       (``soundseek.ot.partial_sinkhorn_log``; noisy correspondence, m = 0.95).
     4. ``loss = -sum_{i,j} pi_hat[i, j] log pi[i, j]`` = ``KL(pi_hat || pi)`` minus the
        constant entropy term of pi_hat. Without duplicate clip ids ``pi_hat = I / B`` and the
        loss is ``-1/B sum_i log pi[i, i]``; when captions of the same clip meet in the batch,
@@ -88,7 +83,7 @@ class MLTMLoss(nn.Module):
                 raise ValueError(f"mass must be in (0, 1], got {mass!r}")
         if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 1:
             raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-        check_positive("tol", tol)
+        check_positive("tol", tol, allow_zero=True)
         for name, v in (("normalize_cost", normalize_cost), ("warn", warn)):
             if not isinstance(v, bool):
                 raise ValueError(f"{name} must be True or False, got {v!r}")
@@ -112,19 +107,12 @@ class MLTMLoss(nn.Module):
         return c
 
     def log_plan(self, scores: Tensor) -> Tensor:
-        """log pi (B, B) of the entropic (partial) plan of the batch."""
-        from soundseek import ot
-
+        """log pi (B, B) of the entropic (partial) plan of the batch, from the log-domain solver."""
         c = self.cost(scores)  # (B, B)
-        n = c.shape[0]
-        a = torch.full((n,), 1.0 / n, dtype=c.dtype, device=c.device)
-        b = torch.full((n,), 1.0 / n, dtype=c.dtype, device=c.device)
-        kw = dict(n_iter=self.n_iter, tol=self.tol, log=True, warn=self.warn)
+        kw = dict(n_iter=self.n_iter, tol=self.tol, warn=self.warn)
         if self.mass is None:
-            plan, info = ot.sinkhorn(a, b, c, self.reg, **kw)
-        else:
-            plan, info = ot.partial_sinkhorn(a, b, c, self.reg, self.mass, **kw)
-        return _log_plan(plan, info)
+            return sinkhorn_log(None, None, c, self.reg, **kw)  # uniform marginals 1/B
+        return partial_sinkhorn_log(None, None, c, self.reg, self.mass, **kw)
 
     def plan(self, scores: Tensor) -> Tensor:
         """The transport plan pi (B, B)."""

@@ -81,25 +81,23 @@ class NTXentLoss(nn.Module):
         self.positives = positives
         self.learnable = learnable
         self.max_logit_scale = float(max_logit_scale)
-        init = torch.tensor(math.log(1.0 / temperature))
+        self.temperature = float(temperature)  # fixed value, or the initial one when learnable
         if learnable:
             if 1.0 / temperature > max_logit_scale:
                 raise ValueError(
                     f"1/temperature = {1.0 / temperature:g} exceeds max_logit_scale = {max_logit_scale:g}"
                 )
-            self.logit_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("logit_scale", init)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
     def extra_repr(self) -> str:
-        return (f"temperature={1.0 / self.scale().item():.4g}, learnable={self.learnable}, "
+        return (f"temperature={1.0 / float(self.scale()):.4g}, learnable={self.learnable}, "
                 f"positives={self.positives!r}")
 
-    def scale(self) -> Tensor:
+    def scale(self) -> Tensor | float:
         """The multiplier ``t`` applied to the scores (``1 / temperature``)."""
         if self.learnable:
             return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
-        return self.logit_scale.exp()
+        return 1.0 / self.temperature
 
     def forward(self, scores: Tensor, clip_ids: Tensor) -> Tensor:
         check_inputs(scores, clip_ids)
