@@ -32,7 +32,7 @@ ABBREVIATIONS: dict[str, str] = {
     "ack": "acknowledge", "sel": "select", "vox": "voice", "mech": "mechanical", "env": "environment",
     "dmg": "damage", "atk": "attack", "att": "attack", "mg": "machine gun", "ui": "interface",
     "notif": "notification", "elec": "electric", "veh": "vehicle", "ftstep": "footstep",
-    "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
+    "std": "standard", "destroied": "destroyed", "ref": "referee", "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
     "sfx": "", "snd": "", "sound": "", "sounds": "", "wav": "", "ogg": "",
 }
 """Token -> replacement ("" drops the token). Applied after splitting, before compounds."""
@@ -62,9 +62,15 @@ rubber run saw scream select shield shoot shot shotgun shout sight skid slam sli
 snap sniper snow spark speed spell splash splat spring start steam step stone stop storm
 strike swing switch sword tap teleport throw thud thunder tick time toggle touch train trap
 tree turn up wall warp water whip whistle whoosh wind win wood woosh yell zap zombie
-""".split()
+large medium get level finish skip menu exit item spawn over ready player connected ship stage
+team chat notify crowd boo ooh long short twice soft cave city tank shower good idea drop out
+off all low high very well done your fall deep trigger rotate shutter bell save tower layer
+chant gravity jetpack ammo heart beat gust band triple rift collapse melon grave baseball bolt
+nuclear police truck cracker tail dart sting lobby online screenshot saved hand collision is
+""".split() + ["in", "on", "of", "go", "ok"]
 """Vocabulary for splitting glued compounds (``sniperreload``); only tokens of 7+ letters
-that are not themselves in this list are split, and only if every piece is a known word."""
+that are not themselves in this list are split, and only if every piece is a known word
+(or an abbreviation of 3+ letters, expanded)."""
 
 _UNINFORMATIVE_DIRS = frozenset({
     "sound", "sounds", "sfx", "snd", "audio", "data", "wav", "wavs", "ogg", "effects", "soundfx",
@@ -101,7 +107,7 @@ def split_compound(token: str) -> tuple[str, ...]:
     best: list[tuple[str, ...] | None] = [None] * (n + 1)
     best[0] = ()
     for end in range(3, n + 1):
-        for start in range(0, end - 2):
+        for start in range(0, end - 1):
             prev = best[start]
             piece = token[start:end]
             if prev is not None and (piece in _KNOWN or ABBREVIATIONS.get(piece)):
