@@ -12,6 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sk", action="store_true", help="add Sinkhorn-Knopp corrected A2T")
     p.add_argument("--ot", action="store_true", help="add OT-plan retrieval")
     p.add_argument("--random", action="store_true", help="add a random-ranking baseline")
+    p.add_argument("--zeroshot", action="store_true",
+                   help="zero-shot classification of the split (ESC-50: meta category/fold) instead of retrieval")
+    p.add_argument("--template", default="this is a sound of {label}", help="zero-shot prompt template")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -25,6 +28,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = apply_overrides(cfg, args.set)
     split = args.split or cfg.eval.split
     data = prepare(cfg, progress=not args.json)
+    if args.zeroshot:
+        from soundseek.train.data import build_encoders
+        from soundseek.train.evaluate import zero_shot
+
+        _, text_encoder = build_encoders(cfg)
+        z = zero_shot(model, data, text_encoder, split=args.split or "all", template=args.template)
+        print(json.dumps(z, indent=2, default=float) if args.json else
+              f"zero-shot on {args.split or 'all'}: top-1 {100 * z['top1']:.1f}%  mAP {100 * z['mAP']:.1f}%")
+        return 0
     m = evaluate(model, data, split, chunk=cfg.eval.chunk, sk=args.sk or cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
                  sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=args.ot or cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
     base = random_baseline(data.view(split)) if args.random else None

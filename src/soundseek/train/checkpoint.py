@@ -48,3 +48,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if ckpt.get("version", 0) > VERSION:
         raise ValueError(f"{path} was written by a newer soundseek (version {ckpt['version']} > {VERSION})")
     return ckpt
+
+
+def export_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """Copy a training checkpoint without optimiser/scheduler state (for shipping a model)."""
+    ckpt = load_checkpoint(src)
+    keep = {k: ckpt[k] for k in ("config", "config_hash", "audio_dim", "text_dim", "model", "epoch", "best", "history") if k in ckpt}
+    keep["model"] = {k: v.detach().clone().contiguous() for k, v in keep["model"].items()}
+    save_checkpoint(dst, keep)
+    return keep

@@ -18,13 +18,15 @@ from soundseek.train.config import Config
 
 log = logging.getLogger(__name__)
 
+ALL = "all"  # the split view holding every clip (e.g. an evaluation-only corpus)
+
 
 @dataclass
 class SplitView:
     """One split: which rows of the feature stores it uses, and who owns each caption."""
 
     name: str
-    clip_rows: np.ndarray  # (n_clips,) rows in the audio store
+    clip_rows: np.ndarray  # (n_clips,) rows in the audio store (decoded clips only)
     caption_rows: np.ndarray  # (n_captions,) rows in the text store
     caption_audio: np.ndarray  # (n_captions,) index into clip_rows of each caption's clip
     clips: list[Clip]
@@ -139,13 +141,13 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True) ->
     splits: dict[str, SplitView] = {}
     caption_row = 0
     per_split: dict[str, tuple[list, list, list, list, list]] = {}
-    for row, clip in enumerate(corpus.clips):
+    for clip in corpus.clips:
         n = len(clip.captions)
-        if clip.id not in failed and clip.split is not None:
-            clip_rows, cap_rows, owner, clips, caps = per_split.setdefault(clip.split, ([], [], [], [], []))
-            if n:
+        if clip.id not in failed and clip.split is not None and n:
+            for split in (clip.split, ALL):
+                clip_rows, cap_rows, owner, clips, caps = per_split.setdefault(split, ([], [], [], [], []))
                 pos = len(clip_rows)
-                clip_rows.append(row)
+                clip_rows.append(astore.index(clip.id))
                 clips.append(clip)
                 for k in range(n):
                     cap_rows.append(caption_row + k)

@@ -107,3 +107,24 @@ def format_table(results: dict[str, Any], baseline: dict[str, Any] | None = None
         cells = [f"{100 * m[k]:.1f}" if k not in ("medR", "meanR") else f"{m[k]:.1f}" for k in METRIC_KEYS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def zero_shot(model: RetrievalModel, data: Prepared, text_encoder, split: str = "all",
+              template: str = "this is a sound of {label}", label_key: str = "category") -> dict[str, Any]:
+    """Zero-shot classification (METHODS §9, ESC-50 style): each clip is scored against one
+    prompt per class label; top-1 accuracy and mAP per fold (``clip.meta['fold']``) and overall."""
+    from soundseek import metrics
+
+    view = data.view(split)
+    labels = sorted({str(c.meta.get(label_key, c.captions[0] if c.captions else "")) for c in view.clips})
+    if len(labels) < 2:
+        raise ValueError(f"zero-shot needs clips with at least two distinct meta[{label_key!r}] labels")
+    prompts = [template.format(label=l.replace("_", " ")) for l in labels]
+    feats = text_encoder(prompts)
+    text = model.encode_text(feats.tokens, feats.mask, feats.sentence)
+    _, audio = encode_view(model, data, view)
+    scores = model.score(text, audio).float().T  # (n_clips, n_classes)
+    targets = np.array([labels.index(str(c.meta.get(label_key, c.captions[0]))) for c in view.clips])
+    folds = [c.meta.get("fold") for c in view.clips]
+    return metrics.zero_shot(scores, targets, folds=None if any(f is None for f in folds) else np.array(folds))

@@ -56,6 +56,8 @@ class Trainer:
         self.out = Path(out_dir or cfg.train.out_dir)
         torch.manual_seed(cfg.train.seed)
         self.model = RetrievalModel.from_config(cfg, data.audio_dim, data.text_dim)
+        self.device = dist.device()  # cuda:LOCAL_RANK under NCCL, else CPU
+        self.model.to(self.device)
         self.train_view = data.view(cfg.data.train_split)
         self.val_view = data.view(cfg.data.val_split) if cfg.data.val_split in data.splits else None
         self.steps_per_epoch = len(epoch_batches(self.train_view, cfg.train.batch_size, 0, 0))
@@ -121,14 +123,18 @@ class Trainer:
         local = np.array_split(np.arange(len(rows)), world)[rank]
         tokens, tmask, sent = self.data.text.batch(v.caption_rows[rows[local]])
         frames, fmask = self.data.audio.batch(v.clip_rows[owners[local]])
+        if world > 1:  # the shapes one process would see for the global batch
+            tokens, tmask = dist.pad_to_global(tokens, tmask)
+            frames, fmask = dist.pad_to_global(frames, fmask)
+        dev = self.device
+        tokens, tmask, sent, frames, fmask = (t.to(dev) for t in (tokens, tmask, sent, frames, fmask))
+        clip_ids = clip_ids.to(dev)
         if self.spec_augment is not None and self.model.training:
             frames = self.spec_augment(frames, fmask) if _takes_mask(self.spec_augment) else self.spec_augment(frames)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
             text = self.model.encode_text(tokens, tmask, sent)
             audio = self.model.encode_audio(frames, fmask)
-            if world > 1:
-                text, audio = dist.gather_repr(text), dist.gather_repr(audio)
-            loss = self.model(text, audio, clip_ids)
+            loss = dist.global_batch_loss(self.model, text, audio, clip_ids) if world > 1 else self.model(text, audio, clip_ids)
         self.opt.zero_grad(set_to_none=True)
         loss.float().backward()
         if world > 1:
@@ -161,8 +167,9 @@ class Trainer:
             self.epoch += 1
             record: dict[str, Any] = {"epoch": self.epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0,
                                       "lr": self.sched.get_last_lr()[0]}
-            if self.val_view is not None:
-                m = evaluate(self.model, self.data, cfg.data.val_split, chunk=cfg.eval.chunk)
+            if self.val_view is not None:  # rank 0 evaluates, the others receive its metrics
+                m = evaluate(self.model, self.data, cfg.data.val_split, chunk=cfg.eval.chunk) if main else None
+                m = dist.broadcast_object(m)
                 record["val"] = {"t2a": m["t2a"], "a2t": m["a2t"]}
                 record["monitor"] = monitor_value(m, cfg.train.monitor)
             self.history.append(record)

@@ -1,0 +1,69 @@
+"""End to end through the `soundseek` command with the real offline encoders (aisfx + MiniLM)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundseek.cli.main import main
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("demo", "train", "eval", "features", "data", "experiment", "analyze", "index", "search", "serve", "prepare"):
+        assert cmd in out
+
+
+def test_bad_config_key_is_a_clear_error(capsys):
+    code = main(["features", "--set", "train.epoch=3"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Unknown key 'train.epoch'" in err and "epochs" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--workdir", str(wd), "--set", "data.synthetic_clips=48", "--set", "train.epochs=2",
+                 "--set", "train.progress=false", "--set", "train.batch_size=16", "--query", "a low hum"])
+    assert code == 0
+    return wd
+
+
+def test_demo_runs_end_to_end(tiny_demo, capsys):
+    assert (tiny_demo / "run" / "best.pt").is_file()
+    assert (tiny_demo / "run" / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_eval_json_and_resume_is_a_no_op(tiny_demo, capsys):
+    ckpt = tiny_demo / "run" / "best.pt"
+    assert main(["eval", str(ckpt), "--json", "--random", "--sk"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for d in ("t2a", "a2t", "a2t_sk"):
+        assert set(out[d]) == {"R1", "R5", "R10", "R50", "mAP10", "medR", "meanR"}
+        assert 0.0 <= out[d]["R1"] <= out[d]["R10"] <= 1.0
+    assert "random" in out
+
+
+def test_corrupt_clip_is_left_out_not_fatal(tmp_path, capsys):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rows = []
+    g = np.random.default_rng(0)
+    for i in range(24):
+        sf.write(audio / f"tone{i}.wav", 0.3 * np.sin(np.arange(8000) * (0.02 + 0.01 * (i % 6))) + 0.01 * g.standard_normal(8000), 16000)
+        rows.append({"audio": f"audio/tone{i}.wav", "captions": [f"tone number {i % 6}"], "split": ["train", "val", "test"][i % 3]})
+    (audio / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    rows.append({"audio": "audio/broken.wav", "captions": ["broken"], "split": "train"})
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    code = main(["data", "check", str(tmp_path / "m.jsonl"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1 and "broken.wav" in out
+    code = main(["features", "--set", f"data.path={tmp_path / 'm.jsonl'}", "--set", f"data.cache_dir={tmp_path / 'c'}"])
+    out = capsys.readouterr().out
+    assert code == 0 and "(1 failed)" in out and "broken.wav" in out
+    assert "train: 8 clips" in out
