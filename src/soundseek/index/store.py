@@ -112,8 +112,8 @@ class Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.frames = FrameStore(self.dir / "frames")
         self._local = threading.local()
-        with self.transaction() as con:
-            con.executescript(SCHEMA) if create else None
+        if create:
+            self.con.executescript(SCHEMA)
 
     @property
     def con(self) -> sqlite3.Connection:

@@ -1,0 +1,181 @@
+"""``soundseek index`` / ``soundseek search`` / ``soundseek serve`` sub-commands.
+
+The main CLI wires them as::
+
+    sub = parser.add_subparsers(dest="command")
+    add_index_parser(sub); add_search_parser(sub); add_serve_parser(sub)
+    ...
+    return args.run(args, embedder_factory)   # embedder_factory(model_path_or_None) -> Embedder
+
+Every ``run_*`` returns a process exit code (0 ok, 1 partial failure, 2 bad input).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+EmbedderFactory = Callable[[str | None], Any]
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="vector backend")
+    p.add_argument("--uri", default=None, help="Milvus URI: a local .db file (Milvus Lite) or http://host:19530")
+    p.add_argument("--collection", default=None, help="Milvus collection name (default soundseek)")
+    p.add_argument("--index-type", default=None,
+                   help="faiss: flat|hnsw|ivf|auto (default flat); milvus: FLAT|AUTOINDEX|IVF_FLAT|HNSW")
+
+
+def _backend_options(args: argparse.Namespace) -> dict:
+    opts: dict = {}
+    if args.backend == "milvus":
+        if args.uri:
+            opts["uri"] = args.uri
+        if args.collection:
+            opts["collection"] = args.collection
+    elif args.uri or args.collection:
+        raise ValueError("--uri/--collection apply to --backend milvus only")
+    if args.index_type:
+        opts["index_type"] = args.index_type
+    return opts
+
+
+def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("index", help="build or update a search index from a folder or corpus",
+                              description="Decode + embed every clip of SOURCE into INDEX. Re-running "
+                              "processes only new/changed files and drops deleted ones.")
+    p.add_argument("source", help="audio folder (recursive) or manifest/corpus path")
+    p.add_argument("--index", required=True, help="index directory")
+    p.add_argument("--model", default=None, help="model checkpoint (default: the built-in model)")
+    _backend_args(p)
+    p.add_argument("--format", default="auto", help="corpus format for load_corpus (auto: folder scan for a directory)")
+    p.add_argument("--captions", action="store_true", help="index the corpus' captions (audio->text search)")
+    p.add_argument("--bias", default=None, help="with --captions: .npy or text file of one bias per caption")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+    p.add_argument("--max-seconds", type=float, default=None, help="decode at most this much of each file")
+    p.add_argument("--rebuild", action="store_true", help="wipe the index first (e.g. after changing model)")
+    p.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
+    p.add_argument("--no-frames", action="store_true", help="do not keep frame features (no --rerank later)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run_index)
+    return p
+
+
+def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    from . import build_caption_index, build_index
+    from .manifest import IndexMismatchError
+
+    try:
+        opts = _backend_options(args)
+        embedder = embedder_factory(args.model)
+        if args.captions:
+            from .source import read_corpus
+            import numpy as np
+
+            corpus = read_corpus(args.source, args.format)
+            bias = None
+            if args.bias:
+                bias = np.load(args.bias) if args.bias.endswith(".npy") else np.loadtxt(args.bias, ndmin=1)
+            rep = build_caption_index(corpus, embedder, args.index, bias=bias, backend=args.backend,
+                                      backend_options=opts, rebuild=args.rebuild)
+            print(rep.summary(), file=sys.stderr)
+        else:
+            rep = build_index(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
+                              batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
+                              rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
+                              retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames)
+    except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1 if rep.skipped and rep.total == 0 else 0
+
+
+def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("search", help="search an index by text or audio")
+    p.add_argument("index", help="index directory")
+    p.add_argument("query", nargs="?", default=None, help="text query")
+    p.add_argument("-k", type=int, default=10, help="results per query (1..1000)")
+    p.add_argument("--audio", default=None, help="query by example: an audio file")
+    p.add_argument("--queries", default=None,
+                   help="file of queries: one text per line, or JSON lines {\"text\": ...} / {\"audio\": path}")
+    p.add_argument("--rerank", type=int, default=0, metavar="K'", help="re-rank the top K' with the pair-wise scorer")
+    p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
+    p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.add_argument("--uri", default=None, help="override the Milvus URI")
+    p.set_defaults(run=run_search)
+    return p
+
+
+def _read_queries(path: str) -> list:
+    out: list = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            row = json.loads(line)
+            out.append({"audio": row["audio"]} if "audio" in row else {"text": row["text"]})
+        else:
+            out.append(line)
+    return out
+
+
+def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    from .manifest import IndexMismatchError, read_manifest
+    from .search import Searcher
+
+    try:
+        queries: list = []
+        if args.query:
+            queries.append(args.query)
+        if args.audio:
+            queries.append({"audio": args.audio})
+        if args.queries:
+            queries.extend(_read_queries(args.queries))
+        if not queries:
+            raise ValueError("give a text query, --audio FILE or --queries FILE")
+        man = read_manifest(args.index)
+        if man is None:
+            raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
+        embedder = embedder_factory(args.model or man.get("model"))
+        searcher = Searcher(args.index, embedder, backend_options={"uri": args.uri} if args.uri else None)
+        results = searcher.search_batch(queries, k=args.k, rerank=args.rerank)
+    except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for q, hits in zip(queries, results):
+        label = q if isinstance(q, str) else (q.get("text") or q.get("audio"))
+        if args.json:
+            print(json.dumps({"query": label, "hits": hits}, ensure_ascii=False))
+            continue
+        print(f"# {label}")
+        for rank, h in enumerate(hits, 1):
+            what = h.get("text") or h.get("path") or ""
+            cap = "; ".join(h["captions"][:2]) if h.get("path") else ""
+            print(f"{rank:4d}  {h['score']:+.4f}  {what}" + (f"  [{cap}]" if cap else ""))
+    return 0
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("serve", help="web page + JSON API over an index")
+    p.add_argument("index", help="index directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.set_defaults(run=run_serve)
+    return p
+
+
+def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    from ..service.app import serve
+    from .manifest import read_manifest
+
+    man = read_manifest(args.index)
+    if man is None:
+        print(f"error: no index at {args.index}", file=sys.stderr)
+        return 2
+    serve(args.index, embedder_factory(args.model or man.get("model")), host=args.host, port=args.port)
+    return 0

@@ -1,0 +1,333 @@
+"""Build and update a search index from a folder or corpus (METHODS.md §8).
+
+``build_index`` decodes files in a thread pool while the embedder runs on the main thread,
+commits each batch (frame bytes fsync'ed first, then one SQLite transaction with vectors,
+metadata and problems), so ``kill -9`` at any moment loses at most the batch in flight and
+a rerun continues with the same ids. A second run embeds only new/changed files (size +
+mtime, then sha1) and removes deleted ones. Bad files are skipped and reported, never fatal.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .backends.base import BACKENDS
+from .embedder import check_embedder
+from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, read_manifest,
+                       write_json_atomic, MANIFEST)
+from .source import Entry, enumerate_source
+from .store import Store
+
+__all__ = ["build_index", "IndexReport", "load_wave"]
+
+
+def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> tuple[np.ndarray, dict]:
+    """Decode ``path`` to mono float32 at ``sample_rate``; returns (wave (n,), header info)."""
+    from ..audio.io import audio_info, load_audio
+
+    info = audio_info(path)
+    wave = load_audio(path, sample_rate, mono=True, max_seconds=max_seconds)
+    return wave, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+
+
+@dataclass
+class IndexReport:
+    """What a :func:`build_index` run did. ``skipped`` lists (key, reason)."""
+
+    index_dir: str
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    total: int = 0  # items in the index after the run
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"{self.index_dir}: {self.total} items (+{self.added} new, {self.updated} updated, "
+                f"-{self.removed} removed, {self.unchanged} unchanged, {len(self.skipped)} skipped) "
+                f"in {self.seconds:.1f}s")
+
+
+@dataclass
+class _Work:
+    entry: Entry
+    size: int
+    mtime_ns: int
+    row: Any  # existing sqlite row or None
+    sha1: str = ""
+    wave: np.ndarray | None = None
+    info: dict | None = None
+    error: str | None = None
+    same_content: bool = False
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator:
+    """``ex.map`` with a bounded number of items in flight (results in input order)."""
+    it, q = iter(items), deque()
+    for x in it:
+        q.append(ex.submit(fn, x))
+        if len(q) >= window:
+            break
+    while q:
+        f = q.popleft()
+        nxt = next(it, _END)
+        if nxt is not _END:
+            q.append(ex.submit(fn, nxt))
+        yield f.result()
+
+
+_END = object()
+
+
+def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: dict, rebuild: bool,
+                kind: str, extra: dict) -> Store:
+    if backend not in BACKENDS and backend not in ("faiss", "milvus"):
+        raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
+    man = read_manifest(index_dir)
+    if man is not None and rebuild:
+        for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "backend_state.json",
+                     "vectors.faiss", "vectors.faiss.meta.json", MANIFEST):
+            (index_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(index_dir / "frames", ignore_errors=True)
+        man = None
+    if man is not None:
+        check_compatible(man, embedder, index_dir)
+        if man.get("kind", "clips") != kind:
+            raise ValueError(f"{index_dir} is a {man.get('kind')!r} index, not {kind!r}")
+        if man["backend"] != backend or (backend_options and man.get("backend_options") != backend_options):
+            man["backend"], man["backend_options"] = backend, backend_options  # switch: rebuilt on sync
+        man.update(extra, updated=time.time())
+    else:
+        man = {"format": "soundseek-index", "version": FORMAT_VERSION, "kind": kind,
+               "fingerprint": embedder.fingerprint(), "dim": int(embedder.dim),
+               "sample_rate": int(embedder.sample_rate), "backend": backend,
+               "backend_options": backend_options, "created": time.time(), "updated": time.time(), **extra}
+    index_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(index_dir / MANIFEST, man)
+    return Store(index_dir, create=True)
+
+
+def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backend: str = "faiss",
+                backend_options: dict | None = None, batch_size: int = 16, workers: int = 2,
+                progress: bool = True, rebuild: bool = False, max_seconds: float | None = None,
+                format: str = "auto", retry_failed: bool = False, model: str | None = None,
+                keep_frames: bool = True) -> IndexReport:
+    """Index (or update the index of) a folder or corpus.
+
+    Args:
+        source: folder (recursive; wav/flac/ogg/oga/mp3/aiff) or manifest/corpus path.
+        embedder: an :class:`~soundseek.index.embedder.Embedder`.
+        index_dir: directory holding the index (created).
+        backend: ``faiss`` | ``milvus``; backend_options: e.g. ``{"index_type": "hnsw"}``,
+            ``{"uri": "http://host:19530", "collection": "sfx"}``.
+        batch_size: clips per embedder call and per committed transaction.
+        workers: decoding threads (decoding overlaps embedding; 2 = both cores busy).
+        rebuild: wipe an existing index first (needed when the embedder changed).
+        max_seconds: decode at most this many seconds per file (None: whole file).
+        format: corpus format for ``load_corpus`` (``auto``: folder scan for a directory).
+        retry_failed: re-try files that failed before and did not change.
+        model: model path recorded in the manifest (so ``soundseek search`` can reload it).
+        keep_frames: store frame features for re-ranking (False saves disk; rerank then off).
+    Returns:
+        :class:`IndexReport`; skipped files are also printed (when ``progress``) and logged.
+    Raises:
+        IndexMismatchError: existing index built with another embedder fingerprint.
+    """
+    t0 = time.time()
+    check_embedder(embedder)
+    index_dir = Path(index_dir)
+    if batch_size <= 0 or workers <= 0:
+        raise ValueError(f"batch_size and workers must be positive, got {batch_size}, {workers}")
+    root, entries, problems = enumerate_source(source, format)
+    report = IndexReport(str(index_dir))
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with IndexLock(index_dir):
+        store = _init_index(index_dir, embedder, backend, dict(backend_options or {}), rebuild, "clips",
+                            {"source": str(Path(source).absolute()), "root": str(root), "model": model,
+                             "max_seconds": max_seconds})
+        known, failed = store.known(), store.problems()
+        # 1. removals
+        present = {e.key for e in entries}
+        gone = [k for k in known if k not in present]
+        if gone:
+            with store.transaction() as con:
+                g = store.bump(con)
+                for k in gone:
+                    con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
+                    con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
+                con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)), gone)
+                store.log("info", f"removed {len(gone)} deleted files", con)
+            report.removed = len(gone)
+        # 2. plan
+        todo: list[_Work] = []
+        meta_updates = []
+        report.skipped.extend(problems)
+        for e in entries:
+            try:
+                st = e.path.stat()
+            except OSError as err:
+                report.skipped.append((e.key, f"unreadable ({err.strerror or err})"))
+                continue
+            row = known.get(e.key)
+            if row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+                report.unchanged += 1
+                if (json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags):
+                    meta_updates.append(e)
+                continue
+            bad = failed.get(e.key)
+            if (bad is not None and not retry_failed and bad["size"] == st.st_size
+                    and bad["mtime_ns"] == st.st_mtime_ns):
+                report.skipped.append((e.key, bad["reason"]))
+                continue
+            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row))
+        if meta_updates:
+            with store.transaction() as con:
+                for e in meta_updates:
+                    con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
+                                (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), e.key))
+        # 3. decode (threads) + embed (main thread) + commit per batch
+        sr = int(embedder.sample_rate)
+
+        def prepare(w: _Work) -> _Work:
+            try:
+                w.sha1 = _sha1(w.entry.path)
+                if w.row is not None and w.row["sha1"] == w.sha1:
+                    w.same_content = True
+                    return w
+                w.wave, w.info = load_wave(w.entry.path, sr, max_seconds)
+                if w.wave.size == 0:
+                    raise ValueError("no audio samples")
+            except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
+                w.error = _reason(err)
+            return w
+
+        bar = _progress(len(todo), progress)
+        batch: list[_Work] = []
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            for w in _ordered(ex, prepare, todo, window=max(2 * batch_size, 4 * workers)):
+                batch.append(w)
+                if len(batch) >= batch_size:
+                    _commit(store, embedder, batch, report, keep_frames)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                _commit(store, embedder, batch, report, keep_frames)
+                bar.update(len(batch))
+        bar.close()
+        # 4. backend
+        open_backend(index_dir, store, read_manifest(index_dir) or {}, save=True)
+        report.total = store.count()
+        report.seconds = time.time() - t0
+        store.log("info", report.summary())
+        for key, reason in report.skipped:
+            store.log("warning", f"skipped {key}: {reason}")
+        store.close()
+    if progress:
+        print(report.summary(), file=sys.stderr)
+        if report.skipped:
+            print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
+            for key, reason in report.skipped:
+                print(f"  {key}: {reason}", file=sys.stderr)
+    return report
+
+
+def _reason(err: BaseException) -> str:
+    reason = getattr(err, "reason", None)
+    return str(reason) if reason else (str(err) or type(err).__name__)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="clip", desc="indexing", disable=not enabled, dynamic_ncols=True)
+
+
+def _embed(embedder: Any, waves: list[np.ndarray]) -> tuple[list, list, list[str | None]]:
+    """Embed a batch; on failure retry one by one so only the bad clip is skipped."""
+    dim = int(embedder.dim)
+
+    def ok(emb: np.ndarray, n: int) -> bool:
+        return emb.shape == (n, dim) and bool(np.isfinite(emb).all())
+
+    try:
+        emb, frames = embedder.embed_audio(waves)
+        emb = np.asarray(emb, np.float32)
+        if ok(emb, len(waves)) and len(frames) == len(waves):
+            return list(emb), list(frames), [None] * len(waves)
+    except Exception:  # noqa: BLE001
+        if len(waves) == 1:
+            raise
+    embs, frs, errs = [], [], []
+    for w in waves:
+        try:
+            e, f = embedder.embed_audio([w])
+            e = np.asarray(e, np.float32)
+            if not ok(e, 1):
+                raise ValueError(f"embedder returned shape {e.shape} or non-finite values")
+            embs.append(e[0]); frs.append(f[0]); errs.append(None)
+        except Exception as err:  # noqa: BLE001
+            embs.append(None); frs.append(None); errs.append(f"embedding failed ({_reason(err)})")
+    return embs, frs, errs
+
+
+def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport, keep_frames: bool = True) -> None:
+    need = [w for w in batch if w.error is None and not w.same_content]
+    if need:
+        embs, frames, errs = _embed(embedder, [w.wave for w in need])
+        for w, e, f, err in zip(need, embs, frames, errs):
+            w.error, w.wave = err, None
+            w.info = None if err else {**(w.info or {}), "emb": e, "frames": f}
+    good = [w for w in need if w.error is None]
+    if keep_frames and good:
+        refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
+    else:
+        refs = [(None, None, None, None)] * len(good)
+    with store.transaction() as con:
+        g = store.bump(con)
+        for w, ref in zip(good, refs):
+            e, info = w.entry, w.info
+            vals = (str(e.path), str(e.path.resolve()), info["duration"], info["sample_rate"], info["channels"],
+                    w.size, w.mtime_ns, w.sha1, json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta),
+                    e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g)
+            cols = ("path, realpath, duration, sample_rate, channels, size, mtime_ns, sha1, captions, tags, meta, "
+                    "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen")
+            if w.row is not None:
+                con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
+                            (*vals, w.row["id"]))
+                report.updated += 1
+            else:
+                con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
+                            (e.key, *vals))
+                report.added += 1
+            con.execute("DELETE FROM problems WHERE key=?", (e.key,))
+        for w in batch:
+            if w.same_content:
+                con.execute("UPDATE items SET size=?, mtime_ns=? WHERE id=?", (w.size, w.mtime_ns, w.row["id"]))
+                report.unchanged += 1
+            elif w.error is not None:
+                if w.row is not None:  # an indexed file went bad: drop its stale entry
+                    con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
+                    con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
+                con.execute("INSERT OR REPLACE INTO problems VALUES(?, ?, ?, ?, ?)",
+                            (w.entry.key, w.size, w.mtime_ns, w.error, time.time()))
+                report.skipped.append((w.entry.key, w.error))
+

@@ -1,0 +1,151 @@
+"""The index manifest (``manifest.json``), the single-writer lock, and backend synchronisation.
+
+The SQLite store is the source of truth; the backend (FAISS file or Milvus collection) is a
+cache of it, stamped with the store *generation* it reflects in ``backend_state.json``.
+When stale it is brought up to date incrementally (tombstones + rows changed since) or
+rebuilt, then saved atomically (METHODS.md §8).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+from .backends.base import VectorBackend, build_backend, fold_items
+from .store import Store
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BACKEND_STATE = "backend_state.json"
+
+
+class IndexMismatchError(ConfigError):
+    """The index was built with another embedder (fingerprint or dim differ)."""
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(index_dir: str | Path) -> dict | None:
+    p = Path(index_dir) / MANIFEST
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+
+def check_compatible(manifest: dict, embedder: Any, index_dir: Path) -> None:
+    fp = embedder.fingerprint()
+    if manifest.get("fingerprint") != fp or int(manifest.get("dim", -1)) != int(embedder.dim):
+        raise IndexMismatchError(
+            f"Index {index_dir} was built with embedder {manifest.get('fingerprint')!r} "
+            f"(dim {manifest.get('dim')}), but the current embedder is {fp!r} (dim {embedder.dim}). "
+            "Rebuild it (`soundseek index ... --rebuild`, build_index(rebuild=True)) or load the matching model.")
+
+
+class IndexLock:
+    """Exclusive ``flock`` on ``index_dir/.lock``: one writer per index at a time."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.path = Path(index_dir) / ".lock"
+        self.f = None
+
+    def __enter__(self) -> "IndexLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.close()
+            raise RuntimeError(f"Another process is writing the index {self.path.parent}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.f is not None
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def backend_options(manifest: dict, index_dir: Path) -> dict:
+    opts = dict(manifest.get("backend_options") or {})
+    if manifest["backend"] == "milvus":
+        uri = str(opts.get("uri") or "milvus.db")
+        if "://" not in uri and not os.path.isabs(uri):
+            uri = str(Path(index_dir) / uri)
+        opts["uri"] = uri
+    return opts
+
+
+def _backend_path(index_dir: Path, manifest: dict) -> Path:
+    return Path(index_dir) / "vectors.faiss"
+
+
+def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool = True,
+                 overrides: dict | None = None) -> VectorBackend:
+    """Load the backend and bring it up to the store's generation (saved if ``save``)."""
+    index_dir = Path(index_dir)
+    name = manifest["backend"]
+    opts = {**backend_options(manifest, index_dir), **(overrides or {})}
+    dim = int(manifest["dim"]) + 1  # folded bias column (METHODS.md §5)
+    state_path = index_dir / BACKEND_STATE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    gen, count = store.generation, store.count()
+    same = state.get("backend") == name and state.get("options") == (manifest.get("backend_options") or {})
+    since = int(state.get("generation", -1)) if same else -1
+    backend: VectorBackend | None = None
+    if since >= 0:
+        try:
+            if name == "faiss":
+                from .backends.faiss_backend import FaissBackend
+                backend = FaissBackend.load(_backend_path(index_dir, manifest), **opts)
+            else:
+                backend = build_backend(name, dim, **opts)
+        except (FileNotFoundError, ValueError, RuntimeError):
+            backend, since = None, -1
+    if backend is not None and since == gen and len(backend) == count:
+        return backend
+    if backend is not None and getattr(backend, "index_type", "") == "hnsw":
+        backend, since = None, -1  # faiss HNSW cannot delete: rebuild
+    if backend is None:
+        since = -1
+        if name == "milvus":
+            opts["drop_existing"] = True
+        if name == "faiss":
+            opts.setdefault("expected_size", count)
+        backend = build_backend(name, dim, **opts)
+    dels = store.deleted_since(since) if since >= 0 else []
+    if len(dels):
+        backend.remove(dels)
+    for ids, emb, bias in store.iter_vectors(since_gen=since):
+        backend.add(ids, fold_items(emb, bias))
+    if len(backend) != count:  # should not happen; fall back to a full rebuild
+        return _full_rebuild(index_dir, store, manifest, save, opts)
+    if save:
+        _save(index_dir, backend, manifest, gen, count)
+    return backend
+
+
+def _full_rebuild(index_dir: Path, store: Store, manifest: dict, save: bool, opts: dict) -> VectorBackend:
+    name = manifest["backend"]
+    if name == "milvus":
+        opts = {**opts, "drop_existing": True}
+    backend = build_backend(name, int(manifest["dim"]) + 1, **opts)
+    for ids, emb, bias in store.iter_vectors():
+        backend.add(ids, fold_items(emb, bias))
+    if save:
+        _save(index_dir, backend, manifest, store.generation, store.count())
+    return backend
+
+
+def _save(index_dir: Path, backend: VectorBackend, manifest: dict, gen: int, count: int) -> None:
+    backend.save(_backend_path(index_dir, manifest) if manifest["backend"] == "faiss" else None)
+    write_json_atomic(index_dir / BACKEND_STATE, {"backend": manifest["backend"], "generation": gen,
+                                                  "options": manifest.get("backend_options") or {},
+                                                  "count": count, "saved": time.time()})
