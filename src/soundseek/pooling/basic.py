@@ -26,9 +26,9 @@ def check_frames(frames: Tensor, mask: Tensor | None, what: str = "frames") -> T
 
 def masked_mean(frames: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean over valid frames. frames (B, T, D), mask (B, T) -> (B, D); empty rows -> 0."""
-    m = check_frames(frames, mask).to(frames.dtype).unsqueeze(-1)  # (B, T, 1)
-    total = (frames * m).sum(dim=1)  # (B, D)
-    count = m.sum(dim=1).clamp_min(1.0)  # (B, 1)
+    m = check_frames(frames, mask).unsqueeze(-1)  # (B, T, 1)
+    total = frames.masked_fill(~m, 0.0).sum(dim=1)  # (B, D); padding may hold anything, even NaN
+    count = m.sum(dim=1).clamp_min(1).to(frames.dtype)  # (B, 1)
     return total / count
 
 

@@ -43,9 +43,9 @@ class NetRVLAD(_Pooling):
 
     def descriptor(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
         """The normalised (B, K*D) RVLAD descriptor before the optional output layer."""
-        m = self._check(frames, mask)
-        a = torch.softmax(self.assign(frames), dim=-1)  # (B, T, K)
-        a = a * m.unsqueeze(-1).to(a.dtype)  # padding -> weight 0
+        m = self._check(frames, mask).unsqueeze(-1)  # (B, T, 1)
+        frames = frames.masked_fill(~m, 0.0)  # padding may hold anything, even NaN
+        a = torch.softmax(self.assign(frames), dim=-1).masked_fill(~m, 0.0)  # (B, T, K), padding -> 0
         v = torch.einsum("btk,btd->bkd", a, frames)  # (B, K, D)
         v = F.normalize(v, dim=-1, eps=self.eps)  # intra-normalisation
         return F.normalize(v.flatten(1), dim=-1, eps=self.eps)  # (B, K*D)

@@ -109,7 +109,7 @@ class Scorer(nn.Module):
         if sentence is not None:
             if sentence.dim() != 2 or sentence.shape[-1] != self.text_dim:
                 raise ValueError(
-                    f"{self.name}: sentence must have shape (B, {self.text_dim}), got {tuple(sentence.shape)}"
+                    f"{self.name}: sentence must have shape (B, text_dim={self.text_dim}), got {tuple(sentence.shape)}"
                 )
             if tokens is not None and sentence.shape[0] != tokens.shape[0]:
                 raise ValueError(f"{self.name}: {sentence.shape[0]} sentence vectors for {tokens.shape[0]} token rows")

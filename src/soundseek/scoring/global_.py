@@ -95,9 +95,8 @@ class GlobalScorer(Scorer):
     def score_pairs(self, text: Rep, audio: Rep) -> Tensor:
         require(text, ("emb",), "text", self.name)
         require(audio, ("emb",), "audio", self.name)
-        n = self._check_pairs(text, audio)
+        self._check_pairs(text, audio)
         t, a = text["emb"], audio["emb"]
         if self.metric is None:
             return (t * a).sum(-1)
-        # reference: one pair at a time through the metric's pairwise distance
-        return torch.stack([-self.metric.pairwise_distance(t[i : i + 1], a[i : i + 1])[0, 0] for i in range(n)])
+        return -self.metric.paired_distance(t, a)
