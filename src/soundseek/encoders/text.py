@@ -95,13 +95,17 @@ class HFTextEncoder(nn.Module):
         from transformers import AutoModel, AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        hf_log = logging.getLogger("transformers.modeling_utils")
-        level = hf_log.level
-        hf_log.setLevel(logging.ERROR)  # "weights not used: pooler..." is expected for encoders
+        # expected, harmless load-time notes ("weights not used: pooler...", "layers were not
+        # sharded" from the tensor-parallel check) are silenced for this call only
+        loggers = [logging.getLogger(n) for n in ("transformers.modeling_utils", "transformers.distributed.tensor_parallel")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
         try:
             model = AutoModel.from_pretrained(str(path), local_files_only=True)
         finally:
-            hf_log.setLevel(level)
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
         return cls(model.eval(), tok, pooling=pooling, max_length=max_length, name=f"{path.parent.name}/{path.name}",
                    weights_id=_dir_identity(path))
 

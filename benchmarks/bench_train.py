@@ -1,0 +1,91 @@
+"""Training-step speed on cached features vs the machine's matmul floor.
+
+    python benchmarks/bench_train.py [--batch 128] [--frames 40] [--repeats 20]
+
+One optimiser step (encode both sides, all-pairs scores, loss, backward, AdamW) of the
+default model (global meanmax scorer, NT-Xent) and of TAP + PMR, on random features shaped
+like aisfx frames (D=512) and MiniLM tokens (384). The floor is the step's dense FLOPs
+(forward x3 for backward) at the fp32 matmul rate measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from soundseek.config import apply_overrides
+from soundseek.model import RetrievalModel
+from soundseek.train.config import Config
+
+
+def matmul_rate(n: int = 1024, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        ts.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(ts)
+
+
+def step_time(sets: list[str], B: int, T: int, L: int, repeats: int, bf16: bool = False) -> float:
+    cfg = apply_overrides(Config(), sets)
+    model = RetrievalModel.from_config(cfg, 512, 384)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    frames, fmask = torch.randn(B, T, 512), torch.ones(B, T, dtype=torch.bool)
+    tokens, tmask, sent = torch.randn(B, L, 384), torch.ones(B, L, dtype=torch.bool), torch.randn(B, 384)
+    ids = torch.arange(B)
+    ts = []
+    for i in range(repeats + 3):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(model.encode_text(tokens, tmask, sent), model.encode_audio(frames, fmask), ids)
+        opt.zero_grad()
+        loss.float().backward()
+        opt.step()
+        if i >= 3:
+            ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def global_flops(B: int, T: int, d: int = 512) -> float:
+    # audio MLP on pooled (1024 -> d -> d), text MLP (384 -> d -> d), scores B x B x d; x3 for backward
+    fwd = 2 * B * (1024 * d + d * d) + 2 * B * (384 * d + d * d) + 2 * B * B * d
+    return 3 * fwd
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--tokens", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    rate = matmul_rate()
+    B, T, L = a.batch, a.frames, a.tokens
+    rows = []
+    g = step_time([], B, T, L, a.repeats)
+    rows.append(("global meanmax + NT-Xent, fp32", g, global_flops(B, T) / rate))
+    rows.append(("global meanmax + NT-Xent, bf16 autocast", step_time([], B, T, L, a.repeats, bf16=True), global_flops(B, T) / rate))
+    tap = ["model.scorer=tap", "model.options={attn_dim: 512}", "loss.name=pmr", "loss.options={temperature: 0.05}"]
+    rows.append(("TAP (Dp 512) + PMR, fp32", step_time(tap, B, T, L, a.repeats), float("nan")))
+    gpa = ["model.scorer=gpa", "model.options={n_prototypes: 3}"]
+    rows.append(("GPA (K=3, LASS) + NT-Xent, fp32", step_time(gpa, B, T, L, a.repeats), float("nan")))
+    print(f"fp32 matmul rate: {rate / 1e9:.0f} GFLOP/s; batch {B}, {T} frames, {L} tokens, {a.threads} threads\n")
+    print("| step | median ms | vs global fp32 | dense-FLOP floor ms | ratio to floor |")
+    print("|---|---|---|---|---|")
+    for name, t, floor in rows:
+        fl = f"{1e3 * floor:.2f}" if floor == floor else "–"
+        ratio = f"{t / floor:.1f}" if floor == floor else "–"
+        print(f"| {name} | {1e3 * t:.1f} | {t / g:.2f} | {fl} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
