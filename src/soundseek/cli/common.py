@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from soundseek.config import apply_overrides, load_yaml
 from soundseek.train.config import Config
 
@@ -17,6 +15,12 @@ def add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def load_config(args: argparse.Namespace) -> Config:
     cfg = load_yaml(Config, args.config, args.set) if getattr(args, "config", None) else apply_overrides(Config(), args.set)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
+    from soundseek import distributed as dist
+
+    if dist.init_from_env():  # launched by torchrun: join the group, quiet logs on ranks > 0
+        import logging
+
+        if not dist.is_main():
+            logging.getLogger().setLevel(logging.WARNING)
+    dist.configure_threads(cfg.train.num_threads)  # under torchrun: the node's CPUs split per process
     return cfg

@@ -12,7 +12,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from soundseek.train.data import prepare
 
+    from soundseek import distributed as dist
+
     cfg = load_config(args)
+    if dist.world_size() > 1:  # torchrun: each rank encodes its share of the corpus
+        from soundseek.distributed.shard import extract_features
+
+        extract_features(cfg, progress=True)
+        if not dist.is_main():
+            return 0
     data = prepare(cfg, progress=True)
     failed = getattr(data.audio, "failed", {}) or {}
     print(f"cached {len(data.corpus)} clips ({len(failed)} failed) and their captions in {cfg.data.cache_dir}/features")

@@ -17,10 +17,18 @@ def run(args: argparse.Namespace) -> int:
     from soundseek.train.evaluate import evaluate, format_table
     from soundseek.train.loop import Trainer, load_model
 
+    from soundseek import distributed as dist
+
     cfg = load_config(args)
-    data = prepare(cfg, progress=cfg.train.progress)
+    if dist.world_size() > 1:  # torchrun: features encoded by all ranks, then read by each
+        from soundseek.distributed.shard import extract_features
+
+        extract_features(cfg, progress=cfg.train.progress)
+    data = prepare(cfg, progress=cfg.train.progress and dist.is_main())
     trainer = Trainer(cfg, data)
     result = trainer.fit(resume=not args.restart)
+    if not dist.is_main():
+        return 0
     print(f"best validation {cfg.train.monitor}: {result['best']:.4f}  ({result['out_dir']}/best.pt)")
     if not args.no_eval and cfg.eval.split in data.splits:
         model, _, _ = load_model(f"{result['out_dir']}/best.pt")

@@ -3,13 +3,27 @@
 Launched with ``torchrun`` the environment carries RANK / WORLD_SIZE / MASTER_ADDR;
 :func:`init_from_env` then joins the group (gloo on CPU, NCCL on CUDA). Without it every
 helper degrades to the single-process no-op.
+
+Cross-process negatives (issue 5): :func:`global_batch_loss` makes N processes with local
+batches b_r train exactly the objective of one process on the concatenated batch
+(``sum b_r``): representations are all-gathered *with gradients*, each rank scores its own
+captions against every clip of the global batch, the score rows are all-gathered (again with
+gradients), every rank evaluates the loss of the whole (B, B) matrix, and
+:func:`average_gradients` turns the per-rank gradients into dL/dtheta.
 """
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
 import torch.distributed as tdist
+
+__all__ = [
+    "available", "world_size", "rank", "local_rank", "local_world_size", "is_main", "barrier",
+    "init_from_env", "device", "configure_threads", "gather_with_grad", "gather_repr",
+    "pad_to_global", "global_batch_loss", "average_gradients", "broadcast_object", "all_gather_object",
+]
 
 
 def available() -> bool:
@@ -24,6 +38,15 @@ def rank() -> int:
     return tdist.get_rank() if available() else 0
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def local_world_size() -> int:
+    """Processes on this node (torchrun's LOCAL_WORLD_SIZE), 1 when not launched by torchrun."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def is_main() -> bool:
     return rank() == 0
 
@@ -33,64 +56,209 @@ def barrier() -> None:
         tdist.barrier()
 
 
-def init_from_env(backend: str | None = None) -> bool:
-    """Join the process group described by torchrun's environment; False if there is none."""
+def init_from_env(backend: str | None = None, timeout_minutes: float | None = None) -> bool:
+    """Join the process group described by torchrun's environment; False if there is none.
+
+    Args:
+        backend: "gloo" | "nccl"; default NCCL when CUDA is available, else gloo.
+        timeout_minutes: collective timeout (default ``$SOUNDSEEK_DIST_TIMEOUT`` or 120: ranks
+            wait at a barrier while the others finish their share of feature extraction).
+    """
     if available():
         return True
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-    tdist.init_process_group(backend=backend)
+    valid = ("gloo", "nccl")
+    if backend not in valid:
+        raise ValueError(f"Invalid backend {backend!r}. Valid: {', '.join(valid)}")
+    minutes = float(timeout_minutes or os.environ.get("SOUNDSEEK_DIST_TIMEOUT", 120))
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(local_rank())
+    tdist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=minutes))
     return True
 
 
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's ``x`` along dim 0 (rank order); gradients flow back to each
-    rank's own shard (summed over the ranks' identical losses, see :func:`average_gradients`).
-    Shards may differ in length along dim 0."""
-    if world_size() == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    sizes = _sizes(x.shape[0])
-    if len(set(sizes)) > 1:  # pad to the largest shard, gather, then trim
-        pad = max(sizes) - x.shape[0]
-        x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) if pad else x
-        parts = all_gather(x)
-        return torch.cat([p[:n] for p, n in zip(parts, sizes)])
-    return torch.cat(all_gather(x))
+def device() -> torch.device:
+    """This process's device: ``cuda:LOCAL_RANK`` under NCCL, else the CPU."""
+    if available() and tdist.get_backend() == "nccl":
+        return torch.device("cuda", local_rank())
+    return torch.device("cpu")
 
 
+def configure_threads(num_threads: int = 0) -> int:
+    """Intra-op threads of this process: ``num_threads`` if > 0; under torchrun with several
+    processes per node, the node's CPUs divided among them (torchrun's own default is 1
+    thread per process); otherwise torch's default. Returns the thread count in use."""
+    if num_threads > 0:
+        torch.set_num_threads(int(num_threads))
+    elif local_world_size() > 1:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        torch.set_num_threads(max(1, cpus // local_world_size()))
+    return torch.get_num_threads()
+
+
+# -- collectives ----------------------------------------------------------------------------
 def _sizes(n: int) -> list[int]:
-    t = torch.tensor([n])
+    t = torch.tensor([n], device=device())
     out = [torch.zeros_like(t) for _ in range(world_size())]
     tdist.all_gather(out, t)
     return [int(v) for v in out]
 
 
+def _gather_plain(x: torch.Tensor) -> list[torch.Tensor]:
+    """all_gather without autograd; bool tensors travel as uint8 (not every backend has bool)."""
+    y = x.to(torch.uint8) if x.dtype == torch.bool else x.contiguous()
+    parts = [torch.empty_like(y) for _ in range(world_size())]
+    tdist.all_gather(parts, y)
+    return [p.bool() for p in parts] if x.dtype == torch.bool else parts
+
+
+class _AllGatherGrad(torch.autograd.Function):
+    """(n, ...) per rank -> (world * n, ...) in rank order. Backward: the gradient of the
+    gathered tensor is summed over ranks (every rank's loss uses every shard) and each rank
+    keeps its own rows. (All-reduce instead of reduce-scatter: gloo has no reduce-scatter.)"""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        tdist.all_gather(parts, x)
+        ctx.n = x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        tdist.all_reduce(grad, op=tdist.ReduceOp.SUM)
+        r = rank()
+        return grad[r * ctx.n: (r + 1) * ctx.n]
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's ``x`` along dim 0 (rank order). If ``x`` requires grad, the
+    gradient of the result flows back to each rank's own shard, summed over the ranks' (identical)
+    losses, see :func:`average_gradients`. Shards may differ in length along dim 0 only."""
+    if world_size() == 1:
+        return x
+    sizes = _sizes(x.shape[0])
+    pad = max(sizes) - x.shape[0]
+    if pad:  # pad to the largest shard, gather, then trim
+        x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
+    if x.requires_grad:
+        parts = list(_AllGatherGrad.apply(x).chunk(world_size()))
+    else:
+        parts = _gather_plain(x)
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)])
+
+
+def pad_to_global(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a padded batch x (B, L, ...) / mask (B, L) along L to the largest L of all ranks, so
+    every rank's representations have the shapes one process would give the global batch.
+    A collective: call it on every rank."""
+    if world_size() == 1:
+        return x, mask
+    lmax = max(_sizes(x.shape[1]))
+    pad = lmax - x.shape[1]
+    if pad:
+        x = torch.cat([x, x.new_zeros((x.shape[0], pad, *x.shape[2:]))], dim=1)
+        mask = torch.cat([mask, mask.new_zeros((mask.shape[0], pad))], dim=1)
+    return x, mask
+
+
 def gather_repr(rep: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """All-gather a scorer representation dict (each tensor's dim 0 is the batch).
-    Variable-length sequence tensors (frames, tokens) are padded along dim 1 first."""
+
+    Sequence tensors must already share their length across ranks (:func:`pad_to_global` on
+    the inputs); if a dim-1 length still differs it is zero-padded at the end, which is only
+    correct for (B, L, ...) per-position tensors (not e.g. TAP's ``gram`` (B, 2T+1, T))."""
+    if world_size() == 1:
+        return rep
     out = {}
-    for k, v in rep.items():
-        if v.dim() >= 2 and world_size() > 1:
+    for k in sorted(rep):  # same collective order on every rank
+        v = rep[k]
+        if v.dim() >= 2:
             lens = _sizes(v.shape[1])
-            if len(set(lens)) > 1:
-                pad = max(lens) - v.shape[1]
-                v = torch.cat([v, v.new_zeros((v.shape[0], pad, *v.shape[2:]))], dim=1) if pad else v
+            pad = max(lens) - v.shape[1]
+            if pad:
+                v = torch.cat([v, v.new_zeros((v.shape[0], pad, *v.shape[2:]))], dim=1)
         out[k] = gather_with_grad(v)
-    return out
+    return {k: out[k] for k in rep}
+
+
+def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], audio: dict[str, torch.Tensor],
+                      clip_ids: torch.Tensor) -> torch.Tensor:
+    """Loss of the global batch from this rank's local representations.
+
+    Args:
+        model: a :class:`soundseek.model.RetrievalModel` (``score``, ``loss``, ``nuclear_norm``).
+        text, audio: this rank's caption / clip representations (local pairs i <-> i).
+        clip_ids: (B,) clip ids of the *global* batch (rank order), or (b_r,) local ids, which
+            are then all-gathered; equal ids are positives, also across processes.
+    Returns:
+        The scalar loss of the whole (B, B) score matrix, identical on every rank. Each rank
+        scores only its own caption rows against every clip (the O(B^2) scoring is split).
+    """
+    if world_size() == 1:
+        return model(text, audio, clip_ids)
+    b_local = next(iter(text.values())).shape[0]
+    sizes = _sizes(b_local)
+    if clip_ids.shape[0] == b_local and sum(sizes) != b_local:
+        clip_ids = gather_with_grad(clip_ids.to(device()))
+    if clip_ids.shape[0] != sum(sizes):
+        raise ValueError(f"clip_ids has {clip_ids.shape[0]} entries; expected the local {b_local} or global {sum(sizes)}")
+    audio_all = gather_repr(audio)
+    scores = gather_with_grad(model.score(text, audio_all))  # (b_r, B) rows -> (B, B)
+    loss = model.loss(scores, clip_ids)
+    if getattr(model, "nuclear_norm", 0.0):
+        loss = loss + model.nuclear_norm * model.regulariser()
+    return loss
 
 
 def average_gradients(module: torch.nn.Module) -> None:
     """All-reduce and average gradients. With :func:`gather_with_grad` each rank holds
-    world_size x its shard's share of dL/dtheta, so the average is exactly dL/dtheta."""
+    world_size x its shard's share of dL/dtheta (plus world_size x 1/world_size of the terms
+    every rank computes in full, e.g. a learnable temperature), so the average is exactly
+    dL/dtheta. Parameters without a gradient on some rank get zeros there (same collectives)."""
     n = world_size()
     if n == 1:
         return
-    for p in module.parameters():
-        if p.grad is not None:
-            tdist.all_reduce(p.grad, op=tdist.ReduceOp.SUM)
-            p.grad.div_(n)
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        return
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device())
+    tdist.all_reduce(has, op=tdist.ReduceOp.MAX)  # a grad on any rank -> a grad on all ranks
+    live = [p for p, h in zip(params, has.tolist()) if h]
+    for p in live:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    if not live:
+        return
+    flat = torch.cat([p.grad.reshape(-1) for p in live])  # one collective instead of one per tensor
+    tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
+    flat.div_(n)
+    off = 0
+    for p in live:
+        p.grad.copy_(flat[off: off + p.numel()].view_as(p.grad))
+        off += p.numel()
+
+
+def broadcast_object(obj, src: int = 0):
+    """``obj`` of rank ``src`` on every rank (picklable values; identity without a group)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    tdist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather_object(obj) -> list:
+    """Every rank's ``obj``, in rank order."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    tdist.all_gather_object(out, obj)
+    return out

@@ -83,10 +83,19 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
                                       backend_options=opts, rebuild=args.rebuild)
             print(rep.summary(), file=sys.stderr)
         else:
-            rep = build_index(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
-                              batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
-                              rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
-                              retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames)
+            from soundseek import distributed as dist
+
+            build = build_index
+            if dist.init_from_env() and dist.world_size() > 1:  # torchrun: ranks embed shards, rank 0 writes
+                from soundseek.distributed.shard import build_index_distributed as build
+
+                dist.configure_threads()
+            rep = build(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
+                        batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
+                        rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
+                        retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames)
+            if rep is None:  # ranks > 0 under torchrun
+                return 0
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,12 +21,13 @@ def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 def encode_view(model: RetrievalModel, data: Prepared, view: SplitView, batch: int = 256):
     """Per-caption and per-clip representations of one split (dicts of tensors)."""
     model.eval()
+    dev = next(model.parameters()).device
     texts, audios = [], []
     for s in range(0, view.n_captions, batch):
-        tokens, tmask, sent = data.text.batch(view.caption_rows[s : s + batch])
+        tokens, tmask, sent = (t.to(dev) for t in data.text.batch(view.caption_rows[s : s + batch]))
         texts.append(model.encode_text(tokens, tmask, sent))
     for s in range(0, view.n_clips, batch):
-        frames, fmask = data.audio.batch(view.clip_rows[s : s + batch])
+        frames, fmask = (t.to(dev) for t in data.audio.batch(view.clip_rows[s : s + batch]))
         audios.append(model.encode_audio(frames, fmask))
     return _cat(texts), _cat(audios)
 
