@@ -7,22 +7,12 @@ Prints a markdown table: the figure, a reference measured in the same run, the r
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-
-def median_time(fn, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+from _timing import median_time, print_table
 
 
 def main() -> None:
@@ -73,10 +63,8 @@ def main() -> None:
         t_check = median_time(lambda: check_corpus(real, progress=False), args.repeats)
         t_read = median_time(lambda: [sf.read(str(c.audio)) for c in real], args.repeats)
         rows.append((f"check_corpus(real-sfx-dev, {len(real)} clips)", t_check, "decode every file (sf.read)", t_read))
-    print("| task | seconds | reference | ref seconds | ratio |")
-    print("| --- | ---: | --- | ---: | ---: |")
-    for name, t, rname, r in rows:
-        print(f"| {name} | {t:.3f} | {rname} | {r:.3f} | {t / r:.2f} |")
+    print_table(["task", "seconds", "reference", "ref seconds", "ratio"],
+                ((name, f"{t:.3f}", rname, f"{r:.3f}", f"{t / r:.2f}") for name, t, rname, r in rows), align="lrlrr")
 
 
 if __name__ == "__main__":

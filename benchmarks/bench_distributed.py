@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.multiprocessing as mp
+from _timing import load_average, print_table
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
@@ -72,26 +73,35 @@ def bench_config(out: str, scorer: str, batch: int, precision: str = "fp32", ext
                                       *SCORER_SETS[scorer], *extra])
 
 
+def train_steps_time(trainer, batch: int, steps: int, sync=lambda: None) -> float:
+    """Seconds for ``steps`` train steps of global batch ``batch`` after 2 warm-up steps;
+    ``sync()`` runs before starting and before stopping the clock (a barrier when distributed)."""
+    from soundseek.train.loop import epoch_batches
+
+    batches = epoch_batches(trainer.train_view, batch, 0, 0)
+    for rows in batches[:2]:  # warm-up
+        trainer.train_step(rows)
+    sync()
+    t0 = time.perf_counter()
+    for k in range(steps):
+        trainer.train_step(batches[k % len(batches)])
+    sync()
+    return time.perf_counter() - t0
+
+
 def _worker(rank: int, world: int, port: int, threads: int, scorer: str, batch: int, steps: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     from soundseek import distributed as dist
-    from soundseek.train.loop import Trainer, epoch_batches
+    from soundseek.train.loop import Trainer
 
     dist.init_from_env("gloo")
     torch.set_num_threads(threads)
     trainer = Trainer(bench_config(out, scorer, batch), toy_data())
     trainer.model.train()
-    batches = epoch_batches(trainer.train_view, batch, 0, 0)
-    for rows in batches[:2]:  # warm-up
-        trainer.train_step(rows)
-    dist.barrier()
-    t0 = time.perf_counter()
-    for k in range(steps):
-        trainer.train_step(batches[k % len(batches)])
-    dist.barrier()
+    seconds = train_steps_time(trainer, batch, steps, sync=dist.barrier)
     if dist.is_main():
-        Path(out, "steps_per_s").write_text(str(steps / (time.perf_counter() - t0)))
+        Path(out, "steps_per_s").write_text(str(steps / seconds))
     torch.distributed.destroy_process_group()
 
 
@@ -105,17 +115,11 @@ def measure(world: int, threads: int, scorer: str, batch: int, steps: int) -> fl
     with tempfile.TemporaryDirectory() as out:
         if world == 1:
             os.environ.pop("WORLD_SIZE", None)
-            from soundseek.train.loop import Trainer, epoch_batches
+            from soundseek.train.loop import Trainer
 
             torch.set_num_threads(threads)
             trainer = Trainer(bench_config(out, scorer, batch), toy_data())
-            batches = epoch_batches(trainer.train_view, batch, 0, 0)
-            for rows in batches[:2]:
-                trainer.train_step(rows)
-            t0 = time.perf_counter()
-            for k in range(steps):
-                trainer.train_step(batches[k % len(batches)])
-            return steps / (time.perf_counter() - t0)
+            return steps / train_steps_time(trainer, batch, steps)
         mp.start_processes(_worker, args=(world, _port(), threads, scorer, batch, steps, out), nprocs=world,
                            start_method="spawn")
         return float(Path(out, "steps_per_s").read_text())
@@ -138,12 +142,10 @@ def main() -> None:
                 measure(world, threads, scorer, args.batch, args.steps) for _ in range(args.repeats))
         ref = res[(1, args.cores)]
         for (world, threads), v in res.items():
-            rows.append(f"| {scorer} | {world} x {threads} | {v:.2f} | {ref:.2f} | {v / ref:.2f} |")
+            rows.append((scorer, f"{world} x {threads}", f"{v:.2f}", f"{ref:.2f}", f"{v / ref:.2f}"))
     print(f"\nTrainer steps/s, global batch {args.batch}, median of {args.repeats} x {args.steps} steps "
-          f"(load average at start: {os.getloadavg()[0]:.1f})\n")
-    print(f"| scorer | processes x threads | steps/s | reference 1 x {args.cores} | ratio |")
-    print("|---|---|---|---|---|")
-    print("\n".join(rows))
+          f"({load_average()})\n")
+    print_table(["scorer", "processes x threads", "steps/s", f"reference 1 x {args.cores}", "ratio"], rows, compact=True)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import matmul_rate, median_time, print_table
 from torch import nn
 
 from soundseek.audio.io import batch_waves, load_audio
@@ -23,15 +22,9 @@ from soundseek.encoders.text import HFTextEncoder
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sfx-dev"
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 5, dtype=torch.float32) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+def matmul_gflops() -> float:
+    """fp32 1024 x 1024 matmul rate in GFLOP/s (median of 5 after one warm-up)."""
+    return matmul_rate(repeats=5, warmup=1) / 1e9
 
 
 def conv_linear_flops(model: nn.Module, run) -> float:
@@ -89,13 +82,7 @@ def bench_aisfx(args) -> list[tuple]:
     gf = matmul_gflops()
     for label, bf16, with_decode in (("fp32, decode+mel+CNN", False, True), ("fp32, mel+CNN", False, False),
                                      ("bf16 autocast, mel+CNN", True, False)):
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            ws = decode() if with_decode else waves
-            encode(ws, bf16)
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
+        med = median_time(lambda: encode(decode() if with_decode else waves, bf16), args.repeats)
         floor = flops / (gf * 1e9)
         rows.append((f"aisfx {label} ({source}, {seconds:.0f} s audio)", f"{len(waves) / med:.1f} clips/s",
                      f"floor {floor:.2f} s ({flops / 1e9:.1f} GFLOP at {gf:.0f} GFLOP/s fp32 mm)",
@@ -111,14 +98,13 @@ def bench_text(args) -> list[tuple]:
     n_params = sum(p.numel() for n, p in enc.model.named_parameters() if "embeddings" not in n)
     n_tokens = int(enc.tokenize(caps)["attention_mask"].sum())
     gf = matmul_gflops()
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
+
+    def encode() -> None:
         with torch.no_grad():
             for s in range(0, len(caps), 64):
                 enc(caps[s: s + 64])
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
+
+    med = median_time(encode, args.repeats)
     floor = 2.0 * n_params * n_tokens / (gf * 1e9)
     return [(f"MiniLM-L6 text ({len(caps)} captions, {n_tokens} tokens)", f"{len(caps) / med:.0f} captions/s",
              f"floor {floor:.3f} s (2 x {n_params / 1e6:.1f} M params x tokens at {gf:.0f} GFLOP/s)",
@@ -136,10 +122,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = bench_aisfx(args) + bench_text(args)
-    print("| what | throughput | reference (same run) | ratio |")
-    print("| --- | --- | --- | --- |")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table(["what", "throughput", "reference (same run)", "ratio"], rows)
 
 
 if __name__ == "__main__":

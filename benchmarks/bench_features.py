@@ -11,25 +11,13 @@ rate (``--gflops``, ~340 GFLOP/s on the 2-core dev machine).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import median_time, print_table
 
 from soundseek.audio import LogMel, aisfx_logmel, audio_info, load_audio, mel_filterbank, panns_logmel
-
-
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def numpy_logmel(x: np.ndarray, m: LogMel) -> np.ndarray:
@@ -52,7 +40,7 @@ def bench_logmel(name: str, m: LogMel, args, rows: list) -> None:
     wave = torch.randn(args.clips, n, generator=g) * 0.1
     audio_s = args.clips * args.seconds
     with torch.inference_mode():
-        t_ours = median_time(lambda: m(wave), args.repeats)
+        t_ours = median_time(lambda: m(wave), args.repeats, warmup=1)
         padded = torch.nn.functional.pad(wave[:, None], (m.n_fft // 2,) * 2, mode=m.pad_mode)[:, 0]
         win = m.window
 
@@ -61,13 +49,13 @@ def bench_logmel(name: str, m: LogMel, args, rows: list) -> None:
                            return_complex=True)
             return torch.addcmul(s.real.square(), s.imag, s.imag)
 
-        t_stft = median_time(stft_only, args.repeats)
+        t_stft = median_time(stft_only, args.repeats, warmup=1)
     t_frames = m.num_frames(n)
     flops = 2.0 * args.clips * t_frames * (m.n_fft // 2 + 1) * m.n_mels
     t_mm_floor = flops / (args.gflops * 1e9)
     k = max(1, args.clips // 8)  # numpy reference on a subset, scaled
     x_np = wave[:k].numpy()
-    t_np = median_time(lambda: numpy_logmel(x_np, m), max(1, args.repeats // 2), warmup=0) * args.clips / k
+    t_np = median_time(lambda: numpy_logmel(x_np, m), max(1, args.repeats // 2)) * args.clips / k
     floor = t_stft + t_mm_floor
     rows.append((f"{name} LogMel, {args.clips} x {args.seconds:g} s (s)", t_ours, "numpy reference", t_np,
                  t_np / t_ours))
@@ -93,8 +81,8 @@ def bench_decode(args, rows: list) -> None:
             load_audio(p, audio_info(p).sample_rate)
 
     reps = max(1, args.repeats // 2)
-    t_rs = median_time(decode_resample, reps)
-    t_nat = median_time(decode_native, reps)
+    t_rs = median_time(decode_resample, reps, warmup=1)
+    t_nat = median_time(decode_native, reps, warmup=1)
     rows.append((f"decode + resample to 32 kHz, {len(files)} real clips ({dur:.0f} s audio), clips/s",
                  len(files) / t_rs, "decode only (native rate), clips/s", len(files) / t_nat, t_nat / t_rs))
     rows.append(("decode + resample, audio-seconds/s", dur / t_rs, "decode only, audio-seconds/s", dur / t_nat,
@@ -116,10 +104,9 @@ def main() -> None:
     bench_logmel("aisfx (44.1 kHz, 2048/1024, 96 mels)", aisfx_logmel(), args, rows)
     bench_decode(args, rows)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, repeats {args.repeats} (median)\n")
-    print("| figure | value | reference | reference value | ratio (ours is x better) |")
-    print("| --- | ---: | --- | ---: | ---: |")
-    for fig, v, ref, rv, ratio in rows:
-        print(f"| {fig} | {v:.4g} | {ref} | {rv:.4g} | {ratio:.3g} |")
+    print_table(["figure", "value", "reference", "reference value", "ratio (ours is x better)"],
+                [(fig, f"{v:.4g}", ref, f"{rv:.4g}", f"{ratio:.3g}") for fig, v, ref, rv, ratio in rows],
+                align="lrlrr")
 
 
 if __name__ == "__main__":

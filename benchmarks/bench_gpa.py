@@ -10,25 +10,12 @@ arrays) and the matmul floor (the prototype GEMM (Bt*(K+1)) x (Ba*(K+1)) alone).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from _timing import print_table, timed
 
 from soundseek.scoring.gpa import GPAScorer, lass
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``repeats`` calls after one warm-up call (none when repeats == 1)."""
-    times, out = [], None
-    if repeats > 1:
-        fn()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def naive_scores(m: GPAScorer, text: dict, audio: dict, chunk: int) -> torch.Tensor:
@@ -79,11 +66,9 @@ def main() -> None:
     print(f"GPA all-pairs scoring: {bt} captions x {ba} clips, K+1={m1}, d={d}, threads={args.threads}, "
           f"median of {args.repeats}")
     print(f"floor: prototype GEMM, {flops / 1e9:.0f} GFLOP in {t_floor:.2f} s ({flops / t_floor / 1e9:.0f} GFLOP/s)\n")
-    print("| method | seconds | x floor | max abs diff vs fast fp32 |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, sec, err in rows:
-        print(f"| {name} | {sec:.2f} | {sec / t_floor:.2f} | {err:.2e} |")
-    print(f"| floor (prototype GEMM only) | {t_floor:.2f} | 1.00 | |")
+    print_table(["method", "seconds", "x floor", "max abs diff vs fast fp32"],
+                [(name, f"{sec:.2f}", f"{sec / t_floor:.2f}", f"{err:.2e}") for name, sec, err in rows]
+                + [("floor (prototype GEMM only)", f"{t_floor:.2f}", "1.00", "")], align="lrrr")
 
 
 if __name__ == "__main__":

@@ -8,22 +8,12 @@ Prints markdown tables (median of --repeats).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-
-def _median_time(fn, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+from _timing import median_time, print_table
 
 
 def bench_search(sizes: list[int], dim: int, nq: int, k: int, repeats: int) -> None:
@@ -51,9 +41,9 @@ def bench_search(sizes: list[int], dim: int, nq: int, k: int, repeats: int) -> N
         _, i_raw = raw.search(q, k)
         _, i_ours = ours.search_arrays(fq, k)
         agree = float((i_raw == i_ours).mean())
-        t_raw = _median_time(lambda: raw.search(q, k), repeats)
-        t_arr = _median_time(lambda: ours.search_arrays(fq, k), repeats)
-        t_hits = _median_time(lambda: ours.search(fq, k), repeats)
+        t_raw = median_time(lambda: raw.search(q, k), repeats)
+        t_arr = median_time(lambda: ours.search_arrays(fq, k), repeats)
+        t_hits = median_time(lambda: ours.search(fq, k), repeats)
         print(f"| {n:,} | {nq / t_raw:,.0f} | {nq / t_arr:,.0f} | {nq / t_hits:,.0f} | {t_raw / t_hits:.2f} "
               f"(top-{k} ids agree {agree:.3f}) |")
         del raw, ours
@@ -87,17 +77,17 @@ def bench_indexing(n_clips: int, seconds: float, repeats: int, batch_size: int) 
             waves = [load_audio(p, 16000) for p in files[:64]]
             emb.embed_audio(waves)
 
-        t_dec = _median_time(decode_only, repeats)
-        t_idx = _median_time(index, repeats)
-        t_emb = _median_time(embed_only, repeats) * len(files) / 64
+        t_dec = median_time(decode_only, repeats)
+        t_idx = median_time(index, repeats)
+        t_emb = median_time(embed_only, repeats) * len(files) / 64
     print(f"\n### Indexing: {n_clips} FLAC clips of {seconds:g} s at 44.1 kHz -> 16 kHz, HashEmbedder(512), "
           f"batch {batch_size}, 2 decode threads\n")
-    print("| what | clips/s | ratio to decode-only floor |")
-    print("|---|---:|---:|")
-    print(f"| decode only (load_audio, 2 threads) — the floor | {n_clips / t_dec:,.1f} | 1.00 |")
-    print(f"| embed only (HashEmbedder, 1 thread, est.) | {n_clips / t_emb:,.1f} | {t_dec / t_emb:.2f} |")
-    print(f"| build_index (hash + decode + embed + SQLite commit + FAISS save) | {n_clips / t_idx:,.1f} | "
-          f"{t_dec / t_idx:.2f} |")
+    print_table(["what", "clips/s", "ratio to decode-only floor"], [
+        ("decode only (load_audio, 2 threads) — the floor", f"{n_clips / t_dec:,.1f}", "1.00"),
+        ("embed only (HashEmbedder, 1 thread, est.)", f"{n_clips / t_emb:,.1f}", f"{t_dec / t_emb:.2f}"),
+        ("build_index (hash + decode + embed + SQLite commit + FAISS save)", f"{n_clips / t_idx:,.1f}",
+         f"{t_dec / t_idx:.2f}"),
+    ], align="lrr", compact=True)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import print_table
 
 SERVER = """
 import sys
@@ -121,12 +122,11 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
     print(f"\n### HTTP load: {args.clients} concurrent clients, loopback, {args.items}-clip index, 512-d FAISS flat\n")
-    print("| endpoint | requests | errors | req/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for kind, n, errors, wall, lat in rows:
-        label = "GET /api/health (reference)" if kind == "health" else "search (90% GET /api/search, 10% ranged audio)"
-        print(f"| {label} | {n} | {sum(errors.values())} {errors or ''} | {n / wall:,.0f} | "
-              f"{1000 * np.percentile(lat, 50):.1f} | {1000 * np.percentile(lat, 99):.1f} |")
+    labels = {"health": "GET /api/health (reference)", "search": "search (90% GET /api/search, 10% ranged audio)"}
+    print_table(["endpoint", "requests", "errors", "req/s", "p50 ms", "p99 ms"],
+                [(labels[kind], n, f"{sum(errors.values())} {errors or ''}", f"{n / wall:,.0f}",
+                  f"{1000 * np.percentile(lat, 50):.1f}", f"{1000 * np.percentile(lat, 99):.1f}")
+                 for kind, n, errors, wall, lat in rows], align="lrrrrr", compact=True)
     h, s = rows
     print(f"\nratio search/health throughput: {(s[1] / s[3]) / (h[1] / h[3]):.2f}")
 

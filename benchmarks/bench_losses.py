@@ -10,24 +10,12 @@ the other losses, NT-Xent (the usual baseline).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from _timing import median_time
 
 from soundseek.losses import LOSSES, build_loss
-
-
-def timed(fn, repeats: int) -> float:
-    for _ in range(3):  # warm-up
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 def make_step(loss_fn, scores: torch.Tensor, ids: torch.Tensor):
@@ -79,13 +67,13 @@ def main() -> None:
                 mass = None if name == "mltm" else 0.95
                 if mass is not None:
                     opts["mass"] = mass
-                ms = timed(make_step(build_loss(name, **opts), s64, ids), args.repeats)
+                ms = median_time(make_step(build_loss(name, **opts), s64, ids), args.repeats, warmup=3)
                 ref_name = "POT " + ("ot.sinkhorn" if mass is None else "entropic_partial_wasserstein")
-                ref = timed(pot_mltm_step(s64, 0.05, args.n_iter, mass), args.repeats)
+                ref = median_time(pot_mltm_step(s64, 0.05, args.n_iter, mass), args.repeats, warmup=3)
             else:
-                ms = timed(make_step(build_loss(name), scores, ids), args.repeats)
+                ms = median_time(make_step(build_loss(name), scores, ids), args.repeats, warmup=3)
                 ref_name = "ntxent"
-                ref = timed(make_step(build_loss("ntxent"), scores, ids), args.repeats)
+                ref = median_time(make_step(build_loss("ntxent"), scores, ids), args.repeats, warmup=3)
             print(f"| {b} | {name} | {ms * 1e3:.2f} | {ref_name} | {ref * 1e3:.2f} | {ms / ref:.2f} |")
 
 

@@ -10,11 +10,10 @@ orientation), which any sort-based implementation must pay.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import median_time, print_table
 
 
 def slow_loop(S: np.ndarray, ca: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,16 +24,6 @@ def slow_loop(S: np.ndarray, ca: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(-St[clip], kind="stable")
         a2t_rank.append(min(np.where(order == k)[0][0] for k in np.where(ca == clip)[0]))
     return t2a_rank + 1, np.array(a2t_rank) + 1
-
-
-def timeit(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -61,14 +50,14 @@ def main() -> None:
     r_ours = ours()
     r_slow = slow_loop(S, ca)
     assert all(np.array_equal(x, y) for x, y in zip(r_ours, r_slow)), "ranks differ from the loop reference"
-    t_ours = timeit(ours, args.repeats)
-    t_floor = timeit(floor, args.repeats)
-    t_slow = timeit(lambda: slow_loop(S, ca), max(1, args.repeats // 5))
-    print(f"| {ca.size} captions x {args.clips} clips | median s | ratio to ours |")
-    print("| --- | --- | --- |")
-    print(f"| soundseek t2a + a2t | {t_ours:.4f} | 1.00 |")
-    print(f"| floor: one stable argsort per matrix (numpy) | {t_floor:.4f} | {t_floor / t_ours:.2f} |")
-    print(f"| per-query loop reference | {t_slow:.4f} | {t_slow / t_ours:.2f} |")
+    t_ours = median_time(ours, args.repeats, warmup=1)
+    t_floor = median_time(floor, args.repeats, warmup=1)
+    t_slow = median_time(lambda: slow_loop(S, ca), max(1, args.repeats // 5), warmup=1)
+    print_table([f"{ca.size} captions x {args.clips} clips", "median s", "ratio to ours"], [
+        ("soundseek t2a + a2t", f"{t_ours:.4f}", "1.00"),
+        ("floor: one stable argsort per matrix (numpy)", f"{t_floor:.4f}", f"{t_floor / t_ours:.2f}"),
+        ("per-query loop reference", f"{t_slow:.4f}", f"{t_slow / t_ours:.2f}"),
+    ])
 
 
 if __name__ == "__main__":

@@ -6,32 +6,21 @@ a short run on class-structured cached-size features, and TAP all-pairs scoring 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
-import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_distributed import bench_config, toy_data  # noqa: E402
+from _timing import load_average, median_time
+from bench_distributed import bench_config, toy_data, train_steps_time
 
 
 def step_time(data, scorer: str, precision: str, batch: int, steps: int) -> float:
-    from soundseek.train.loop import Trainer, epoch_batches
+    from soundseek.train.loop import Trainer
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(bench_config(out, scorer, batch, precision), data)
         trainer.model.train()
-        batches = epoch_batches(trainer.train_view, batch, 0, 0)
-        for rows in batches[:2]:
-            trainer.train_step(rows)
-        t0 = time.perf_counter()
-        for k in range(steps):
-            trainer.train_step(batches[k % len(batches)])
-        return (time.perf_counter() - t0) / steps
+        return train_steps_time(trainer, batch, steps) / steps
 
 
 def short_run(data, scorer: str, precision: str, batch: int, epochs: int) -> dict:
@@ -53,13 +42,12 @@ def tap_scoring_time(data, mode: str, repeats: int) -> float:
         extra = ("model.options={attn_dim: 256, matmul_dtype: bfloat16}",) if mode == "tap matmul_dtype=bfloat16" else ()
         model = Trainer(bench_config(out, "tap", 64, "fp32", extra), data).model.eval()
     text, audio = encode_view(model, data, data.view("test"))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+
+    def score() -> None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "autocast bf16"):
             model.score(text, audio)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+
+    return median_time(score, repeats)
 
 
 def main() -> None:
@@ -74,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = toy_data(n_clips=args.clips, audio_noise=args.noise, text_noise=args.noise)  # hard enough to not saturate
-    print(f"load average at start: {os.getloadavg()[0]:.1f}; {args.threads} threads; "
+    print(f"{load_average()}; {args.threads} threads; "
           f"test split {data.view('test').n_captions} captions x {data.view('test').n_clips} clips\n")
     print(f"| scorer | train step fp32 (s) | train step bf16 (s) | speed-up | test T2A R1 fp32 | bf16 | test T2A mAP10 fp32 | bf16 |")
     print("|---|---|---|---|---|---|---|---|")

@@ -12,24 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import time
 
 import torch
+from _timing import print_table, timed
 
 from soundseek.scoring.tap import TAPScorer, masked_softmax
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``repeats`` calls after one warm-up call (none when repeats == 1)."""
-    times, out = [], None
-    if repeats > 1:
-        fn()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def naive_scores(m: TAPScorer, text: dict, audio: dict, chunk: int) -> torch.Tensor:
@@ -104,12 +92,10 @@ def main() -> None:
     print(f"encode (heads, K, V, gram; not in the table): {t_enc:.2f} s")
     print(f"floor: Q K^T GEMM for all pairs, {flops / 1e9:.0f} GFLOP in {t_floor:.2f} s "
           f"({flops / t_floor / 1e9:.0f} GFLOP/s)\n")
-    print("| method | seconds | x floor | max abs diff vs fast fp32 |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, sec, err in rows:
-        print(f"| {name} | {sec:.2f} | {sec / t_floor:.2f} | {err:.2e} |")
-    print(f"| floor (Q K^T GEMM only) | {t_floor:.2f} | 1.00 | |")
-    print(f"| ideal fast fp32 = 2 GEMMs (Q K^T and V u_t) | {2 * t_floor:.2f} | 2.00 | |")
+    print_table(["method", "seconds", "x floor", "max abs diff vs fast fp32"],
+                [(name, f"{sec:.2f}", f"{sec / t_floor:.2f}", f"{err:.2e}") for name, sec, err in rows]
+                + [("floor (Q K^T GEMM only)", f"{t_floor:.2f}", "1.00", ""),
+                   ("ideal fast fp32 = 2 GEMMs (Q K^T and V u_t)", f"{2 * t_floor:.2f}", "2.00", "")], align="lrrr")
     for dt, a in agree.items():
         print(f"\n{dt}: T2A top-1 agreement with fp32 = {a:.4f}", end="")
     print()

@@ -10,26 +10,13 @@ like aisfx frames (D=512) and MiniLM tokens (384). The floor is the step's dense
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import matmul_rate, median_time, print_table
 
 from soundseek.config import apply_overrides
 from soundseek.model import RetrievalModel
 from soundseek.train.config import Config
-
-
-def matmul_rate(n: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        ts.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(ts)
 
 
 def step_time(sets: list[str], B: int, T: int, L: int, repeats: int, bf16: bool = False) -> float:
@@ -39,17 +26,15 @@ def step_time(sets: list[str], B: int, T: int, L: int, repeats: int, bf16: bool 
     frames, fmask = torch.randn(B, T, 512), torch.ones(B, T, dtype=torch.bool)
     tokens, tmask, sent = torch.randn(B, L, 384), torch.ones(B, L, dtype=torch.bool), torch.randn(B, 384)
     ids = torch.arange(B)
-    ts = []
-    for i in range(repeats + 3):
-        t = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(model.encode_text(tokens, tmask, sent), model.encode_audio(frames, fmask), ids)
         opt.zero_grad()
         loss.float().backward()
         opt.step()
-        if i >= 3:
-            ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+
+    return median_time(step, repeats, warmup=3)
 
 
 def global_flops(B: int, T: int, d: int = 512) -> float:
@@ -79,12 +64,9 @@ def main() -> None:
     gpa = ["model.scorer=gpa", "model.options={n_prototypes: 3}"]
     rows.append(("GPA (K=3, LASS) + NT-Xent, fp32", step_time(gpa, B, T, L, a.repeats), float("nan")))
     print(f"fp32 matmul rate: {rate / 1e9:.0f} GFLOP/s; batch {B}, {T} frames, {L} tokens, {a.threads} threads\n")
-    print("| step | median ms | vs global fp32 | dense-FLOP floor ms | ratio to floor |")
-    print("|---|---|---|---|---|")
-    for name, t, floor in rows:
-        fl = f"{1e3 * floor:.2f}" if floor == floor else "–"
-        ratio = f"{t / floor:.1f}" if floor == floor else "–"
-        print(f"| {name} | {1e3 * t:.1f} | {t / g:.2f} | {fl} | {ratio} |")
+    print_table(["step", "median ms", "vs global fp32", "dense-FLOP floor ms", "ratio to floor"],
+                [(name, f"{1e3 * t:.1f}", f"{t / g:.2f}", f"{1e3 * floor:.2f}" if floor == floor else "–",
+                  f"{t / floor:.1f}" if floor == floor else "–") for name, t, floor in rows], compact=True)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from soundseek.audio.features import aisfx_logmel
-from soundseek.encoders.base import AudioEncoder, file_digest, pad_to_min, pool_mask
+from soundseek.encoders.base import AudioEncoder, ConvBNPair, file_digest, pad_to_min, pool_mask
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_object, strip_prefix
 
 FRONTENDS = ("essentia", "librosa")
@@ -60,17 +59,11 @@ def essentia_mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = 2048, n_mels: in
     return (w / np.maximum(w.sum(axis=1, keepdims=True), 1e-30)).astype(np.float32)
 
 
-class _Block(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.bn2 = nn.BatchNorm2d(cout)
+class _Block(ConvBNPair):
+    """Two 3x3 conv-BN-ReLU layers, then 2x2 max pooling when ``pool``."""
 
     def forward(self, x: torch.Tensor, pool: bool) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.convs(x)
         return F.max_pool2d(x, 2) if pool else x
 
 

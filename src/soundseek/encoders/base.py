@@ -32,6 +32,25 @@ class AudioEncoder(nn.Module):
         return {"class": type(self).__name__, "sample_rate": self.sample_rate, "out_dim": self.out_dim}
 
 
+class ConvBNPair(nn.Module):
+    """Two 3x3 conv-BN-ReLU layers, ``cin -> cout -> cout``, without pooling: the body of the
+    PANNs ``ConvBlock`` and of the aisfx (Cnn_9layers) block. The parameter names (``conv1``,
+    ``bn1``, ``conv2``, ``bn2``) are those of the official checkpoints; subclasses add the
+    pooling in ``forward``."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn2 = nn.BatchNorm2d(cout)
+
+    def convs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, cin, T, F) -> (B, cout, T, F)."""
+        x = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(x)))
+
+
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     """sha256 of a file (identifies the weights in ``config()``)."""
     h = hashlib.sha256()

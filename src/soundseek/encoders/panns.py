@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundseek.audio.features import mel_filterbank, panns_logmel
-from soundseek.encoders.base import AudioEncoder, file_digest, masked_mean_max, pad_to_min, pool_mask
+from soundseek.encoders.base import AudioEncoder, ConvBNPair, file_digest, masked_mean_max, pad_to_min, pool_mask
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_state_dict, strip_prefix
 
 TORCHLIBROSA_KEYS = (
@@ -60,19 +60,11 @@ def torchlibrosa_buffers(n_fft: int = 1024, n_mels: int = 64, sample_rate: int =
     }
 
 
-class ConvBlock(nn.Module):
+class ConvBlock(ConvBNPair):
     """Two 3x3 conv-BN-ReLU layers then 2-D pooling (official ``ConvBlock``)."""
 
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.bn2 = nn.BatchNorm2d(cout)
-
     def forward(self, x: torch.Tensor, pool: tuple[int, int] = (2, 2)) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.convs(x)
         return F.avg_pool2d(x, kernel_size=pool) if pool != (1, 1) else x
 
 

@@ -32,7 +32,7 @@ class ConvergenceWarning(UserWarning):
     """An OT solver stopped at its iteration cap before reaching ``tol``."""
 
 
-def as_tensor(x, like: torch.Tensor | None = None, name: str = "x") -> torch.Tensor:
+def as_tensor(x, like: torch.Tensor | None = None, name: str = "x", check_nan: bool = True) -> torch.Tensor:
     """numpy / list / tensor -> floating tensor (dtype and device of ``like`` if given)."""
     if isinstance(x, torch.Tensor):
         t = x
@@ -42,17 +42,22 @@ def as_tensor(x, like: torch.Tensor | None = None, name: str = "x") -> torch.Ten
         t = t.to(dtype=like.dtype, device=like.device)
     elif not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
-    if torch.isnan(t).any():
+    if check_nan and torch.isnan(t).any():
         raise ValueError(f"{name} contains NaN")
     return t
 
 
 def check_common(C, reg: float, n_iter: int, tol: float, method: str, check_every: int) -> torch.Tensor:
-    C = as_tensor(C, name="C")
+    C = as_tensor(C, name="C", check_nan=False)
     if C.dim() < 2:
         raise ValueError(f"C must have shape (..., n, m), got {tuple(C.shape)}")
-    if not torch.isfinite(C).all():
-        raise ValueError("C must be finite")
+    if C.numel() > 0:
+        # one pass, no temporaries: min and max are finite iff every entry is (NaN propagates)
+        lo, hi = torch.aminmax(C.detach())
+        if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+            if torch.isnan(C).any():
+                raise ValueError("C contains NaN")
+            raise ValueError("C must be finite")
     if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg > 0):
         raise ValueError(f"reg must be a positive number, got {reg!r}")
     if int(n_iter) < 1:
@@ -94,6 +99,26 @@ def effective_tol(tol: float, dtype: torch.dtype) -> float:
     return max(float(tol), 100.0 * torch.finfo(dtype).eps)
 
 
+def grad_needed(*tensors) -> bool:
+    """True if autograd is on and any of the tensors requires grad."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def kernel_tau(dtype: torch.dtype) -> float:
+    """Largest admissible potential change (log units) on one absorbed kernel (Schmitzer's tau)."""
+    return 0.25 * math.log(torch.finfo(dtype).max)
+
+
+def absorb_kernel(
+    Cs: torch.Tensor, phi0: torch.Tensor, psi0: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``K = exp(phi0_i + psi0_j - Cs_ij)``; without autograd computed in place (into ``out`` if given)."""
+    if grad_needed(Cs, phi0, psi0):
+        return torch.exp(phi0.unsqueeze(-1) + psi0.unsqueeze(-2) - Cs)
+    K = torch.sub(psi0.unsqueeze(-2), Cs, out=out)
+    return K.add_(phi0.unsqueeze(-1)).exp_()
+
+
 class LogOp:
     """Exact log-masses by ``logsumexp`` over the (scaled) cost matrix ``Cs = C / reg``."""
 
@@ -116,16 +141,13 @@ class KernelOp:
 
     kind = "kernel"
 
-    def __init__(self, Cs: torch.Tensor, phi0: torch.Tensor, psi0: torch.Tensor) -> None:
+    def __init__(
+        self, Cs: torch.Tensor, phi0: torch.Tensor, psi0: torch.Tensor, out: torch.Tensor | None = None
+    ) -> None:
         self.phi0, self.psi0 = phi0, psi0
-        if torch.is_grad_enabled() and (Cs.requires_grad or phi0.requires_grad or psi0.requires_grad):
-            self.K = torch.exp(phi0.unsqueeze(-1) + psi0.unsqueeze(-2) - Cs)
-        else:  # in place: one (n, m) buffer
-            K = torch.sub(psi0.unsqueeze(-2), Cs)
-            K.add_(phi0.unsqueeze(-1)).exp_()
-            self.K = K
+        self.K = absorb_kernel(Cs, phi0, psi0, out=out)  # out: reuse a buffer (no autograd)
         # largest admissible potential change inside a block (Schmitzer's tau)
-        self.tau = 0.25 * math.log(torch.finfo(Cs.dtype).max)
+        self.tau = kernel_tau(Cs.dtype)
 
     def row(self, phi: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
         v = torch.exp(psi - self.psi0)  # (..., m)
@@ -137,14 +159,18 @@ class KernelOp:
         uK = torch.matmul(u.unsqueeze(-2), self.K).squeeze(-2)  # (..., m)
         return (psi - self.psi0) + torch.log(uK)
 
-    def valid(self, tensors: Sequence[torch.Tensor]) -> bool:
-        """True if the block stayed finite and its potentials moved less than tau."""
+    def moved(self, tensors: Sequence[torch.Tensor]) -> float:
+        """Largest potential change since absorption (inf / nan if the block is not finite)."""
         with torch.no_grad():
             for t in tensors:
-                if isinstance(t, torch.Tensor) and not torch.isfinite(t).all():
-                    return False
-            moves = [(tensors[0] - self.phi0).abs().max(), (tensors[1] - self.psi0).abs().max()]
-            return bool(max(float(x) for x in moves) < self.tau)
+                if isinstance(t, torch.Tensor) and t.numel() > 0 and not torch.isfinite(t).all():
+                    return math.inf
+            moves = torch.stack([(tensors[0] - self.phi0).abs().max(), (tensors[1] - self.psi0).abs().max()])
+            return float(moves.max())
+
+    def valid(self, tensors: Sequence[torch.Tensor]) -> bool:
+        """True if the block stayed finite and its potentials moved less than tau."""
+        return self.moved(tensors) < self.tau
 
 
 Step = Callable[[object, tuple, int], tuple[tuple, float]]
@@ -158,27 +184,41 @@ def run_blocks(
     tol: float,
     method: str,
     check_every: int,
+    step_reuses_kernel: bool = False,
 ) -> tuple[tuple, dict]:
     """Run ``step(op, state, k)`` in blocks of ``check_every`` iterations until ``err <= tol``.
 
     ``state[0]`` / ``state[1]`` are the row / column potentials (log units); ``step``
     returns the new state and the block's marginal error (a float). Returns the final
     state and ``{"n_iter", "err", "converged", "kernel_blocks", "log_blocks"}``.
+    ``step_reuses_kernel``: ``step`` works from any potentials (not only the kernel's base
+    ones), so without autograd a kernel may serve several blocks.
     """
     tol = effective_tol(tol, Cs.dtype)
     it, err, converged = 0, float("inf"), False
     n_kernel = n_log = 0
+    # without autograd one kernel is kept across blocks (re-absorbed in place into the same
+    # buffer once the potentials drift past tau / 2); with autograd every block absorbs anew
+    reuse = step_reuses_kernel and not grad_needed(Cs, *state)
+    op: KernelOp | None = None
+    buf: torch.Tensor | None = None
     while it < n_iter:
         k = min(check_every, n_iter - it)
         new = None
         if method == "auto":
-            op = KernelOp(Cs, state[0], state[1])
+            if op is None:
+                op = KernelOp(Cs, state[0], state[1], out=buf)
             new, err = step(op, state, k)
-            if not (math.isfinite(err) and op.valid(new)):
+            moved = op.moved(new)
+            if not (math.isfinite(err) and moved < op.tau):
                 new = None
             else:
                 n_kernel += 1
-            del op
+            if reuse and new is not None and moved < 0.5 * op.tau:
+                pass  # keep the kernel for the next block
+            else:
+                buf = op.K if reuse else None
+                op = None
         if new is None:
             new, err = step(LogOp(Cs), state, k)
             n_log += 1

@@ -109,7 +109,9 @@ def partial_sinkhorn_log(
     r1 = torch.zeros((*batch, n), dtype=C.dtype, device=C.device)
     r2 = torch.zeros_like(psi)
     state = (phi, psi, r1, r2, torch.log(a), torch.log(b), log_mass, mass)
-    state, info = run_blocks(Cs, state, _partial_step, int(n_iter), tol, method, int(check_every))
+    state, info = run_blocks(
+        Cs, state, _partial_step, int(n_iter), tol, method, int(check_every), step_reuses_kernel=True
+    )
     phi, psi = state[0], state[1]
     if warn and not info["converged"]:
         warnings.warn(

@@ -1,0 +1,72 @@
+"""Timing and reporting helpers shared by the benchmark scripts.
+
+The scripts run as ``python benchmarks/bench_x.py``, so this folder is on ``sys.path`` and they
+import it as ``from _timing import ...``.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Callable, Iterable, Sequence
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 0) -> float:
+    """Median wall time (s) of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls after one warm-up call (none when repeats == 1),
+    and the output of the last call."""
+    times, out = [], None
+    if repeats > 1:
+        fn()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def matmul_rate(n: int = 1024, repeats: int = 10, warmup: int = 3, dtype=None) -> float:
+    """The machine's torch matmul rate in FLOP/s: an (n, n) x (n, n) product (``dtype``, default
+    float32), median of ``repeats`` after ``warmup`` untimed products."""
+    import torch  # not at import time: some scripts do not need torch
+
+    dtype = dtype or torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return 2 * n**3 / median_time(lambda: a @ b, repeats, warmup)
+
+
+def load_average() -> str:
+    """``"load average at start: X.X"`` (1-minute load average, for the benchmark's header)."""
+    return f"load average at start: {os.getloadavg()[0]:.1f}"
+
+
+def _md_line(cells: Sequence[object]) -> str:
+    return "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str = "",
+                compact: bool = False) -> None:
+    """Print a markdown table; cells are printed with ``str`` (format numbers beforehand).
+
+    Args:
+        header: the column titles.
+        rows: the rows; a generator is consumed after the header is printed.
+        align: one ``l`` (``---``) or ``r`` (``---:``) per column; default all ``l``.
+        compact: separator ``|---|---:|`` instead of ``| --- | ---: |``.
+    """
+    seps = ["---:" if a == "r" else "---" for a in (align or "l" * len(header))]
+    print(_md_line(header))
+    print("|" + "|".join(seps) + "|" if compact else _md_line(seps))
+    for r in rows:
+        print(_md_line(r))
