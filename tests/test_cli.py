@@ -67,3 +67,15 @@ def test_corrupt_clip_is_left_out_not_fatal(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "(1 failed)" in out and "broken.wav" in out
     assert "train: 8 clips" in out
+
+
+def test_analyze_captions_writes_report_and_plot(tmp_path, capsys):
+    a = tmp_path / "a.txt"
+    b = tmp_path / "b.txt"
+    a.write_text("a dog barks twice in the distance\nrain falls on a tin roof\nthe wind howls through trees\n")
+    b.write_text("dog\nrain\nwind\n")
+    code = main(["analyze", "captions", str(a), str(b), "--out", str(tmp_path / "lex"), "--labels", "long", "short"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sets"]["long"]["vocabulary_size"] > report["sets"]["short"]["vocabulary_size"] == 3
+    assert (tmp_path / "lex" / "lexical.png").stat().st_size > 10_000
