@@ -155,7 +155,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        # "*options" dicts are constructor kwargs of the component the recipe names: replaced
+        # whole, since a base recipe's options need not fit a different scorer or loss
+        mergeable = isinstance(v, dict) and isinstance(out.get(k), dict) and not k.endswith("options")
+        out[k] = _merge(out[k], v) if mergeable else v
     return out
 
 

@@ -112,7 +112,7 @@ def build_encoders(cfg: Config):
 
     kw = dict(cfg.encoders.audio_options)
     if cfg.encoders.audio_checkpoint:
-        kw["checkpoint"] = cfg.encoders.audio_checkpoint
+        kw["path"] = cfg.encoders.audio_checkpoint
     audio = build_audio_encoder(cfg.encoders.audio, **kw)
     tkw: dict = {"pooling": cfg.encoders.text_pooling, "max_length": cfg.encoders.max_tokens}
     if cfg.encoders.text_path:
