@@ -39,6 +39,21 @@ def test_demo_runs_end_to_end(tiny_demo, capsys):
     assert (tiny_demo / "run" / "metrics.jsonl").read_text().count("\n") == 2
 
 
+def test_demo_serve_indexes_the_corpus_and_serves_it(tiny_demo, monkeypatch, capsys):
+    import soundseek.service.app as app
+
+    served = {}
+    monkeypatch.setattr(app, "serve", lambda index_dir, embedder, host, port: served.update(index=index_dir, port=port))
+    code = main(["demo", "--workdir", str(tiny_demo), "--set", "data.synthetic_clips=48", "--set", "train.epochs=2",
+                 "--set", "train.progress=false", "--set", "train.batch_size=16", "--serve", "--port", "8123"])
+    assert code == 0 and served["port"] == 8123
+    from soundseek.index import Searcher
+    from soundseek.pipeline import Pipeline
+
+    hits = Searcher(served["index"], Pipeline.from_checkpoint(tiny_demo / "run" / "best.pt")).search_text("a low hum", k=3)
+    assert len(hits) == 3 and all(h["captions"] for h in hits)
+
+
 def test_eval_json_and_resume_is_a_no_op(tiny_demo, capsys):
     ckpt = tiny_demo / "run" / "best.pt"
     assert main(["eval", str(ckpt), "--json", "--random", "--sk"]) == 0

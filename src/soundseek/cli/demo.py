@@ -87,7 +87,6 @@ def serve_demo(cfg, data, checkpoint: Path, index_dir: Path, port: int) -> None:
 
     source = cfg.data.path or str(synthetic_root(cfg) / "manifest.jsonl")
     pipe = Pipeline.from_checkpoint(checkpoint)
-    report = build_index(source, pipe, index_dir, model=str(checkpoint), rebuild=False)
-    print(f"indexed {source}: {report}")
+    build_index(source, pipe, index_dir, model=str(checkpoint), rebuild=False)  # prints its summary
     print(f"serving the demo corpus at http://127.0.0.1:{port}/ (Ctrl-C to stop)")
     serve(index_dir, pipe, host="127.0.0.1", port=port)
