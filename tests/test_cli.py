@@ -64,6 +64,31 @@ def test_eval_json_and_resume_is_a_no_op(tiny_demo, capsys):
     assert "random" in out
 
 
+def test_eval_multi_positive_relevance(tiny_demo, tmp_path, capsys):
+    import csv
+
+    from soundseek.train.data import prepare
+    from soundseek.train.evaluate import relevance_table
+    from soundseek.train.loop import load_model
+
+    _, cfg, _ = load_model(tiny_demo / "run" / "best.pt")
+    view = prepare(cfg, progress=False).view("test")
+    table = tmp_path / "rel.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["caption", "clip"])
+        w.writerow([view.captions[0], view.clips[-1].id])  # one extra relevant clip for caption 0
+    rel = relevance_table(view, str(table))
+    assert rel.sum() == view.n_captions + (view.caption_audio[0] != view.n_clips - 1)
+    assert rel[0, view.n_clips - 1] and rel[np.arange(view.n_captions), view.caption_audio].all()
+    assert main(["eval", str(tiny_demo / "run" / "best.pt"), "--json", "--relevance", str(table)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0.0 <= out["t2a_mAP16"] <= 1.0
+    (tmp_path / "bad.csv").write_text("query,file\na,b\n")
+    with pytest.raises(ValueError, match="caption,clip"):
+        relevance_table(view, str(tmp_path / "bad.csv"))
+
+
 def test_corrupt_clip_is_left_out_not_fatal(tmp_path, capsys):
     audio = tmp_path / "audio"
     audio.mkdir()

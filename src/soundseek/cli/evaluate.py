@@ -12,6 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sk", action="store_true", help="add Sinkhorn-Knopp corrected A2T")
     p.add_argument("--ot", action="store_true", help="add OT-plan retrieval")
     p.add_argument("--random", action="store_true", help="add a random-ranking baseline")
+    p.add_argument("--relevance", default=None, metavar="CSV",
+                   help="multi-positive relevance table (columns caption,clip): adds T2A mAP@16")
     p.add_argument("--zeroshot", action="store_true",
                    help="zero-shot classification of the split (ESC-50: meta category/fold) instead of retrieval")
     p.add_argument("--template", default="this is a sound of {label}", help="zero-shot prompt template")
@@ -39,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     m = evaluate(model, data, split, chunk=cfg.eval.chunk, sk=args.sk or cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
                  sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=args.ot or cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
+    if args.relevance:
+        from soundseek import metrics
+        from soundseek.train.evaluate import relevance_table, score_view
+
+        view = data.view(split)
+        m["t2a_mAP16"] = float(metrics.multi_positive_map(score_view(model, data, view).numpy(),
+                                                          relevance_table(view, args.relevance), k=16))
     base = random_baseline(data.view(split)) if args.random else None
     if args.json:
         if base:
@@ -49,4 +58,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(m, base))
         if "modality_gap" in m:
             print(f"modality gap: {m['modality_gap']:.3f}")
+        if "t2a_mAP16" in m:
+            print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f}")
     return 0

@@ -129,3 +129,30 @@ def zero_shot(model: RetrievalModel, data: Prepared, text_encoder, split: str = 
     targets = np.array([labels.index(str(c.meta.get(label_key, c.captions[0]))) for c in view.clips])
     folds = [c.meta.get("fold") for c in view.clips]
     return metrics.zero_shot(scores, targets, folds=None if any(f is None for f in folds) else np.array(folds))
+
+
+def relevance_table(view: SplitView, path: str) -> np.ndarray:
+    """(n_captions, n_clips) boolean relevance of a split (METHODS §9, multi-positive variant).
+
+    ``path`` is a CSV with a header and the columns ``caption,clip``: every row marks clip
+    ``clip`` (a clip id of the corpus, e.g. a Clotho file name) relevant to every query whose
+    caption text is ``caption``. Each caption's own clip is always relevant. Rows naming clips
+    outside the split are ignored; a file without those columns is an error.
+    """
+    import csv
+
+    rel = np.zeros((view.n_captions, view.n_clips), dtype=bool)
+    rel[np.arange(view.n_captions), view.caption_audio] = True
+    col = {c.id: j for j, c in enumerate(view.clips)}
+    by_text: dict[str, list[int]] = {}
+    for i, t in enumerate(view.captions):
+        by_text.setdefault(t.strip(), []).append(i)
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"caption", "clip"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: a relevance table needs the columns caption,clip (got {reader.fieldnames})")
+        for row in reader:
+            j = col.get(row["clip"])
+            if j is not None:
+                rel[by_text.get(row["caption"].strip(), []), j] = True
+    return rel
