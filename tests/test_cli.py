@@ -119,3 +119,26 @@ def test_analyze_captions_writes_report_and_plot(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["sets"]["long"]["vocabulary_size"] > report["sets"]["short"]["vocabulary_size"] == 3
     assert (tmp_path / "lex" / "lexical.png").stat().st_size > 10_000
+
+
+def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys):
+    root = tmp_path / "ESC-50"
+    (root / "meta").mkdir(parents=True)
+    (root / "audio").mkdir()
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    g = np.random.default_rng(1)
+    sr = 22050
+    for i in range(8):
+        cat = ["low_hum", "noise_burst"][i % 2]
+        t = np.arange(sr) / sr
+        x = 0.4 * np.sin(2 * np.pi * 110 * t) if i % 2 == 0 else 0.4 * g.standard_normal(sr)
+        name = f"{1 + i % 2}-{100 + i}-A-{i % 2}.wav"
+        sf.write(root / "audio" / name, x.astype(np.float32), sr)
+        rows.append(f"{name},{1 + i // 4},{i % 2},{cat},False,{100 + i},A")
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    code = main(["eval", str(tiny_demo / "run" / "best.pt"), "--zeroshot", "--json",
+                 "--set", f"data.path={root}", "--set", "data.format=esc50", "--set", f"data.cache_dir={tmp_path / 'c'}"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0.0 <= out["top1"] <= 1.0 and 0.5 <= out["mAP"] <= 1.0  # 2 classes: reciprocal rank >= 1/2
+    assert len(out["per_fold"]) == 2
