@@ -61,7 +61,13 @@ def test_eval_json_and_resume_is_a_no_op(tiny_demo, capsys):
     for d in ("t2a", "a2t", "a2t_sk"):
         assert set(out[d]) == {"R1", "R5", "R10", "R50", "mAP10", "medR", "meanR"}
         assert 0.0 <= out[d]["R1"] <= out[d]["R10"] <= 1.0
-    assert "random" in out
+    assert "random" in out and "sk_bias" not in out
+    bias = tiny_demo / "bias.npy"
+    assert main(["eval", str(ckpt), "--json", "--sk", "--export-bias", str(bias)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    b = np.load(bias)
+    assert b.shape == (out["n_captions"],) and np.isfinite(b).all() and abs(b.mean()) < 1e-3 * out["sk_tau"] + 1e-6
+    assert main(["eval", str(ckpt), "--export-bias", str(bias)]) == 2  # needs --sk
 
 
 def test_eval_multi_positive_relevance(tiny_demo, tmp_path, capsys):

@@ -10,6 +10,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set data.path=../clotho --set eval.sk=true")
     p.add_argument("--sk", action="store_true", help="add Sinkhorn-Knopp corrected A2T")
+    p.add_argument("--export-bias", default=None, metavar="FILE",
+                   help="with --sk: write tau*beta, one search-time bias per caption of the split in corpus "
+                        "order (.npy or .txt), for `soundseek index CORPUS --captions --bias FILE`")
     p.add_argument("--ot", action="store_true", help="add OT-plan retrieval")
     p.add_argument("--random", action="store_true", help="add a random-ranking baseline")
     p.add_argument("--relevance", default=None, metavar="CSV",
@@ -29,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     model, cfg, _ = load_model(args.checkpoint)
     cfg = apply_overrides(cfg, args.set)
     split = args.split or cfg.eval.split
+    if args.export_bias and not (args.sk or cfg.eval.sk):
+        raise ValueError("--export-bias needs --sk (or eval.sk=true)")
     data = prepare(cfg, progress=not args.json)
     if args.zeroshot:
         from soundseek.train.data import build_encoders
@@ -40,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
               f"zero-shot on {args.split or 'all'}: top-1 {100 * z['top1']:.1f}%  mAP {100 * z['mAP']:.1f}%")
         return 0
     m = evaluate(model, data, split, chunk=cfg.eval.chunk, sk=args.sk or cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
-                 sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=args.ot or cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
+                 sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=args.ot or cfg.eval.ot, ot_reg=cfg.eval.ot_reg,
+                 return_bias=bool(args.export_bias))
+    beta = m.pop("sk_bias", None)
+    if args.export_bias:
+        import numpy as np
+
+        folded = (m["sk_tau"] * beta).double().numpy()  # R/tau + beta ranks like R + tau*beta
+        np.save(args.export_bias, folded) if args.export_bias.endswith(".npy") else np.savetxt(args.export_bias, folded)
     if args.relevance:
         from soundseek import metrics
         from soundseek.train.evaluate import relevance_table, score_view

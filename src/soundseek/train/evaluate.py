@@ -59,6 +59,7 @@ def evaluate(
     sk_split: str = "train",
     ot: bool = False,
     ot_reg: float = 0.03,
+    return_bias: bool = False,
 ) -> dict[str, Any]:
     """Metrics of ``split``: {"t2a": {...}, "a2t": {...}, optionally "a2t_sk", "t2a_ot", "a2t_ot", "modality_gap"}."""
     from soundseek import metrics
@@ -84,6 +85,8 @@ def evaluate(
         beta = sk_bias(ref, tau, n_iter=sk_iter)
         out["a2t_sk"] = metrics.a2t(apply_bias(scores.T, beta, tau), view.caption_audio)
         out["sk_tau"] = tau
+        if return_bias:
+            out["sk_bias"] = beta  # (n_captions,) tensor, in the split's caption order
     if ot:
         from soundseek.ot import plan_scores
 
