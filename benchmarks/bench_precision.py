@@ -64,7 +64,7 @@ def main() -> None:
     data = toy_data(n_clips=args.clips, audio_noise=args.noise, text_noise=args.noise)  # hard enough to not saturate
     print(f"{load_average()}; {args.threads} threads; "
           f"test split {data.view('test').n_captions} captions x {data.view('test').n_clips} clips\n")
-    print(f"| scorer | train step fp32 (s) | train step bf16 (s) | speed-up | test T2A R1 fp32 | bf16 | test T2A mAP10 fp32 | bf16 |")
+    print("| scorer | train step fp32 (s) | train step bf16 (s) | speed-up | test T2A R1 fp32 | bf16 | test T2A mAP10 fp32 | bf16 |")
     print("|---|---|---|---|---|---|---|---|")
     for scorer in ("global", "tap"):
         t = {p: statistics.median(step_time(data, scorer, p, args.batch, args.steps) for _ in range(args.repeats))

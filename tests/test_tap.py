@@ -2,7 +2,6 @@
 per-pair loop written from the equations with torch's scaled_dot_product_attention."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -118,7 +118,7 @@ def shuffle_captions(corpus: Corpus, p: float, seed: int = 0, split: str | None 
     clips = [_copy(c) for c in corpus.clips]
     idx = [i for i, c in enumerate(clips) if split is None or c.split == split]
     slots = [(i, j) for i in idx for j in range(len(clips[i].captions))]  # (clip index, caption index)
-    n, k = len(slots), int(round(p * len(slots)))
+    k = int(round(p * len(slots)))
     for i in idx:
         clips[i].meta["caption_moved"] = [False] * len(clips[i].captions)
         clips[i].meta["caption_source"] = [clips[i].id] * len(clips[i].captions)

@@ -1,7 +1,6 @@
 """Shared helpers of the loss family: the positive mask and input checks (METHODS §6)."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

@@ -228,3 +228,22 @@ def run_blocks(
             converged = True
             break
     return state, {"n_iter": it, "err": err, "converged": converged, "kernel_blocks": n_kernel, "log_blocks": n_log}
+
+
+def finish(solver: str, error_name: str, log_plan: torch.Tensor, phi: torch.Tensor, psi: torch.Tensor,
+           reg: float, info: dict, tol: float, log: bool, warn: bool):
+    """Common tail of the solvers: warn if not converged; return the log-plan (and diagnostics)."""
+    import warnings
+
+    if warn and not info["converged"]:
+        warnings.warn(
+            f"{solver} did not converge in {info['n_iter']} iterations "
+            f"({error_name} {info['err']:.3g} > tol {tol:.3g}); increase n_iter or reg",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if not log:
+        return log_plan
+    info.update(f=phi * reg, g=psi * reg)
+    return log_plan, info
+

@@ -33,11 +33,9 @@ References:
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 
-from soundseek.ot._core import ConvergenceWarning, Method, check_common, marginal, run_blocks
+from soundseek.ot._core import Method, check_common, finish, marginal, run_blocks
 
 __all__ = ["partial_sinkhorn", "partial_sinkhorn_log"]
 
@@ -113,18 +111,8 @@ def partial_sinkhorn_log(
         Cs, state, _partial_step, int(n_iter), tol, method, int(check_every), step_reuses_kernel=True
     )
     phi, psi = state[0], state[1]
-    if warn and not info["converged"]:
-        warnings.warn(
-            f"partial_sinkhorn did not converge in {info['n_iter']} iterations "
-            f"(error {info['err']:.3g} > tol {tol:.3g}); increase n_iter or reg",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
     log_plan = phi.unsqueeze(-1) + psi.unsqueeze(-2) - Cs
-    if not log:
-        return log_plan
-    info.update(f=phi * reg, g=psi * reg)
-    return log_plan, info
+    return finish("partial_sinkhorn", "error", log_plan, phi, psi, reg, info, tol, log, warn)
 
 
 def partial_sinkhorn(

@@ -30,11 +30,9 @@ References:
 """
 from __future__ import annotations
 
-import warnings
+import math
 
 import torch
-
-import math
 
 from soundseek.ot._core import (
     ConvergenceWarning,
@@ -42,6 +40,7 @@ from soundseek.ot._core import (
     Method,
     check_common,
     effective_tol,
+    finish,
     grad_needed,
     kernel_tau,
     marginal,
@@ -326,17 +325,7 @@ def sinkhorn_log(
         log_plan = phi.unsqueeze(-1) + psi.unsqueeze(-2) - Cs
     else:  # in place, one (..., n, m) buffer
         phi, psi, info, log_plan = _fast_sinkhorn(C, reg, phi, psi, a, b, int(n_iter), tol, method, int(check_every))
-    if warn and not info["converged"]:
-        warnings.warn(
-            f"sinkhorn did not converge in {info['n_iter']} iterations "
-            f"(marginal error {info['err']:.3g} > tol {tol:.3g}); increase n_iter or reg",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    if not log:
-        return log_plan
-    info.update(f=phi * reg, g=psi * reg)
-    return log_plan, info
+    return finish("sinkhorn", "marginal error", log_plan, phi, psi, reg, info, tol, log, warn)
 
 
 def sinkhorn(
