@@ -6,6 +6,7 @@ never from a hub)::
     build_audio_encoder("aisfx")                                  # packaged aisfx CNN (offline default)
     build_audio_encoder("cnn14", path="Cnn14_mAP=0.431.pth")      # official PANNs checkpoint
     build_audio_encoder("passt", path="passt-s-f128-p16-s10-ap.476-swa.pt")  # official PaSST-S
+    build_audio_encoder("atst", path="atstframe_base.ckpt")        # official ATST-Frame (base)
     build_audio_encoder("small_cnn", out_dim=256)                 # random init, trainable
     build_text_encoder("hf", path=None, pooling="mean")           # all-MiniLM-L6-v2 from its wheel
 """
@@ -53,6 +54,19 @@ def _passt(path=None, strict: bool = True, pretrained: bool = True, **kw):
     return PaSST.from_pretrained(path, strict=strict, **kw)
 
 
+def _atst(path=None, strict: bool = True, pretrained: bool = True, **kw):
+    from soundseek.encoders.atst import ATSTFrame
+
+    if not pretrained:
+        return ATSTFrame(**kw)
+    if path is None:
+        from soundseek.config import ConfigError
+
+        raise ConfigError("atst needs path= to a local official checkpoint (e.g. atstframe_base.ckpt; "
+                          "weights are never downloaded); pass pretrained=False for random weights")
+    return ATSTFrame.from_pretrained(path, strict=strict, **kw)
+
+
 def _small_cnn(**kw):
     from soundseek.encoders.small_cnn import SmallCNN
 
@@ -69,13 +83,14 @@ AUDIO_ENCODERS.add("aisfx", _aisfx)
 AUDIO_ENCODERS.add("cnn14", _panns("Cnn14"))
 AUDIO_ENCODERS.add("resnet38", _panns("ResNet38"))
 AUDIO_ENCODERS.add("passt", _passt)
+AUDIO_ENCODERS.add("atst", _atst)
 AUDIO_ENCODERS.add("small_cnn", _small_cnn)
 TEXT_ENCODERS.add("hf", _hf_text)
 TEXT_ENCODERS.add("minilm", _hf_text)
 
 
 def build_audio_encoder(name: str, **kw):
-    """Build a registered audio encoder (names: aisfx, cnn14, resnet38, passt, small_cnn)."""
+    """Build a registered audio encoder (names: aisfx, atst, cnn14, resnet38, passt, small_cnn)."""
     return AUDIO_ENCODERS.get(name)(**kw)
 
 
