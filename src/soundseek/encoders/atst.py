@@ -59,7 +59,7 @@ from torch import nn
 from soundseek.audio.features import LogMel
 from soundseek.encoders.base import AudioEncoder, file_digest
 from soundseek.encoders.checkpoint import load_into, load_state_dict, strip_prefix
-from soundseek.encoders.passt import Mlp
+from soundseek.encoders.vit import Block
 
 ATST_FRONTEND = dict(sample_rate=16000, n_fft=1024, win_length=1024, hop_length=160, n_mels=64, fmin=60.0,
                      fmax=7800.0, top_db=80.0, db_min=-79.6482, db_max=50.6842)
@@ -74,37 +74,6 @@ def atst_logmel() -> LogMel:
                   win_length=p["win_length"], n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"], power=2.0,
                   center=True, pad_mode="reflect", mel_norm=None, htk=True, log="db", amin=1e-10,
                   top_db=p["top_db"])
-
-
-class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = False) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, L, D); key_mask (B, L) bool, True = may be attended."""
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # scale head_dim ** -0.5
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = False) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), key_mask)
-        return x + self.mlp(self.norm2(x))
 
 
 class PatchEmbed(nn.Module):

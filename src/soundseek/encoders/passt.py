@@ -71,6 +71,7 @@ from torch import nn
 from soundseek.audio.features import LogMel
 from soundseek.encoders.base import AudioEncoder, file_digest
 from soundseek.encoders.checkpoint import load_into, load_state_dict, strip_prefix
+from soundseek.encoders.vit import Block
 
 PASST_FRONTEND = dict(sample_rate=32000, n_fft=1024, win_length=800, hop_length=320, n_mels=128, fmin=0.0,
                       fmax=15000.0, preemphasis=0.97, log_offset=1e-5, norm_shift=4.5, norm_scale=5.0)
@@ -123,47 +124,6 @@ def passt_logmel(mel: str = "kaldi") -> LogMel:
         fb = kaldi_mel_banks(p["n_mels"], p["n_fft"], p["sample_rate"], p["fmin"], p["fmax"])
         lm.mel_fb = torch.from_numpy(np.ascontiguousarray(fb.T))  # (F, M)
     return lm
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, L, D); key_mask (B, L) bool, True = may be attended."""
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, L)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # scale head_dim ** -0.5
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), key_mask)
-        return x + self.mlp(self.norm2(x))
 
 
 class PatchEmbed(nn.Module):
