@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundseek.audio.features import LogMel
-from soundseek.encoders.base import AudioEncoder, file_digest
+from soundseek.encoders.base import AudioEncoder, encode_in_segments, file_digest, valid_lengths
 from soundseek.encoders.checkpoint import load_into, load_state_dict, strip_prefix
 from soundseek.encoders.vit import Block
 
@@ -216,7 +216,7 @@ class ATSTFrame(AudioEncoder):
         if self.long == "error":
             raise ValueError(f"Input of {wave.shape[1] / self.sample_rate:.2f} s exceeds max_seconds="
                              f"{self.max_seconds} (long='error')")
-        n_valid = [wave.shape[1]] * wave.shape[0] if wave_mask is None else wave_mask.long().sum(-1).tolist()
+        n_valid = valid_lengths(wave, wave_mask)
         if self.long == "crop":  # central crop of each clip's valid samples (official CentralCrop)
             out = wave.new_zeros((wave.shape[0], self.max_samples))
             mask = torch.zeros(out.shape, dtype=torch.bool, device=wave.device)
@@ -229,23 +229,7 @@ class ATSTFrame(AudioEncoder):
         return self._forward_segmented(wave, n_valid)
 
     def _forward_segmented(self, wave: torch.Tensor, n_valid: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        from soundseek.audio.io import segment
-
-        seqs = []
-        for i, nv in enumerate(n_valid):
-            segs, smask = segment(wave[i, : max(int(nv), 1)], self.sample_rate,
-                                  seconds=self.max_samples / self.sample_rate)
-            if nv == 0:
-                smask = torch.zeros_like(smask)
-            f, m = self._encode_window(segs, smask)
-            seqs.append(f[m])
-        t = max(1, max(s.shape[0] for s in seqs))
-        frames = wave.new_zeros((len(seqs), t, self.out_dim))
-        mask = torch.zeros(len(seqs), t, dtype=torch.bool, device=wave.device)
-        for i, s in enumerate(seqs):
-            frames[i, : s.shape[0]] = s
-            mask[i, : s.shape[0]] = True
-        return frames, mask
+        return encode_in_segments(self._encode_window, wave, n_valid, self.sample_rate, self.max_samples, self.out_dim)
 
     def config(self) -> dict:
         return {**super().config(), "arch": "atst_frame", **self.arch, "frontend": dict(ATST_FRONTEND),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -120,3 +120,33 @@ def masked_mean_max(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mx = frames.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
     mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
     return mean + mx
+
+
+def valid_lengths(wave: torch.Tensor, wave_mask: torch.Tensor | None) -> list[int]:
+    """Valid samples per row of a (B, N) batch with a prefix mask (all N when no mask)."""
+    return [wave.shape[1]] * wave.shape[0] if wave_mask is None else wave_mask.long().sum(-1).tolist()
+
+
+def encode_in_segments(encode_window: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                       wave: torch.Tensor, n_valid: list[int], sample_rate: int, max_samples: int,
+                       out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Long clips for encoders limited to ``max_samples`` (METHODS §2): cut each clip's valid
+    samples into windows, encode them, and concatenate the valid frames in time order.
+    ``encode_window(segments (S, max_samples), mask)`` returns (frames (S, T, D), mask (S, T))."""
+    from soundseek.audio.io import segment
+
+    seqs = []
+    for i, nv in enumerate(n_valid):
+        segs, smask = segment(wave[i, : max(int(nv), 1)], sample_rate, seconds=max_samples / sample_rate)
+        if nv == 0:
+            smask = torch.zeros_like(smask)
+        f, m = encode_window(segs, smask)
+        seqs.append(f[m])
+    t = max(1, max(s.shape[0] for s in seqs))
+    frames = wave.new_zeros((len(seqs), t, out_dim))
+    mask = torch.zeros(len(seqs), t, dtype=torch.bool, device=wave.device)
+    for i, s in enumerate(seqs):
+        frames[i, : s.shape[0]] = s
+        mask[i, : s.shape[0]] = True
+    return frames, mask
+

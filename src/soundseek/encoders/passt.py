@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundseek.audio.features import LogMel
-from soundseek.encoders.base import AudioEncoder, file_digest
+from soundseek.encoders.base import AudioEncoder, encode_in_segments, file_digest, valid_lengths
 from soundseek.encoders.checkpoint import load_into, load_state_dict, strip_prefix
 from soundseek.encoders.vit import Block
 
@@ -305,24 +305,8 @@ class PaSST(AudioEncoder):
 
     def _forward_segmented(self, wave: torch.Tensor, wave_mask: torch.Tensor | None
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        from soundseek.audio.io import segment
-
-        n_valid = [wave.shape[1]] * wave.shape[0] if wave_mask is None else wave_mask.long().sum(-1).tolist()
-        seqs = []
-        for i, nv in enumerate(n_valid):
-            segs, smask = segment(wave[i, : max(int(nv), 1)], self.sample_rate, seconds=self.max_samples
-                                  / self.sample_rate)
-            if nv == 0:
-                smask = torch.zeros_like(smask)
-            f, m, _, _ = self._encode_window(segs, smask)
-            seqs.append(f[m])  # valid frames of the segments, in time order
-        t = max(1, max(s.shape[0] for s in seqs))
-        frames = wave.new_zeros((len(seqs), t, self.out_dim))
-        mask = torch.zeros(len(seqs), t, dtype=torch.bool, device=wave.device)
-        for i, s in enumerate(seqs):
-            frames[i, : s.shape[0]] = s
-            mask[i, : s.shape[0]] = True
-        return frames, mask
+        return encode_in_segments(lambda w, m: self._encode_window(w, m)[:2], wave, valid_lengths(wave, wave_mask),
+                                  self.sample_rate, self.max_samples, self.out_dim)
 
     def clip(self, wave: torch.Tensor, wave_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Official clip head on one window (<= max_seconds): ``features = (cls + dist) / 2``
