@@ -21,6 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+COMPUTATION_CHANGES = {
+    2: "a clip's embedding no longer depends on the other clips batched with it",
+}
+
+
+def computation_change(version: int) -> str:
+    """What changed in the outputs at encoder computation ``version``."""
+    return COMPUTATION_CHANGES.get(int(version), f"computation version {version}")
+
+
 class AudioEncoder(nn.Module):
     """Base class: subclasses set ``sample_rate``/``out_dim`` and implement ``forward``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -23,8 +24,8 @@ import numpy as np
 
 from .backends.base import BACKENDS
 from .embedder import check_embedder
-from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, read_manifest,
-                       write_json_atomic, MANIFEST)
+from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
+                       read_manifest, write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
 from .store import Store
 
@@ -103,6 +104,10 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
     if backend not in BACKENDS and backend not in ("faiss", "milvus"):
         raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
     man = read_manifest(index_dir)
+    why = outdated_encoder(man, embedder) if man is not None and not rebuild else None
+    if why:  # same model, vectors from an earlier encoder computation: rebuild without being asked
+        logging.getLogger(__name__).warning("Rebuilding the index %s from scratch: %s.", index_dir, why)
+        rebuild = True
     if man is not None and rebuild:
         for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "backend_state.json",
                      "vectors.faiss", "vectors.faiss.meta.json", MANIFEST):
