@@ -26,6 +26,7 @@ import numpy as np
 from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
 from .embedder import check_embedder
+from .integrity import IndexDamagedError
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, read_manifest,
                        write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
@@ -109,7 +110,12 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
                 kind: str, extra: dict) -> Store:
     if backend not in BACKENDS and backend not in ("faiss", "milvus"):
         raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
-    man = read_manifest(index_dir)
+    try:
+        man = read_manifest(index_dir)
+    except IndexDamagedError:
+        if not rebuild:
+            raise
+        man = {}  # damaged manifest: wiped with the rest below
     if man is not None and rebuild:
         for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "backend_state.json",
                      "vectors.faiss", "vectors.faiss.meta.json", MANIFEST):

@@ -9,6 +9,7 @@ server fault (500) logs a traceback, on ``soundseek.service``.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -74,6 +75,12 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = _validation_detail(exc)
         log_refusal(request.scope, 422, detail)
         return error_response(422, detail)
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def damaged_index(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        service_log.error("index.sqlite is damaged (%s) on %s %s; repair: re-run `soundseek index` with "
+                          "--rebuild", printable(str(exc)), request.method, _target(request.scope))
+        return error_response(503, "the index is damaged; the operator must rebuild it")
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - guard
