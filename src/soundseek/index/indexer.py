@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -27,8 +28,8 @@ from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
 from .embedder import check_embedder
 from .integrity import IndexDamagedError
-from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, read_manifest,
-                       write_json_atomic, MANIFEST)
+from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
+                       read_manifest, write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
 from .store import Store
 
@@ -116,6 +117,10 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
         if not rebuild:
             raise
         man = {}  # damaged manifest: wiped with the rest below
+    why = outdated_encoder(man, embedder) if man is not None and not rebuild else None
+    if why:  # same model, vectors from an earlier encoder computation: rebuild without being asked
+        logging.getLogger(__name__).warning("Rebuilding the index %s from scratch: %s.", index_dir, why)
+        rebuild = True
     if man is not None and rebuild:
         for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "backend_state.json",
                      "vectors.faiss", "vectors.faiss.meta.json", MANIFEST):
