@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from soundseek import distributed as dist
-from soundseek.train.checkpoint import atomic_write_bytes
+from soundseek.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ def extract_features(cfg, corpus=None, progress: bool = True) -> dict[str, int]:
     read it; afterwards ``soundseek.train.data.prepare(cfg)`` on any rank finds every item
     cached."""
     from soundseek.encoders.cache import FeatureCache
-    from soundseek.train.data import build_encoders, load_training_corpus
+    from soundseek.data.training import load_training_corpus
+    from soundseek.models.factory import build_towers
 
     if corpus is None:
         if not dist.is_main():
@@ -171,7 +172,7 @@ def extract_features(cfg, corpus=None, progress: bool = True) -> dict[str, int]:
         corpus = load_training_corpus(cfg)
         if dist.is_main():
             dist.barrier()
-    audio_enc, text_enc = build_encoders(cfg)
+    audio_enc, text_enc = build_towers(cfg)
     captions, _ = corpus.pairs()
     cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
     return cache_features_sharded(cache, corpus.clips, captions, audio_enc, text_enc,

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
 from soundseek.data.types import Clip
+from soundseek.padding import pad_sequences
 
 FORMAT_VERSION = 1
 DTYPES = ("float16", "float32")
@@ -113,13 +114,7 @@ class _ShardDir:
 
 def _pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """(T_i, D) arrays -> (B, Tmax, D) float32, (B, Tmax) bool."""
-    tmax = max(1, max(s.shape[0] for s in seqs))
-    out = torch.zeros(len(seqs), tmax, seqs[0].shape[1], dtype=torch.float32)
-    mask = torch.zeros(len(seqs), tmax, dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        out[i, : s.shape[0]] = torch.from_numpy(np.array(s, dtype=np.float32))
-        mask[i, : s.shape[0]] = True
-    return out, mask
+    return pad_sequences(seqs)
 
 
 class AudioStore:

@@ -90,14 +90,10 @@ def evaluate(
     if ot:
         from soundseek.ot import plan_scores
 
-        cost = torch.sqrt(torch.clamp(2 - 2 * scores.double(), min=0)) if _is_cosine(scores) else -scores.double()
+        cost = model.ot_cost(scores.double())  # the scorer's own cost, never guessed from the score range
         out["t2a_ot"] = metrics.t2a(plan_scores(cost, ot_reg), view.caption_audio)
         out["a2t_ot"] = metrics.a2t(plan_scores(cost.T.contiguous(), ot_reg), view.caption_audio)
     return out
-
-
-def _is_cosine(scores: torch.Tensor) -> bool:
-    return bool(scores.min() >= -1.0001 and scores.max() <= 1.0001)
 
 
 def format_table(results: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:

@@ -16,9 +16,11 @@ from tqdm.auto import tqdm
 
 from soundseek import distributed as dist
 from soundseek.config import ConfigError, to_dict
-from soundseek.model import RetrievalModel
-from soundseek.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from soundseek.train.config import Config
+from soundseek.fileio import atomic_write_bytes
+from soundseek.models import RetrievalModel, create_model
+from soundseek.models.checkpoint import load_checkpoint, save_checkpoint
+from soundseek.models.config import Config
+from soundseek.models.factory import checkpoint_payload, model_from_checkpoint
 from soundseek.train.data import Prepared, SplitView
 from soundseek.train.evaluate import evaluate
 from soundseek.train.optim import build_optimizer, build_scheduler
@@ -55,7 +57,8 @@ class Trainer:
         self.data = data
         self.out = Path(out_dir or cfg.train.out_dir)
         torch.manual_seed(cfg.train.seed)
-        self.model = RetrievalModel.from_config(cfg, data.audio_dim, data.text_dim)
+        towers = data.towers if data.towers is not None else False
+        self.model = create_model(cfg, data.audio_dim, data.text_dim, towers=towers)
         self.device = dist.device()  # cuda:LOCAL_RANK under NCCL, else CPU
         self.model.to(self.device)
         self.train_view = data.view(cfg.data.train_split)
@@ -77,11 +80,8 @@ class Trainer:
     # -- state ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "config": to_dict(self.cfg),
+            **checkpoint_payload(self.model),
             "config_hash": self.hash,
-            "audio_dim": self.data.audio_dim,
-            "text_dim": self.data.text_dim,
-            "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "epoch": self.epoch,
@@ -99,7 +99,7 @@ class Trainer:
             raise ConfigError(
                 f"{last} was written by a different configuration; use another train.out_dir or --restart"
             )
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt["model"], strict=False)
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         self.epoch, self.best, self.history = ckpt["epoch"], ckpt["best"], list(ckpt["history"])
@@ -218,12 +218,8 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
-def load_model(path: str | Path) -> tuple[RetrievalModel, Config, dict[str, Any]]:
-    """Rebuild the trained model and its config from a checkpoint (weights_only)."""
-    from soundseek.config import from_dict
-
+def load_model(path: str | Path, towers: bool | tuple = True) -> tuple[RetrievalModel, Config, dict[str, Any]]:
+    """(model, recipe, checkpoint dict) of a checkpoint (weights_only loading)."""
     ckpt = load_checkpoint(path)
-    cfg = from_dict(Config, ckpt["config"])
-    model = RetrievalModel.from_config(cfg, int(ckpt["audio_dim"]), int(ckpt["text_dim"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), cfg, ckpt
+    model = model_from_checkpoint(ckpt, towers=towers, where=str(path))
+    return model, model.cfg, ckpt
