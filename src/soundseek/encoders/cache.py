@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
 from soundseek.data.types import Clip
+from soundseek.device import module_device
 from soundseek.padding import pad_sequences
 
 FORMAT_VERSION = 1
@@ -258,6 +259,7 @@ class FeatureCache:
         loader = DataLoader(_Decode(clips, encoder.sample_rate, max_seconds), batch_size=batch_size,
                             num_workers=num_workers, collate_fn=list)
         buf_k, buf_x, buf_f, computed = [], [], {}, 0
+        dev = module_device(encoder)
         was_training = encoder.training
         encoder.eval()
         bar = tqdm(total=len(clips), desc="audio features", unit="clip", disable=not progress)
@@ -270,6 +272,7 @@ class FeatureCache:
                         failed[clips[j].id] = err
                 if good:
                     wave, mask = batch_waves([x for _, x in good])
+                    wave, mask = wave.to(dev), mask.to(dev)
                     with torch.no_grad():
                         frames, fmask = encoder(wave, mask)
                     frames, fmask = frames.float().cpu().numpy(), fmask.cpu().numpy()

@@ -96,7 +96,8 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the step; fp16 (+GradScaler) on CUDA only
     spec_augment: bool = False  # time/feature masking of cached frames
     monitor: Literal["mAP10", "rsum"] = "mAP10"  # T2A mAP@10 or R1+R5+R10 of both directions
     out_dir: str = "runs/default"

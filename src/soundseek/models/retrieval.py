@@ -179,7 +179,17 @@ class RetrievalModel(nn.Module):
 
     # -- training ----------------------------------------------------------------------
     def forward(self, text: dict, audio: dict, clip_ids: torch.Tensor) -> torch.Tensor:
-        """Loss of a batch of aligned (caption i, clip i) pairs."""
+        """Loss of a batch of aligned (caption i, clip i) pairs.
+
+        In a torch.distributed group the batch is this rank's share of a global batch: the
+        other ranks' clips are gathered (with gradients) as negatives and the loss is that of
+        the global batch (``soundseek.distributed.global_batch_loss``); ``clip_ids`` are then the
+        global batch's ids (or the local ones, gathered).
+        """
+        from soundseek import distributed as dist
+
+        if dist.world_size() > 1:
+            return dist.global_batch_loss(self, text, audio, clip_ids)
         return self.objective(self.score(text, audio), clip_ids)
 
     def objective(self, scores: torch.Tensor, clip_ids: torch.Tensor) -> torch.Tensor:

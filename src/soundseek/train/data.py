@@ -14,6 +14,7 @@ import torch
 
 from soundseek.config import ConfigError
 from soundseek.data.types import Clip, Corpus
+from soundseek.device import autocast, select_device
 from soundseek.data.training import ALL, load_training_corpus, synthetic_root  # noqa: F401
 from soundseek.models.config import Config
 from soundseek.models.factory import build_towers
@@ -66,10 +67,12 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, to
     encoders of ``cfg`` (or the given frozen ``towers`` (audio, text), e.g. a loaded model's)."""
     from soundseek.encoders.cache import FeatureCache
 
+    device = select_device(cfg.train.device)  # an unusable device fails before any work
     corpus = corpus if corpus is not None else load_training_corpus(cfg)
     audio_enc, text_enc = towers if towers is not None else build_encoders(cfg)
+    audio_enc.to(device), text_enc.to(device)
     cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.encoders.precision == "bf16"):
+    with torch.inference_mode(), autocast(device, cfg.encoders.precision):
         astore = cache.audio_features(
             corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
             max_seconds=cfg.data.max_seconds, progress=progress,

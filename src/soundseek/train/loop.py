@@ -15,6 +15,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from soundseek import distributed as dist
+from soundseek.device import autocast, check_precision, grad_scaler, select_device
 from soundseek.config import ConfigError, to_dict
 from soundseek.fileio import atomic_write_bytes
 from soundseek.models import RetrievalModel, create_model
@@ -24,6 +25,7 @@ from soundseek.models.factory import checkpoint_payload, model_from_checkpoint
 from soundseek.train.data import Prepared, SplitView
 from soundseek.train.evaluate import evaluate
 from soundseek.train.optim import build_optimizer, build_scheduler
+from soundseek.train.step import BatchLoss, to_device
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         towers = data.towers if data.towers is not None else False
         self.model = create_model(cfg, data.audio_dim, data.text_dim, towers=towers)
-        self.device = dist.device()  # cuda:LOCAL_RANK under NCCL, else CPU
+        self.device = select_device(cfg.train.device)
+        check_precision(cfg.train.precision, self.device)
         self.model.to(self.device)
         self.train_view = data.view(cfg.data.train_split)
         self.val_view = data.view(cfg.data.val_split) if cfg.data.val_split in data.splits else None
@@ -67,11 +70,20 @@ class Trainer:
         groups = self.model.param_groups(cfg.optim.lr, cfg.optim.lr_groups)
         self.opt = build_optimizer(groups, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
-        self.spec_augment = None
+        hook = None
         if cfg.train.spec_augment:
             from soundseek.audio.augment import SpecAugment
 
-            self.spec_augment = SpecAugment()
+            aug = SpecAugment()
+            hook = (lambda x, m: aug(x, m)) if _takes_mask(aug) else (lambda x, m: aug(x))
+        self.step_module = BatchLoss(self.model, hook)
+        if dist.world_size() > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # buffers (batch-norm statistics) stay per rank; rank 0 writes the checkpoints
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, broadcast_buffers=False)
+        self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.epoch = 0
         self.best = -float("inf")
         self.history: list[dict[str, Any]] = []
@@ -111,37 +123,32 @@ class Trainer:
     def train_step(self, rows: np.ndarray) -> float:
         """One optimiser step on the global batch ``rows`` (caption positions of the split).
 
-        Under torch.distributed each rank encodes its contiguous slice of the batch, the
-        representations are all-gathered with gradients, and every rank computes the loss of
-        the whole global batch: N processes train the same objective as one process (§ issue 5).
+        Under torch.distributed each rank encodes its contiguous slice of the batch and the
+        model's loss gathers the other ranks' clips (with gradients): every rank computes the
+        loss of the whole global batch, and DistributedDataParallel averages the gradients, so N
+        processes train the same objective as one process.
         """
         v = self.train_view
         cfg = self.cfg
         world, rank = dist.world_size(), dist.rank()
         owners = v.caption_audio[rows]
-        clip_ids = torch.as_tensor(owners)  # (B,) global
         local = np.array_split(np.arange(len(rows)), world)[rank]
         tokens, tmask, sent = self.data.text.batch(v.caption_rows[rows[local]])
         frames, fmask = self.data.audio.batch(v.clip_rows[owners[local]])
         if world > 1:  # the shapes one process would see for the global batch
             tokens, tmask = dist.pad_to_global(tokens, tmask)
             frames, fmask = dist.pad_to_global(frames, fmask)
-        dev = self.device
-        tokens, tmask, sent, frames, fmask = (t.to(dev) for t in (tokens, tmask, sent, frames, fmask))
-        clip_ids = clip_ids.to(dev)
-        if self.spec_augment is not None and self.model.training:
-            frames = self.spec_augment(frames, fmask) if _takes_mask(self.spec_augment) else self.spec_augment(frames)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
-            text = self.model.encode_text(tokens, tmask, sent)
-            audio = self.model.encode_audio(frames, fmask)
-            loss = dist.global_batch_loss(self.model, text, audio, clip_ids) if world > 1 else self.model(text, audio, clip_ids)
+        batch = to_device({"tokens": tokens, "token_mask": tmask, "sentence": sent, "frames": frames,
+                           "frame_mask": fmask, "clip_ids": torch.as_tensor(owners)}, self.device)
+        with autocast(self.device, cfg.train.precision):
+            loss = self.step_module(batch)
         self.opt.zero_grad(set_to_none=True)
-        loss.float().backward()
-        if world > 1:
-            dist.average_gradients(self.model)
+        self.scaler.scale(loss.float()).backward()
         if cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-        self.opt.step()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         self.sched.step()
         self.model.after_step()
         return float(loss.detach())
