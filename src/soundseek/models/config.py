@@ -89,6 +89,7 @@ class OptimConfig:
     step_size: int = 20  # StepLR (Mei et al.: x0.1 every 20 epochs)
     gamma: float = 0.1
     grad_clip: float = 2.0
+    layer_decay: float = 1.0  # layer-wise lr decay in trained towers: block i of n gets lr * decay^(n-1-i)
 
 
 @dataclass
@@ -98,7 +99,18 @@ class TrainConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the step; fp16 (+GradScaler) on CUDA only
-    spec_augment: bool = False  # time/feature masking of cached frames
+    spec_augment: bool = False  # time/freq masking: of cached frames, or of a trained audio tower's log-mels
+    # training from raw audio/text: a trained tower always runs live; a frozen one reads the
+    # feature cache unless cache_frozen is false (the same model, only slower)
+    cache_frozen: bool = True
+    crop_seconds: float = 0.0  # live audio: crop of each clip fed to the tower (0 = data.max_seconds)
+    random_crop: bool = True  # live audio: random crop offset in training (the start in evaluation)
+    gain_db: float = 0.0  # live audio: random gain in [-gain_db, gain_db] dB
+    shift: float = 0.0  # live audio: random circular shift of up to this fraction of the clip
+    mixup: float = 0.0  # live audio: probability of mixing a clip with another one of the batch
+    num_workers: int = 0  # DataLoader worker processes decoding audio
+    accumulate: int = 1  # gradient accumulation: micro-batches per optimiser step
+    gradient_checkpointing: bool = False  # recompute trained towers' blocks in backward (less memory)
     monitor: Literal["mAP10", "rsum"] = "mAP10"  # T2A mAP@10 or R1+R5+R10 of both directions
     out_dir: str = "runs/default"
     num_threads: int = 0  # 0 = leave torch's default
@@ -108,6 +120,10 @@ class TrainConfig:
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("train.epochs must be >= 1 and train.batch_size >= 2")
+        if self.accumulate < 1 or self.batch_size // self.accumulate < 2:
+            raise ConfigError("train.accumulate must be >= 1 and leave >= 2 pairs per micro-batch")
+        if self.crop_seconds < 0 or self.num_workers < 0 or not 0 <= self.mixup <= 1:
+            raise ConfigError("train.crop_seconds and train.num_workers must be >= 0, train.mixup in [0, 1]")
 
 
 @dataclass

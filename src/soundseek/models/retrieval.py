@@ -143,6 +143,9 @@ class RetrievalModel(nn.Module):
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio tower: wave (B, N), mask (B, N) -> frames (B, T, Da), frame mask (B, T)."""
         tower = self._tower("audio_encoder")
+        param = next(tower.parameters(), None)
+        if param is not None and wave.dtype != param.dtype:  # waves follow the tower's precision
+            wave = wave.to(param.dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and is_trained(tower)):
             return tower(wave, wave_mask)
 
@@ -224,18 +227,66 @@ class RetrievalModel(nn.Module):
         """The loss's current temperature ``1 / logit_scale`` (for the SK correction)."""
         return 1.0 / self.logit_scale()
 
-    def param_groups(self, base_lr: float, groups: dict[str, float]) -> list[dict[str, Any]]:
+    def param_groups(self, base_lr: float, groups: dict[str, float], layer_decay: float = 1.0) -> list[dict[str, Any]]:
         """Parameter groups with per-child learning rates (``optim.lr_groups``): keys are the
-        children ``audio_encoder``, ``text_encoder``, ``scorer``, ``loss``."""
+        children ``audio_encoder``, ``text_encoder``, ``scorer``, ``loss``.
+
+        ``layer_decay`` < 1 (layer-wise learning-rate decay, as in BEiT / ELECTRA fine-tuning):
+        in a trained tower of n blocks, block i gets ``lr * layer_decay^(n-1-i)`` and the
+        parameters outside the blocks (front end, embeddings) ``lr * layer_decay^n``.
+        """
         valid = [*TOWERS, "scorer", "loss"]
         for key in groups:
             if key not in valid:
                 from soundseek.config import ConfigError
 
                 raise ConfigError(f"Unknown lr group {key!r}. Valid: {', '.join(valid)}")
+        if not 0 < layer_decay <= 1:
+            raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         out = []
         for name, child in self.named_children():
+            lr = groups.get(name, base_lr)
+            if name in TOWERS and layer_decay < 1:
+                blocks = tower_blocks(child)
+                seen: set[int] = set()
+                for i, block in enumerate(blocks):
+                    params = [p for p in block.parameters() if p.requires_grad and id(p) not in seen]
+                    seen |= {id(p) for p in block.parameters()}
+                    if params:
+                        out.append({"params": params, "lr": lr * layer_decay ** (len(blocks) - 1 - i),
+                                    "name": f"{name}.block{i}"})
+                rest = [p for p in child.parameters() if p.requires_grad and id(p) not in seen]
+                if rest:
+                    out.append({"params": rest, "lr": lr * layer_decay ** len(blocks), "name": f"{name}.other"})
+                continue
             params = [p for p in child.parameters() if p.requires_grad]
             if params:
-                out.append({"params": params, "lr": groups.get(name, base_lr), "name": name})
+                out.append({"params": params, "lr": lr, "name": name})
         return out
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the trained towers' blocks in backward instead of storing their activations
+        (Hugging Face towers through their own switch, others block by block)."""
+        from torch.utils.checkpoint import checkpoint
+
+        for name, trained in self.trained_towers().items():
+            if not trained:
+                continue
+            tower = getattr(self, name)
+            hf = getattr(tower, "model", None)
+            if hasattr(hf, "gradient_checkpointing_enable"):
+                hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                hf.config.use_cache = False
+                continue
+            for block in tower_blocks(tower):
+                if getattr(block, "_checkpointed", False):
+                    continue
+                inner = block.forward
+
+                def run(*args, _inner=inner, _block=block, **kw):
+                    if _block.training and torch.is_grad_enabled():
+                        return checkpoint(_inner, *args, use_reentrant=False, **kw)
+                    return _inner(*args, **kw)
+
+                block.forward = run
+                block._checkpointed = True

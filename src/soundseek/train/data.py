@@ -44,12 +44,13 @@ class SplitView:
 @dataclass
 class Prepared:
     corpus: Corpus
-    audio: object  # encoders.cache.AudioStore
-    text: object  # encoders.cache.TextStore
+    audio: object  # encoders.cache.AudioStore, or None when the audio tower runs live
+    text: object  # encoders.cache.TextStore, or None when the text tower runs live
     audio_dim: int
     text_dim: int
     splits: dict[str, SplitView]
     towers: tuple | None = None  # the (audio, text) encoders that made the features
+    max_seconds: float = 10.0  # audio read per clip (live towers)
 
     def view(self, name: str) -> SplitView:
         if name not in self.splits:
@@ -72,14 +73,18 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, to
     audio_enc, text_enc = towers if towers is not None else build_encoders(cfg)
     audio_enc.to(device), text_enc.to(device)
     cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
+    live_audio, live_text = live_sides(cfg)
+    astore = tstore = None
     with torch.inference_mode(), autocast(device, cfg.encoders.precision):
-        astore = cache.audio_features(
-            corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
-            max_seconds=cfg.data.max_seconds, progress=progress,
-        )
-        captions, _ = corpus.pairs()
-        tstore = cache.text_features(captions, text_enc, batch_size=64, progress=progress)
-    failed = set(getattr(astore, "failed", {}) or {})
+        if not live_audio:
+            astore = cache.audio_features(
+                corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
+                max_seconds=cfg.data.max_seconds, progress=progress,
+            )
+        if not live_text:
+            captions, _ = corpus.pairs()
+            tstore = cache.text_features(captions, text_enc, batch_size=64, progress=progress)
+    failed = set(astore.failed) if astore is not None else unreadable(corpus.clips)
     if failed:
         log.warning("%d clip(s) could not be decoded and are left out: %s", len(failed), ", ".join(sorted(failed)[:10]))
     splits: dict[str, SplitView] = {}
@@ -91,7 +96,7 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, to
             for split in (clip.split, ALL):
                 clip_rows, cap_rows, owner, clips, caps = per_split.setdefault(split, ([], [], [], [], []))
                 pos = len(clip_rows)
-                clip_rows.append(astore.index(clip.id))
+                clip_rows.append(astore.index(clip.id) if astore is not None else -1)
                 clips.append(clip)
                 for k in range(n):
                     cap_rows.append(caption_row + k)
@@ -102,4 +107,26 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, to
         splits[name] = SplitView(name, np.asarray(clip_rows, dtype=np.int64), np.asarray(cap_rows, dtype=np.int64),
                                  np.asarray(owner, dtype=np.int64), clips, caps)
     return Prepared(corpus, astore, tstore, int(audio_enc.out_dim), int(text_enc.out_dim), splits,
-                    towers=(audio_enc, text_enc))
+                    towers=(audio_enc, text_enc), max_seconds=cfg.data.max_seconds)
+
+
+def live_sides(cfg: Config) -> tuple[bool, bool]:
+    """(audio, text): whether each tower runs on raw input in training/evaluation: always when
+    the recipe trains it, and for frozen towers when ``train.cache_frozen`` is false."""
+    enc = cfg.encoders
+    audio = not enc.lock_audio or enc.audio_unlocked_blocks > 0 or not cfg.train.cache_frozen
+    text = not enc.lock_text or enc.text_unlocked_blocks > 0 or not cfg.train.cache_frozen
+    return audio, text
+
+
+def unreadable(clips) -> set[str]:
+    """Ids of clips whose file header cannot be read (left out of live-audio training)."""
+    from soundseek.audio.io import AudioDecodeError, audio_info
+
+    bad = set()
+    for c in clips:
+        try:
+            audio_info(c.audio)
+        except AudioDecodeError:
+            bad.add(c.id)
+    return bad
