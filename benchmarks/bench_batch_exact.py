@@ -70,7 +70,7 @@ def main() -> None:
     batches = [waves[s: s + args.batch_size] for s in range(0, len(waves), args.batch_size)]
 
     def run(enc) -> float:
-        pipe.audio_encoder = enc
+        pipe.model.audio_encoder = enc
         t0 = time.perf_counter()
         for b in batches:
             pipe.embed_audio(b)
@@ -78,9 +78,9 @@ def main() -> None:
 
     # same vectors alone, different ones in batches: what the change is about
     one = [waves[int(np.argmin([len(w) for w in waves]))]]
-    pipe.audio_encoder = before
+    pipe.model.audio_encoder = before
     drift = float(np.abs(pipe.embed_audio(one)[0] - pipe.embed_audio(batches[0] + one)[0][-1:]).max())
-    pipe.audio_encoder = after
+    pipe.model.audio_encoder = after
     exact = float(np.abs(pipe.embed_audio(one)[0] - pipe.embed_audio(batches[0] + one)[0][-1:]).max())
 
     run(after), run(before)  # warm-up
