@@ -189,6 +189,12 @@ def test_swapped_vanished_and_special_files_are_clean_404s(tmp_path, caplog):
         os.unlink(sub)
         (tmp_path / "moved").rename(sub)
         assert c.get(f"/api/clips/{ids[a]}/audio").status_code == 200
+        # replaced by another file with the same bytes (the old inode kept alive: a new inode)
+        os.rename(root / d, tmp_path / "old-inode")
+        shutil.copyfile(tmp_path / "old-inode", root / d)
+        assert "no audio" in _is_error(c.get(f"/api/clips/{ids[d]}/audio"), 404)
+        os.replace(tmp_path / "old-inode", root / d)
+        assert c.get(f"/api/clips/{ids[d]}/audio").status_code == 200
         # vanished
         keep = (root / b).read_bytes()
         (root / b).unlink()
