@@ -406,3 +406,29 @@ def test_upload_bombs_are_refused_fast_in_bounded_memory(tmp_path):
     assert results["flac_2h"][0] == 413 and "too long" in results["flac_2h"][1]
     assert peak < 1024
     assert "Traceback" not in err
+
+
+def test_serve_defaults_to_bind_and_loopback_hosts_and_logs_refusals(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import soundseek.service.app as app_mod
+    from soundseek.index.cli import add_serve_parser
+
+    _, idx = _index(tmp_path, n=2)
+    ran = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app, **kw))
+    app_mod.serve(idx, HashEmbedder(), host="10.1.2.3", port=8123)
+    assert "accepted Host names: localhost, 127.0.0.1, ::1, 10.1.2.3" in capsys.readouterr().out
+    c = TestClient(ran["app"], base_url="http://10.1.2.3:8123")
+    assert c.get("/api/health").status_code == 200
+    assert c.get("/api/health", headers={"Host": "rebound.example"}).status_code == 400
+    assert logging.getLogger("soundseek.access").handlers  # refusals reach stderr at the default level
+    # the CLI passes --allowed-host / --cors-origin through
+    seen = {}
+    monkeypatch.setattr(app_mod, "serve", lambda index, emb, **kw: seen.update(kw))
+    p = argparse.ArgumentParser()
+    add_serve_parser(p.add_subparsers())
+    args = p.parse_args(["serve", str(idx), "--allowed-host", "sounds.lan", "--allowed-host", "*.lab.example",
+                         "--cors-origin", "https://ui.example"])
+    assert args.run(args, lambda m: HashEmbedder()) == 0
+    assert seen["allowed_hosts"] == ["sounds.lan", "*.lab.example"] and seen["cors_origins"] == ["https://ui.example"]
