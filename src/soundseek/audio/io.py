@@ -103,7 +103,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         try:
             f = sf.SoundFile(fobj)
         except Exception as e:  # LibsndfileError, RuntimeError, TypeError, OSError ...
-            msg = str(e).strip() or type(e).__name__
+            msg = str(getattr(e, "error_string", "") or e).strip() or type(e).__name__
             raise AudioDecodeError(path, f"unreadable or unsupported format ({msg})") from e
         with f:
             yield f
