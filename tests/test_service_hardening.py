@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
