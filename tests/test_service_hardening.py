@@ -249,17 +249,39 @@ def _race(c, root: Path, key: str, item: int, secret: Path, n_requests: int) -> 
     return ok, len(res) - ok
 
 
-@pytest.mark.parametrize("n_requests", [200, pytest.param(3000, marks=pytest.mark.slow)])
-def test_symlink_race_leaks_nothing_and_logs_no_traceback(tmp_path, caplog, n_requests):
+@pytest.mark.parametrize("server, n_requests", [("testclient", 200),
+                                                pytest.param("uvicorn", 3000, marks=pytest.mark.slow)])
+def test_symlink_race_leaks_nothing_and_logs_no_traceback(tmp_path, caplog, capfd, server, n_requests):
     root, idx = _index(tmp_path, n=2)
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"TOP-SECRET" * 1000)
-    c = TestClient(create_app(idx, HashEmbedder()), raise_server_exceptions=True)
-    hit = c.get("/api/search", params={"q": "tone", "k": 1}).json()["hits"][0]
-    with caplog.at_level(logging.DEBUG):
-        served, refused = _race(c, root, hit["path"], hit["id"], secret, n_requests)
+    app = create_app(idx, HashEmbedder())
+    if server == "testclient":
+        c = TestClient(app, raise_server_exceptions=True)
+        srv = None
+    else:  # a real server, as deployed: its own error log must stay free of tracebacks too
+        import httpx
+
+        port = _free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="info"))
+        th = threading.Thread(target=srv.run, daemon=True)
+        th.start()
+        while not srv.started:
+            time.sleep(0.05)
+        c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        hit = c.get("/api/search", params={"q": "tone", "k": 1}).json()["hits"][0]
+        with caplog.at_level(logging.DEBUG):
+            served, refused = _race(c, root, hit["path"], hit["id"], secret, n_requests)
+    finally:
+        if srv is not None:
+            c.close()
+            srv.should_exit = True
+            th.join(10)
     assert served + refused == n_requests and refused > 0  # the race really happened
     assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)
+    assert "Traceback" not in capfd.readouterr().err
+    print(f"{server}: {served} served (the indexed bytes), {refused} refused (404), nothing leaked")
 
 
 # --- uploads through a real server ----------------------------------------------------------
