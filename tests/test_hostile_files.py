@@ -188,3 +188,20 @@ def test_bombs_in_a_folder_are_indexed_or_skipped_in_bounded_memory(tmp_path):
     assert res["peak_mib"] < 1024, res
     assert "Traceback" not in out.stderr
     print(f"indexer peak RSS {res['peak_mib']:.0f} MiB in {time.monotonic() - t0:.1f} s")
+
+
+def test_cli_search_by_a_bomb_is_a_one_line_error(tmp_path, capsys):
+    import argparse
+
+    from soundseek.index.cli import add_search_parser
+
+    root = tmp_path / "s"
+    make_audio_folder(root, n=2, bad=False)
+    _index(root, tmp_path / "idx")
+    bomb = wav_low_rate(tmp_path / "q.wav", 2, 40_000)
+    p = argparse.ArgumentParser()
+    add_search_parser(p.add_subparsers())
+    args = p.parse_args(["search", str(tmp_path / "idx"), "--audio", str(bomb)])
+    assert args.run(args, lambda m: HashEmbedder()) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "implausible sample rate 2 Hz" in err[0]

@@ -272,6 +272,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         store.close()
     if progress:
         print(report.summary(), file=sys.stderr)
+        for key, kept in report.clamped:
+            print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
+                  file=sys.stderr)
         if report.skipped:
             print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
             for key, reason in report.skipped:
