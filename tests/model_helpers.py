@@ -1,0 +1,36 @@
+"""Tiny whole models for tests: a small CNN audio tower and a tiny BERT written with
+``save_pretrained`` (the official Hugging Face layout)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "dog", "barks", "rain", "falls", "loud", "door",
+         "bell", "rings", "engine", "hum", "soft", "birds", "sing", "glass", "breaks"]
+
+
+def tiny_bert_dir(root: Path, layers: int = 2, hidden: int = 16, seed: int = 0) -> Path:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    model_dir = Path(root) / f"tiny-bert-{layers}x{hidden}"
+    if (model_dir / "config.json").is_file():
+        return model_dir
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(model_dir / "vocab.txt"))
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(WORDS), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return model_dir
+
+
+def tiny_sets(root: Path) -> list[str]:
+    """Overrides for a tiny model: small CNN audio tower (random init), tiny BERT text tower."""
+    return [
+        "encoders.audio=small_cnn", "encoders.audio_options={channels: 4, n_blocks: 2, out_dim: 8, dropout: 0.0}",
+        "encoders.text=hf", f"encoders.text_path={tiny_bert_dir(root)}", "model.embed_dim=8",
+        "model.options={pooling: meanmax}", "encoders.max_tokens=8",
+    ]
