@@ -204,7 +204,8 @@ class Trainer:
             if world > 1:
                 frames, fmask = dist.pad_to_global(frames, fmask)
             batch.update(frames=frames, frame_mask=fmask)
-        return to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+        dtype = next(self.model.scorer.parameters()).dtype
+        return to_device(batch, self.device, dtype, non_blocking=self.device.type == "cuda")
 
     def _loader(self, batches: list[np.ndarray]):
         """This rank's decoded items of each batch, from DataLoader workers (live towers)."""
