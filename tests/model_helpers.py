@@ -21,7 +21,8 @@ def tiny_bert_dir(root: Path, layers: int = 2, hidden: int = 16, seed: int = 0) 
     tok = BertTokenizerFast(vocab_file=str(model_dir / "vocab.txt"))
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(WORDS), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=2 * hidden, max_position_embeddings=64)
+                     intermediate_size=2 * hidden, max_position_embeddings=64,
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # deterministic in training
     BertModel(cfg).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     return model_dir

@@ -101,7 +101,10 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             # buffers (batch-norm statistics) stay per rank; rank 0 writes the checkpoints
-            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, broadcast_buffers=False)
+            # a trained Hugging Face tower computes outputs the loss never uses (BERT's pooler)
+            unused = any(self.model.trained_towers().values())
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False,
+                                                       find_unused_parameters=unused)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.epoch = 0
         self.best = -float("inf")
