@@ -63,15 +63,17 @@ class Pipeline:
     def dim(self) -> int:
         return int(self.cfg.model.embed_dim)
 
-    def fingerprint(self) -> str:
-        """Identifies the weights (trained parts and the frozen towers' sources) and preprocessing."""
+    def fingerprint(self, audio_config: dict | None = None) -> str:
+        """Identifies the weights (trained parts and the frozen towers' sources) and preprocessing.
+        ``audio_config`` replaces the audio encoder's own config (e.g. an earlier computation
+        version from ``previous_configs()``, to recognise indexes built before it)."""
         from soundseek.models.factory import model_state
 
         h = hashlib.sha1()
         for k, v in sorted(model_state(self.model).items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        h.update(repr(self.audio_encoder.config()).encode())
+        h.update(repr(self.audio_encoder.config() if audio_config is None else audio_config).encode())
         enc = self.cfg.encoders
         h.update(repr((enc.text, enc.text_path, enc.text_pooling)).encode())
         return h.hexdigest()[:20]
