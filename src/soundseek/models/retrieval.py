@@ -274,6 +274,10 @@ class RetrievalModel(nn.Module):
                 continue
             tower = getattr(self, name)
             hf = getattr(tower, "model", None)
+            if hasattr(hf, "activation_checkpointing_enable"):  # transformers >= 5
+                hf.activation_checkpointing_enable()
+                hf.config.use_cache = False
+                continue
             if hasattr(hf, "gradient_checkpointing_enable"):
                 hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
                 hf.config.use_cache = False

@@ -101,7 +101,10 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             # buffers (batch-norm statistics) stay per rank; rank 0 writes the checkpoints
-            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, broadcast_buffers=False)
+            # a trained Hugging Face tower computes outputs the loss never uses (BERT's pooler)
+            unused = any(self.model.trained_towers().values())
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False,
+                                                       find_unused_parameters=unused)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.epoch = 0
         self.best = -float("inf")
@@ -204,7 +207,8 @@ class Trainer:
             if world > 1:
                 frames, fmask = dist.pad_to_global(frames, fmask)
             batch.update(frames=frames, frame_mask=fmask)
-        return to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+        dtype = next(self.model.scorer.parameters()).dtype
+        return to_device(batch, self.device, dtype, non_blocking=self.device.type == "cuda")
 
     def _loader(self, batches: list[np.ndarray]):
         """This rank's decoded items of each batch, from DataLoader workers (live towers)."""
