@@ -187,6 +187,8 @@ TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
 )
 """The training allow-list: the only packages ever read for training (checked by hand: sound
 files with meaningful English names, or metadata naming them)."""
+INSTRUMENT_PACKAGE = "fluid-soundfont-gm"
+"""Sound font whose General MIDI instruments are rendered into the training corpus (:mod:`soundseek.data.instruments`)."""
 SPEECH_SHARE = 0.15
 """At most this share of a training corpus's clips is speech."""
 

@@ -34,6 +34,7 @@ ABBREVIATIONS: dict[str, str] = {
     "dmg": "damage", "atk": "attack", "att": "attack", "mg": "machine gun", "ui": "interface",
     "notif": "notification", "elec": "electric", "veh": "vehicle", "ftstep": "footstep",
     "std": "standard", "destroied": "destroyed", "ref": "referee", "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
+    "wp": "weapon", "shotty": "shotgun", "plr": "player",
     "sfx": "", "snd": "", "sound": "", "sounds": "", "wav": "", "ogg": "",
 }
 """Token -> replacement ("" drops the token). Applied after splitting, before compounds."""
@@ -76,7 +77,7 @@ that are not themselves in this list are split, and only if every piece is a kno
 _UNINFORMATIVE_DIRS = frozenset({
     "sound", "sounds", "sfx", "snd", "audio", "data", "wav", "wavs", "ogg", "effects", "soundfx",
     "sound effects", "chunks", "default", "share", "games", "usr", "res", "resources", "assets",
-    "misc", "media", "common", "commondata", "stereo", "mono", "base", "global", "lib", "game",
+    "misc", "media", "common", "commondata", "stereo", "mono", "base", "global", "lib", "game", "resource",
 })
 
 _FREESOUND_PREFIX = re.compile(r"^\d+__[^_]+(?:_[^_]+)*?__")
