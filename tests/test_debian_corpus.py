@@ -260,7 +260,7 @@ def test_summary_lists_kept_and_dropped_reasons(tmp_path):
     (tree / "click.wav").write_bytes(_wav(0.01))
     res = _build(tmp_path, tmp_path / "tree", PackageSpec("game-data", "GPL-2.0-or-later"), templates=True)
     text = res.summary()
-    assert "kept     1" in text and "1 real non-speech, 0 speech, 0 rendered" in text
+    assert "clips     1" in text and "1 real non-speech of which 0 cut from long recordings, 0 speech, 0 rendered" in text
     assert "duplicate (same bytes): 1" in text and "duration outside [0.05, 15] s: 1" in text
     assert f"manifest sha256 {res.manifest_sha256}" in text
     assert res.rows[0]["captions"][0] == "door slam" and len(res.rows[0]["captions"]) == 2
@@ -297,7 +297,7 @@ def test_instrument_plan_covers_every_gm_program_and_drum_and_is_seeded():
     assert plan(0) == clips and plan(1) != clips
     assert {c.captions[0] for c in clips} >= {"a violin playing a slow melody", "a single low cello note",
                                                "a loud hand clap hit", "helicopter"}
-    assert sum(c.name.startswith("drum_") for c in clips) == 3 * len(GM_DRUMS)
+    assert sum(c.name.startswith("drum_") for c in clips) == 4 * len(GM_DRUMS)
     for a, b in zip(clips, clips[1:]):
         assert a.start + a.length < b.start                           # clips do not overlap
     assert all(a.start <= t <= a.start + a.length for a in clips for t, _ in a.events if _[0] & 0xF0 != 0xC0)
@@ -314,7 +314,22 @@ def test_render_instruments_is_rerunnable(tmp_path):
     from soundseek.data.instruments import render
 
     rows = render(tmp_path, SF2)
-    assert len(rows) > 800 and all((tmp_path / r["audio"]).is_file() for r in rows)
+    assert len(rows) > 1800 and all((tmp_path / r["audio"]).is_file() for r in rows)
     mtime = (tmp_path / rows[0]["audio"]).stat().st_mtime_ns
     assert render(tmp_path, SF2) == rows
     assert (tmp_path / rows[0]["audio"]).stat().st_mtime_ns == mtime
+
+
+def test_long_non_music_recordings_are_cut_into_windows(tmp_path):
+    tree = tmp_path / "tree/usr/share/game/sounds"
+    tree.mkdir(parents=True)
+    (tree / "rain.ogg").write_bytes(_wav(25.0, 300, fmt="OGG"))
+    (tree / "title_theme.ogg").write_bytes(_wav(25.0, 310, fmt="OGG"))   # music by its name: dropped
+    spec = PackageSpec("game-data", "GPL-2.0-or-later")
+    res = _build(tmp_path, tmp_path / "tree", spec, segment=10.0, max_segments=6)
+    assert [(r["captions"][0], r["origin"].rsplit("@", 1)[1], r["tags"]) for r in res.rows] == [
+        ("rain", "0s", ["segment"]), ("rain", "10s", ["segment"])]
+    back, sr = sf.read(tmp_path / "out" / res.rows[1]["audio"])
+    assert len(back) == 10 * sr
+    assert list(res.reports[0].skipped) == ["duration outside [0.05, 15] s (music, or too long to cut)"]
+    assert not _build(tmp_path, tmp_path / "tree", spec, segment=0.0).rows      # off: long files dropped

@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training corpus without the General MIDI instruments rendered with fluidsynth")
     d.add_argument("--no-templates", action="store_true",
                    help="training captions without the templated second caption ('the sound of X', ...)")
+    d.add_argument("--segment", type=float, default=10.0,
+                   help="training: cut non-music recordings longer than --max-duration into windows of this "
+                        "many seconds (0: drop them; default: 10)")
+    d.add_argument("--max-segments", type=int, default=6, help="at most this many windows per recording (default: 6)")
     d.add_argument("--seed", type=int, default=0, help="seed of the rendered instrument phrases (default: 0)")
     d.add_argument("--list", action="store_true", help="print the package list with licenses and exit")
 
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     result = build_corpus(args.out_dir, specs, cache, max_duration=args.max_duration,
                           min_duration=args.min_duration, avoid=[Path(a) for a in args.avoid],
                           log=lambda line: print(line, flush=True), extra_rows=extra,
-                          templates=not args.eval and not args.no_templates)
+                          templates=not args.eval and not args.no_templates,
+                          segment=0.0 if args.eval else args.segment, max_segments=args.max_segments)
     print("\n".join(result.summary().splitlines()[len(result.reports):]))
     print(f"wrote {Path(args.out_dir) / 'manifest.jsonl'} ({len(result.rows)} clips) "
           f"in {time.perf_counter() - start:.0f} s; skipped files are listed in report.json")

@@ -22,6 +22,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -174,7 +175,8 @@ TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
     PackageSpec("teeworlds-data", "CC-BY-SA-3.0"),
     PackageSpec("bucklespring-data", "GPL-2.0-or-later", labels="bucklespring"),
     PackageSpec("widelands-data", "GPL-2.0-or-later", folder_context=True),
-    PackageSpec("flightgear-data-base", "GPL-2.0-or-later", folder_context=True, exclude=("*/ATC/*", "*/Voice*")),
+    PackageSpec("flightgear-data-base", "GPL-2.0-or-later", folder_context=True,  # spoken cockpit callouts left out
+                exclude=("*/ATC/*", "*/Voice*", "*/mk-viii/*", "*/tcas/*")),
     PackageSpec("redeclipse-data", "CC-BY-SA-3.0", folder_context=True,
                 exclude=("*/voice/*", "*/announcer/*")),
     PackageSpec("supertuxkart-data", "CC-BY-SA-3.0", exclude=("*/tracks/*",)),
@@ -417,9 +419,10 @@ class BuildResult:
                 reasons[k] = reasons.get(k, 0) + len(v)
         speech = sum("speech" in r.get("tags", ()) for r in self.rows)
         rendered = sum("rendered" in r.get("tags", ()) for r in self.rows)
-        lines.append(f"{'total':28s} found {sum(r.found for r in self.reports):5d}  kept {len(self.rows):5d}"
-                     f"  ({total / 60:.1f} min of audio; {len(self.rows) - speech - rendered} real non-speech,"
-                     f" {speech} speech, {rendered} rendered)")
+        segments = sum("segment" in r.get("tags", ()) for r in self.rows)
+        lines.append(f"{'total':28s} found {sum(r.found for r in self.reports):5d}  clips {len(self.rows):5d}"
+                     f"  ({total / 60:.1f} min of audio; {len(self.rows) - speech - rendered} real non-speech"
+                     f" of which {segments} cut from long recordings, {speech} speech, {rendered} rendered)")
         lines.append("dropped: " + (", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
                                     or "nothing"))
         if self.manifest_sha256:
@@ -470,6 +473,43 @@ def write_manifest(rows: list[dict], path: Path) -> None:
     _write_atomic(path, text.encode("utf-8"))
 
 
+_MUSIC_WORDS = frozenset({"music", "musics", "tune", "tunes", "theme", "intro", "title", "song", "songs", "menu",
+                          "highscore", "jingle", "soundtrack", "anthem", "credits", "outro", "mix", "monomix"})
+SILENT_PEAK = 0.003
+
+
+def _segments(item: Found, caption_words: set[str], length: float, max_segments: int,
+              max_source: float) -> list[tuple[float, bytes]] | None:
+    """Up to ``max_segments`` non-overlapping ``length``-second windows (FLAC) of a long recording
+    that is not music (by its path and caption words), silent windows left out; None if not cut."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    words = caption_words | {w.lower() for w in re.split(r"[^A-Za-z]+", item.origin) if w}
+    if words & _MUSIC_WORDS:
+        return None
+    src = io.BytesIO(item.data) if item.data is not None else str(item.path)
+    info = sf.info(src)
+    if info.duration > max_source:
+        return None
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+    audio, sr = sf.read(src, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    out = []
+    step = int(length * sr)
+    for k in range(min(max_segments, len(mono) // step)):
+        seg = mono[k * step: (k + 1) * step]
+        if np.abs(seg).max() < SILENT_PEAK:
+            continue
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(seg, -1, 1), sr, format="FLAC", subtype="PCM_16")
+        out.append((k * length, buf.getvalue()))
+    return out
+
+
 def _cap_speech(rows: list[dict], share: float, reports: dict[str, PackageReport], out_dir: Path) -> list[dict]:
     """Keep at most ``share`` of the clips as speech: speech rows beyond the cap are dropped (and
     their copies deleted), chosen by a hash of their path (deterministic, spread over packages
@@ -503,6 +543,9 @@ def build_corpus(
     extra_rows: Callable[[], list[dict]] | None = None,
     speech_share: float = SPEECH_SHARE,
     templates: bool = False,
+    segment: float = 0.0,
+    max_segments: int = 3,
+    max_source: float = 300.0,
 ) -> BuildResult:
     """Download, unpack, select and copy sound effects; write ``manifest.jsonl`` and ``report.json``.
 
@@ -518,6 +561,9 @@ def build_corpus(
         speech_share: at most this share of all clips is speech (rows tagged "speech").
         templates: add a templated caption to each non-speech clip
             (:func:`soundseek.data.debian_captions.caption_variants`).
+        segment: if > 0, a non-speech recording longer than ``max_duration`` (and at most
+            ``max_source`` s) whose path and caption say nothing of music is cut into up to
+            ``max_segments`` windows of ``segment`` s (FLAC, mono), each a clip with the file's caption.
 
     Duplicate files (same bytes) are kept once. Reruns reuse the cache and unchanged copies,
     and give the same manifest byte for byte.
@@ -546,7 +592,8 @@ def build_corpus(
                 if duration is None:
                     report.skip(why or "unreadable", item.origin)
                     continue
-                if not min_duration <= duration <= max_duration:
+                long = duration > max_duration and segment > 0 and not item.speech
+                if not min_duration <= duration <= max_duration and not long:
                     report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s", item.origin)
                     continue
                 data = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
@@ -555,6 +602,26 @@ def build_corpus(
                     report.skip("in an avoided corpus" if digest in avoided else "duplicate (same bytes)", item.origin)
                     continue
                 seen.add(digest)
+                if long:
+                    cuts = _segments(item, set(item.caption.split()), segment, max_segments, max_source)
+                    if not cuts:
+                        report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s"
+                                    + (" (music, or too long to cut)" if cuts is None else ""), item.origin)
+                        continue
+                    for start, body in cuts:
+                        rel = PurePosixPath("audio", name, f"{item.out_name}.{int(start):03d}s.flac")
+                        dest = out_dir / rel
+                        if not (dest.is_file() and dest.stat().st_size == len(body)):
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            _write_atomic(dest, body)
+                        captions = [item.caption, *item.extra]
+                        if templates:
+                            captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
+                        rows.append({"audio": str(rel), "captions": captions, "source": f"{name} (Debian)",
+                                     "license": item.license, "duration": round(segment, 3),
+                                     "origin": f"{item.origin}@{start:g}s", "tags": ["segment"]})
+                    report.kept += 1
+                    continue
                 rel = PurePosixPath("audio", name, item.out_name)
                 dest = out_dir / rel
                 if not (dest.is_file() and dest.stat().st_size == len(data)):

@@ -111,30 +111,47 @@ def plan(seed: int = 0, gap: float = 1.5) -> list[Clip]:
         a = _article(inst)
         base = f"{prog:03d}_{_slug(inst)}"
         if prog >= 120:                                    # GM sound effects: the sound is the name
-            for k, (pitch, dur) in enumerate([(60, 1.5), (mid, 2.5), (rng.randint(lo, hi), 1.0)]):
+            for k, (pitch, dur) in enumerate([(60, 1.5), (mid, 2.5), (rng.randint(lo, hi), 1.0), (48, 2.0),
+                                              (72, 1.2), (rng.randint(lo, hi), 3.0)]):
                 add(f"{base}_{k}", (inst, f"the sound of {a} {inst}"), [(0.0, dur, pitch, rng.randint(70, 120))], 0, prog)
             continue
-        low, high = rng.randint(lo, lo + (mid - lo) // 2), rng.randint(mid + (hi - mid) // 2, hi)
-        add(f"{base}_low", (f"a single low {inst} note", f"{inst} low note"),
-            [(0.0, 1.2, low, rng.randint(70, 100))], 0, prog)
-        add(f"{base}_high", (f"a single high {inst} note", f"{inst} high note"),
-            [(0.0, 1.0, high, rng.randint(70, 100))], 0, prog)
+        for k in range(2):
+            add(f"{base}_low{k}", (f"a single low {inst} note", f"{inst} low note"),
+                [(0.0, 1.2, rng.randint(lo, lo + (mid - lo) // 2), rng.randint(70, 100))], 0, prog)
+            add(f"{base}_high{k}", (f"a single high {inst} note", f"{inst} high note"),
+                [(0.0, 1.0, rng.randint(mid + (hi - mid) // 2, hi), rng.randint(70, 100))], 0, prog)
+        add(f"{base}_mid", (f"a single {inst} note", f"{inst} note"),
+            [(0.0, 1.0, rng.randint(lo + (mid - lo) // 2, mid + (hi - mid) // 2), rng.randint(70, 100))], 0, prog)
         add(f"{base}_loud", (f"a loud {inst} note", f"{inst} played loudly"),
             [(0.0, 1.0, rng.randint(lo, hi), rng.randint(112, 127))], 0, prog)
         add(f"{base}_soft", (f"a soft {inst} note", f"{inst} played quietly"),
-            [(0.0, 1.0, rng.randint(lo, hi), rng.randint(25, 45))], 0, prog)
-        notes, at, p = [], 0.0, rng.randint(lo, hi)
-        for _ in range(rng.randint(3, 4)):                 # slow melody: long notes, small steps
-            notes.append((at, 0.55, p, rng.randint(60, 95)))
-            at += 0.6
-            p = min(hi, max(lo, p + rng.choice([-4, -3, -2, -1, 1, 2, 3, 5])))
-        add(f"{base}_slow", (f"{a} {inst} playing a slow melody", f"slow {inst} melody"), notes, 0, prog)
-        notes, at, p = [], 0.0, rng.randint(lo, hi)
-        for _ in range(rng.randint(6, 9)):                 # fast phrase
-            notes.append((at, 0.14, p, rng.randint(70, 110)))
-            at += 0.15
-            p = min(hi, max(lo, p + rng.choice([-5, -3, -2, 2, 3, 4, 7])))
-        add(f"{base}_fast", (f"{a} {inst} playing a fast phrase", f"quick {inst} notes"), notes, 0, prog)
+            [(0.0, 1.0, rng.randint(lo, hi), rng.randint(30, 50))], 0, prog)
+        for k in range(2):
+            notes, at, p = [], 0.0, rng.randint(lo, hi)
+            for _ in range(rng.randint(3, 4)):             # slow melody: long notes, small steps
+                notes.append((at, 0.55, p, rng.randint(60, 95)))
+                at += 0.6
+                p = min(hi, max(lo, p + rng.choice([-4, -3, -2, -1, 1, 2, 3, 5])))
+            add(f"{base}_slow{k}", (f"{a} {inst} playing a slow melody", f"slow {inst} melody"), notes, 0, prog)
+            notes, at, p = [], 0.0, rng.randint(lo, hi)
+            for _ in range(rng.randint(6, 9)):             # fast phrase
+                notes.append((at, 0.14, p, rng.randint(70, 110)))
+                at += 0.15
+                p = min(hi, max(lo, p + rng.choice([-5, -3, -2, 2, 3, 4, 7])))
+            add(f"{base}_fast{k}", (f"{a} {inst} playing a fast phrase", f"quick {inst} notes"), notes, 0, prog)
+        start = rng.randint(lo, max(lo, hi - 12))
+        scale = [0, 2, 4, 5, 7, 9, 11, 12]
+        add(f"{base}_up", (f"{a} {inst} playing a rising scale", f"ascending {inst} notes"),
+            [(0.2 * k, 0.18, min(hi, start + d), 85) for k, d in enumerate(scale)], 0, prog)
+        add(f"{base}_down", (f"{a} {inst} playing a falling scale", f"descending {inst} notes"),
+            [(0.2 * k, 0.18, min(hi, start + d), 85) for k, d in enumerate(reversed(scale))], 0, prog)
+        p = rng.randint(lo, hi)
+        add(f"{base}_repeat", (f"the same {inst} note played several times", f"repeated {inst} note"),
+            [(0.3 * k, 0.2, p, rng.randint(60, 110)) for k in range(4)], 0, prog)
+        if prog // 8 in (0, 1, 2, 3, 6, 11):               # instruments that play chords
+            root = rng.randint(lo, max(lo, hi - 7))
+            add(f"{base}_chord", (f"{a} {inst} playing a chord", f"{inst} chord"),
+                [(0.0, 1.5, root + d, 80) for d in (0, 4, 7)], 0, prog)
     for key, hit in GM_DRUMS.items():
         a = _article(hit)
         base = f"drum_{key:02d}_{_slug(hit)}"
@@ -143,6 +160,8 @@ def plan(seed: int = 0, gap: float = 1.5) -> list[Clip]:
         step = rng.choice([0.2, 0.25, 0.3])
         hits = [(k * step, 0.15, key, rng.randint(60, 120)) for k in range(rng.randint(3, 5))]
         add(f"{base}_repeat", (f"{hit} played several times", f"{hit} hits"), hits, 9, None)
+        hits = [(k * 0.08, 0.07, key, min(127, 50 + 6 * k)) for k in range(12)]
+        add(f"{base}_roll", (f"a fast {hit} roll getting louder", f"rapid {hit} hits"), hits, 9, None)
     return clips
 
 
@@ -178,7 +197,7 @@ def render(out_dir: Path | str, soundfont: Path | str, seed: int = 0, sample_rat
 
     out_dir, soundfont = Path(out_dir), Path(soundfont)
     clips = plan(seed)
-    folder = PurePosixPath("audio", package)
+    folder = PurePosixPath("audio", package, f"seed{seed}")
     paths = [out_dir / folder / f"{c.name}.flac" for c in clips]
     if not all(p.is_file() for p in paths):
         exe = shutil.which("fluidsynth")
