@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--segment", type=float, default=10.0,
                    help="training: cut non-music recordings longer than --max-duration into windows of this "
                         "many seconds (0: drop them; default: 10)")
-    d.add_argument("--max-segments", type=int, default=6, help="at most this many windows per recording (default: 6)")
+    d.add_argument("--max-segments", type=int, default=10, help="at most this many windows per recording (default: 10)")
     d.add_argument("--seed", type=int, default=0, help="seed of the rendered instrument phrases (default: 0)")
     d.add_argument("--list", action="store_true", help="print the package list with licenses and exit")
 

@@ -163,12 +163,12 @@ TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
     PackageSpec("triplea", "GPL-3.0-or-later", folder_context=True, exclude=("*anthem*", "*/music/*")),
     PackageSpec("boswars-data", "GPL-2.0-or-later", folder_context=True, exclude=("*/campaigns/*", "*/voice/*")),
     PackageSpec("overgod-data", "GPL-2.0-or-later"),
-    PackageSpec("mazeofgalious-data", "GPL-2.0-or-later"),
+    PackageSpec("mazeofgalious-data", "GPL"),
     PackageSpec("wordwarvi-sound", "GPL-2.0-or-later"),
     PackageSpec("micropolis-data", "GPL-3.0-or-later"),
-    PackageSpec("searchandrescue-data", "GPL-2.0-or-later"),
+    PackageSpec("searchandrescue-data", "GPL"),
     PackageSpec("crossfire-client", "GPL-2.0-or-later"),
-    PackageSpec("krank", "GPL-2.0-or-later", folder_context=True),
+    PackageSpec("krank", "public-domain", folder_context=True),
     PackageSpec("etw-data", "GPL-2.0-or-later", folder_context=True, exclude=("*/intro/*",)),
     PackageSpec("neverball-common", "GPL-2.0-or-later"),
     PackageSpec("caveexpress-data", "GPL-3.0-or-later"),
@@ -609,7 +609,8 @@ def build_corpus(
                                     + (" (music, or too long to cut)" if cuts is None else ""), item.origin)
                         continue
                     for start, body in cuts:
-                        rel = PurePosixPath("audio", name, f"{item.out_name}.{int(start):03d}s.flac")
+                        stem = PurePosixPath(item.out_name).with_suffix("")   # "<stem>.segNNN": one split group
+                        rel = PurePosixPath("audio", name, f"{stem}.seg{int(start):03d}.flac")
                         dest = out_dir / rel
                         if not (dest.is_file() and dest.stat().st_size == len(body)):
                             dest.parent.mkdir(parents=True, exist_ok=True)
