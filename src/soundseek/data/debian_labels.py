@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from soundseek.data.debian_captions import clean_label
+from soundseek.data.instruments import article
 
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 
@@ -106,7 +107,7 @@ def hydrogen_labels(tree: Path) -> dict[str, Label]:
                 if _local(el.tag) == "filename" and el.text:
                     sample = kit.parent / el.text.strip()
                     if sample.is_file():
-                        out[_rel(tree, sample)] = Label((label, f"a {label} hit from a drum kit"))
+                        out[_rel(tree, sample)] = Label((label, f"{article(label)} hit from a drum kit"))
     return out
 
 
@@ -233,7 +234,7 @@ def bucklespring_labels(tree: Path) -> dict[str, Label]:
         key = _KEYS.get(m.group(1), "key")
         action = "pressed" if m.group(2) == "0" else "released"
         out[_rel(tree, f)] = Label((f"mechanical keyboard {key} {action}",
-                                    f"a {key} of a buckling spring keyboard being {action}"))
+                                    f"the {key} of a buckling spring keyboard being {action}"))
     return out
 
 

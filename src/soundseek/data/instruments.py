@@ -76,8 +76,12 @@ class Clip:
     events: tuple[tuple[float, bytes], ...]   # (time in s, MIDI channel message)
 
 
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
+def article(name: str) -> str:
+    """``"a violin"``, ``"an oboe"``, ``"tremolo strings"`` (plural names take none)."""
+    last = name.split()[-1]
+    if last.endswith("s") and not last.endswith(("ss", "us")) and last not in ("bass",):
+        return name
+    return ("an " if name[0] in "aeiou" else "a ") + name
 
 
 def _slug(text: str) -> str:
@@ -108,12 +112,12 @@ def plan(seed: int = 0, gap: float = 1.5) -> list[Clip]:
     for prog, inst in enumerate(PROGRAM_NAMES):
         lo, hi = _OVERRIDES.get(prog, _RANGES[prog // 8])
         mid = (lo + hi) // 2
-        a = _article(inst)
+        a = article(inst)
         base = f"{prog:03d}_{_slug(inst)}"
         if prog >= 120:                                    # GM sound effects: the sound is the name
             for k, (pitch, dur) in enumerate([(60, 1.5), (mid, 2.5), (rng.randint(lo, hi), 1.0), (48, 2.0),
                                               (72, 1.2), (rng.randint(lo, hi), 3.0)]):
-                add(f"{base}_{k}", (inst, f"the sound of {a} {inst}"), [(0.0, dur, pitch, rng.randint(70, 120))], 0, prog)
+                add(f"{base}_{k}", (inst, f"the sound of {a}"), [(0.0, dur, pitch, rng.randint(70, 120))], 0, prog)
             continue
         for k in range(2):
             add(f"{base}_low{k}", (f"a single low {inst} note", f"{inst} low note"),
@@ -132,30 +136,30 @@ def plan(seed: int = 0, gap: float = 1.5) -> list[Clip]:
                 notes.append((at, 0.55, p, rng.randint(60, 95)))
                 at += 0.6
                 p = min(hi, max(lo, p + rng.choice([-4, -3, -2, -1, 1, 2, 3, 5])))
-            add(f"{base}_slow{k}", (f"{a} {inst} playing a slow melody", f"slow {inst} melody"), notes, 0, prog)
+            add(f"{base}_slow{k}", (f"{a} playing a slow melody", f"slow {inst} melody"), notes, 0, prog)
             notes, at, p = [], 0.0, rng.randint(lo, hi)
             for _ in range(rng.randint(6, 9)):             # fast phrase
                 notes.append((at, 0.14, p, rng.randint(70, 110)))
                 at += 0.15
                 p = min(hi, max(lo, p + rng.choice([-5, -3, -2, 2, 3, 4, 7])))
-            add(f"{base}_fast{k}", (f"{a} {inst} playing a fast phrase", f"quick {inst} notes"), notes, 0, prog)
+            add(f"{base}_fast{k}", (f"{a} playing a fast phrase", f"quick {inst} notes"), notes, 0, prog)
         start = rng.randint(lo, max(lo, hi - 12))
         scale = [0, 2, 4, 5, 7, 9, 11, 12]
-        add(f"{base}_up", (f"{a} {inst} playing a rising scale", f"ascending {inst} notes"),
+        add(f"{base}_up", (f"{a} playing a rising scale", f"ascending {inst} notes"),
             [(0.2 * k, 0.18, min(hi, start + d), 85) for k, d in enumerate(scale)], 0, prog)
-        add(f"{base}_down", (f"{a} {inst} playing a falling scale", f"descending {inst} notes"),
+        add(f"{base}_down", (f"{a} playing a falling scale", f"descending {inst} notes"),
             [(0.2 * k, 0.18, min(hi, start + d), 85) for k, d in enumerate(reversed(scale))], 0, prog)
         p = rng.randint(lo, hi)
         add(f"{base}_repeat", (f"the same {inst} note played several times", f"repeated {inst} note"),
             [(0.3 * k, 0.2, p, rng.randint(60, 110)) for k in range(4)], 0, prog)
         if prog // 8 in (0, 1, 2, 3, 6, 11):               # instruments that play chords
             root = rng.randint(lo, max(lo, hi - 7))
-            add(f"{base}_chord", (f"{a} {inst} playing a chord", f"{inst} chord"),
+            add(f"{base}_chord", (f"{a} playing a chord", f"{inst} chord"),
                 [(0.0, 1.5, root + d, 80) for d in (0, 4, 7)], 0, prog)
     for key, hit in GM_DRUMS.items():
-        a = _article(hit)
+        a = article(hit)
         base = f"drum_{key:02d}_{_slug(hit)}"
-        add(f"{base}_soft", (f"{a} {hit} hit", f"a soft {hit} hit"), [(0.0, 0.3, key, rng.randint(40, 70))], 9, None)
+        add(f"{base}_soft", (f"{a} hit", f"a soft {hit} hit"), [(0.0, 0.3, key, rng.randint(40, 70))], 9, None)
         add(f"{base}_loud", (f"a loud {hit} hit", f"{hit} struck hard"), [(0.0, 0.3, key, rng.randint(110, 127))], 9, None)
         step = rng.choice([0.2, 0.25, 0.3])
         hits = [(k * step, 0.15, key, rng.randint(60, 120)) for k in range(rng.randint(3, 5))]
