@@ -333,3 +333,22 @@ def test_long_non_music_recordings_are_cut_into_windows(tmp_path):
     assert len(back) == 10 * sr
     assert list(res.reports[0].skipped) == ["duration outside [0.05, 15] s (music, or too long to cut)"]
     assert not _build(tmp_path, tmp_path / "tree", spec, segment=0.0).rows      # off: long files dropped
+
+
+def test_cache_defaults_to_env_or_beside_the_corpus(tmp_path, monkeypatch):
+    from soundseek.cli.prepare import CACHE_ENV, _default_cache
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert _default_cache(str(tmp_path / "debian-sfx" / "train")) == (tmp_path / "debian-sfx" / "cache").resolve()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "elsewhere"))
+    assert _default_cache(str(tmp_path / "x")) == tmp_path / "elsewhere"
+
+
+def test_cli_refuses_a_package_outside_the_allow_list(tmp_path):
+    from soundseek.cli.prepare import main
+
+    with pytest.raises(ValueError, match="'openarena-data' not on the training allow-list"):
+        main(["debian", str(tmp_path / "out"), "--packages", "openarena-data", "--cache", str(tmp_path / "c")])
+    with pytest.raises(ValueError, match="reserved for independent evaluation"):
+        main(["debian", str(tmp_path / "out"), "--packages", "openttd-opensfx", "--cache", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists() and not (tmp_path / "out").exists()
