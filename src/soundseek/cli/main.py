@@ -10,8 +10,9 @@ from soundseek import __version__
 # (name, module, help) — each module has add_arguments(parser) and run(args) -> int
 COMMANDS = [
     ("demo", "soundseek.cli.demo", "build the synthetic corpus, train, evaluate and search (no downloads)"),
-    ("train", "soundseek.cli.train", "train a model from a YAML recipe on cached features"),
+    ("train", "soundseek.cli.train", "train a model from a YAML recipe (cached features or end to end)"),
     ("eval", "soundseek.cli.evaluate", "evaluate a checkpoint (T2A and A2T metrics)"),
+    ("distill", "soundseek.cli.distill", "write ensemble-distillation targets from trained checkpoints"),
     ("features", "soundseek.cli.features", "extract and cache frozen-encoder features"),
     ("data", "soundseek.cli.data", "inspect corpora (data check) and write the synthetic corpus"),
     ("prepare", "soundseek.cli.prepare", "build corpora from public sources (Debian sound packages)"),
