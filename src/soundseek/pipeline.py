@@ -48,8 +48,23 @@ class Pipeline:
         return cls.from_checkpoint(DEFAULT_CHECKPOINT)
 
     @classmethod
+    def from_spec(cls, spec: str) -> "Pipeline":
+        """A pretrained model family from a local directory, ``family:PATH`` (e.g. ``hf-clap:DIR``)."""
+        from soundseek.models.spec import resolve_retrieval
+        from soundseek.train.data import build_encoders
+
+        model, cfg = resolve_retrieval(spec)
+        audio, text = build_encoders(cfg)
+        return cls(model, cfg, audio, text, checkpoint=str(spec))
+
+    @classmethod
     def load(cls, model: str | Path | None = None) -> "Pipeline":
-        return cls.default() if model in (None, "", "default") else cls.from_checkpoint(model)
+        """The built-in model (None / "default"), a ``family:PATH`` spec, or a checkpoint path."""
+        from soundseek.models.spec import parse_model_spec
+
+        if model in (None, "", "default"):
+            return cls.default()
+        return cls.from_spec(str(model)) if parse_model_spec(model) else cls.from_checkpoint(model)
 
     # -- Embedder protocol --------------------------------------------------------------
     @property
@@ -102,7 +117,7 @@ class Pipeline:
     @torch.inference_mode()
     def rerank(self, text: str, frames: list[np.ndarray]) -> np.ndarray | None:
         """Pair-wise scores of one query against candidate clips (TAP/GPA); None for global scorers."""
-        if self.cfg.model.scorer == "global" or not frames:
+        if self.cfg.model.scorer in ("global", "clap") or not frames:  # embedding-only scorers
             return None
         return self.model.score(self.text_repr([text]), self.audio_repr(frames))[0].float().numpy()
 

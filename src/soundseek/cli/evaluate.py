@@ -5,7 +5,12 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a soundseek checkpoint (best.pt / last.pt)")
+    p.add_argument("checkpoint", nargs="?", default=None, help="a soundseek checkpoint (best.pt / last.pt)")
+    p.add_argument("--model", default=None, metavar="SPEC",
+                   help="instead of a checkpoint: a pretrained model from a local directory, e.g. "
+                        "hf-clap:models/clap-htsat-unfused (zero-shot baseline, same table)")
+    p.add_argument("--data", default=None, metavar="CORPUS",
+                   help="corpus to evaluate on (shorthand for --set data.path=CORPUS)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's eval.split)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set data.path=../clotho --set eval.sk=true")
@@ -27,10 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from soundseek.config import apply_overrides
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate, format_table, random_baseline
-    from soundseek.train.loop import load_model
 
-    model, cfg, _ = load_model(args.checkpoint)
-    cfg = apply_overrides(cfg, args.set)
+    model, cfg = _load(args)
+    cfg = apply_overrides(cfg, (["data.path=" + args.data] if args.data else []) + list(args.set))
     split = args.split or cfg.eval.split
     if args.export_bias and not (args.sk or cfg.eval.sk):
         raise ValueError("--export-bias needs --sk (or eval.sk=true)")
@@ -73,3 +77,18 @@ def run(args: argparse.Namespace) -> int:
         if "t2a_mAP16" in m:
             print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f}")
     return 0
+
+
+def _load(args: argparse.Namespace):
+    """(RetrievalModel, Config) of ``checkpoint`` or ``--model family:PATH`` (exactly one)."""
+    if bool(args.checkpoint) == bool(args.model):
+        raise ValueError("give a checkpoint or --model SPEC (e.g. --model hf-clap:DIR), not both or neither")
+    from soundseek.models.spec import parse_model_spec, resolve_retrieval
+
+    spec = args.model or args.checkpoint
+    if parse_model_spec(spec):
+        return resolve_retrieval(spec)
+    from soundseek.train.loop import load_model
+
+    model, cfg, _ = load_model(spec)
+    return model, cfg

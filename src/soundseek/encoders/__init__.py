@@ -73,6 +73,30 @@ def _small_cnn(**kw):
     return SmallCNN(**kw)
 
 
+def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = False):
+    from soundseek.models.clap import ClapAudioEncoder
+
+    if path is None:
+        from soundseek.config import ConfigError
+
+        raise ConfigError("hf-clap needs path= a local Hugging Face ClapModel directory (never downloaded)")
+    return ClapAudioEncoder.from_pretrained(path, output=output, project=project, trainable=trainable)
+
+
+def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, project_tokens: bool = True,
+                  trainable: bool = False):
+    """CLAP text tower; its sentence vector is always CLAP's projected pooled token (``pooling``
+    is accepted for the common text-encoder signature and does not apply)."""
+    from soundseek.models.clap import ClapTextEncoder
+
+    if path is None:
+        from soundseek.config import ConfigError
+
+        raise ConfigError("hf-clap needs a text path: a local Hugging Face ClapModel directory (never downloaded)")
+    return ClapTextEncoder.from_pretrained(path, max_length=max_length, project_tokens=project_tokens,
+                                           trainable=trainable)
+
+
 def _hf_text(path=None, pooling: str = "mean", max_length: int = 32):
     from soundseek.encoders.text import HFTextEncoder
 
@@ -85,7 +109,9 @@ AUDIO_ENCODERS.add("resnet38", _panns("ResNet38"))
 AUDIO_ENCODERS.add("passt", _passt)
 AUDIO_ENCODERS.add("atst", _atst)
 AUDIO_ENCODERS.add("small_cnn", _small_cnn)
+AUDIO_ENCODERS.add("hf-clap", _hf_clap_audio)
 TEXT_ENCODERS.add("hf", _hf_text)
+TEXT_ENCODERS.add("hf-clap", _hf_clap_text)
 TEXT_ENCODERS.add("minilm", _hf_text)
 
 

@@ -47,6 +47,7 @@ class EncoderConfig:
     max_tokens: int = 32
     batch_size: int = 16
     precision: Literal["fp32", "bf16"] = "fp32"  # feature extraction autocast
+    cache_dtype: Literal["float16", "float32"] = "float16"  # stored frozen features
 
 
 @dataclass

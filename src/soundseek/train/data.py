@@ -127,7 +127,7 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True) ->
 
     corpus = corpus if corpus is not None else load_training_corpus(cfg)
     audio_enc, text_enc = build_encoders(cfg)
-    cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
+    cache = FeatureCache(Path(cfg.data.cache_dir) / "features", dtype=cfg.encoders.cache_dtype)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.encoders.precision == "bf16"):
         astore = cache.audio_features(
             corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
