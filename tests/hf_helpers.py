@@ -58,10 +58,41 @@ def make_tiny_clap(path: Path, fusion: bool = False, seed: int = 0, max_length_s
     return path
 
 
+def make_tiny_audio_model(path: Path, kind: str, seed: int = 0, **over) -> Path:
+    """A tiny random AST / wav2vec2 / HuBERT / WavLM / Whisper model + its feature extractor, saved."""
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    small = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    if kind == "ast":
+        model = tf.ASTModel(tf.ASTConfig(**small, patch_size=16, frequency_stride=10, time_stride=10,
+                                         max_length=100, num_mel_bins=32, **over))
+        fe = tf.ASTFeatureExtractor(num_mel_bins=32, max_length=100)
+    elif kind == "whisper":
+        model = tf.WhisperModel(tf.WhisperConfig(d_model=16, encoder_layers=1, encoder_attention_heads=2,
+                                                 decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                                 decoder_ffn_dim=32, num_mel_bins=80, max_source_positions=50,
+                                                 max_target_positions=16, vocab_size=64, pad_token_id=1, bos_token_id=2,
+                                                 eos_token_id=2, decoder_start_token_id=3, **over))
+        fe = tf.WhisperFeatureExtractor(feature_size=80, chunk_length=1)
+    else:
+        conv = dict(conv_dim=(8, 8, 8), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), num_conv_pos_embeddings=8,
+                    num_conv_pos_embedding_groups=2, **small)
+        cfg_cls, model_cls = {"wav2vec2": (tf.Wav2Vec2Config, tf.Wav2Vec2Model), "hubert": (tf.HubertConfig, tf.HubertModel),
+                              "wavlm": (tf.WavLMConfig, tf.WavLMModel)}[kind]
+        model = model_cls(cfg_cls(**conv, **over))
+        fe = tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True,
+                                         return_attention_mask=over.get("feat_extract_norm") == "layer")
+    path.mkdir(parents=True, exist_ok=True)
+    model.eval().save_pretrained(str(path))
+    fe.save_pretrained(str(path))
+    return path
+
+
 def tone(seconds: float, freq: float, sr: int = 48000, seed: int = 0) -> np.ndarray:
     g = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * g.standard_normal(t.size)).astype(np.float32)
 
 
-__all__ = ["make_tiny_clap", "write_tokenizer", "tone", "json"]
+__all__ = ["make_tiny_audio_model", "make_tiny_clap", "write_tokenizer", "tone", "json"]

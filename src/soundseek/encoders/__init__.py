@@ -8,7 +8,10 @@ never from a hub)::
     build_audio_encoder("passt", path="passt-s-f128-p16-s10-ap.476-swa.pt")  # official PaSST-S
     build_audio_encoder("atst", path="atstframe_base.ckpt")        # official ATST-Frame (base)
     build_audio_encoder("small_cnn", out_dim=256)                 # random init, trainable
+    build_audio_encoder("hf-clap", path="models/clap-htsat-unfused")  # CLAP audio tower (frame level)
+    build_audio_encoder("hf-ast", path="models/ast")                # also hf-wav2vec2/-hubert/-wavlm/-whisper
     build_text_encoder("hf", path=None, pooling="mean")           # all-MiniLM-L6-v2 from its wheel
+    build_text_encoder("hf-clap", path="models/clap-htsat-unfused")   # CLAP text tower + projection
 """
 from __future__ import annotations
 
@@ -83,6 +86,15 @@ def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trai
     return ClapAudioEncoder.from_pretrained(path, output=output, project=project, trainable=trainable)
 
 
+def _hf_audio(family: str):
+    def build(path=None, trainable: bool = False):
+        from soundseek.encoders import hf_audio
+
+        return hf_audio.build(family, path=path, trainable=trainable)
+
+    return build
+
+
 def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, project_tokens: bool = True,
                   trainable: bool = False):
     """CLAP text tower; its sentence vector is always CLAP's projected pooled token (``pooling``
@@ -110,18 +122,20 @@ AUDIO_ENCODERS.add("passt", _passt)
 AUDIO_ENCODERS.add("atst", _atst)
 AUDIO_ENCODERS.add("small_cnn", _small_cnn)
 AUDIO_ENCODERS.add("hf-clap", _hf_clap_audio)
+for _family in ("hf-ast", "hf-hubert", "hf-wav2vec2", "hf-wavlm", "hf-whisper"):
+    AUDIO_ENCODERS.add(_family, _hf_audio(_family))
 TEXT_ENCODERS.add("hf", _hf_text)
 TEXT_ENCODERS.add("hf-clap", _hf_clap_text)
 TEXT_ENCODERS.add("minilm", _hf_text)
 
 
 def build_audio_encoder(name: str, **kw):
-    """Build a registered audio encoder (names: aisfx, atst, cnn14, resnet38, passt, small_cnn)."""
+    """Build a registered audio encoder (names: ``AUDIO_ENCODERS.names()``)."""
     return AUDIO_ENCODERS.get(name)(**kw)
 
 
 def build_text_encoder(name: str, **kw):
-    """Build a registered text encoder (names: hf, minilm — both a local Hugging Face directory)."""
+    """Build a registered text encoder (hf, minilm: a local Hugging Face encoder; hf-clap: CLAP's text tower)."""
     return TEXT_ENCODERS.get(name)(**kw)
 
 
