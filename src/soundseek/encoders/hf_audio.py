@@ -177,8 +177,8 @@ class ASTEncoder(HFAudioEncoder):
             raise ValueError(f"preprocessor (max_length {self.max_frames}, {self.n_mels} mels) does not fit the model "
                              f"(max_length {cfg.max_length}, {cfg.num_mel_bins} mels)")
         self.do_normalize, self.mean, self.std = bool(fe.do_normalize), float(fe.mean), float(fe.std)
-        self.register_buffer("mel_fb", torch.as_tensor(np.asarray(fe.mel_filters), dtype=torch.float64), persistent=False)
-        self.register_buffer("window", torch.as_tensor(np.asarray(fe.window), dtype=torch.float64), persistent=False)
+        self.register_buffer("mel_fb", torch.as_tensor(np.asarray(fe.mel_filters), dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.as_tensor(np.asarray(fe.window), dtype=torch.float32), persistent=False)
         self.patch, self.fstride, self.tstride = int(cfg.patch_size), int(cfg.frequency_stride), int(cfg.time_stride)
         self.f_out = (self.n_mels - self.patch) // self.fstride + 1
         self.t_out = (self.max_frames - self.patch) // self.tstride + 1
@@ -196,14 +196,14 @@ class ASTEncoder(HFAudioEncoder):
 
     def fbank(self, wave: Tensor) -> Tensor:
         """(n,) -> (1 + (n - 400) // 160, n_mels) log-mel fbank (``ASTFeatureExtractor`` without torchaudio)."""
-        x = wave.to(torch.float64)
+        x = wave.float()
         if x.shape[0] < 400:
             x = F.pad(x, (0, 400 - x.shape[0]))
         fr = x.unfold(0, 400, 160)  # (T, 400)
         fr = fr - fr.mean(dim=1, keepdim=True)
         fr = torch.cat([fr[:, :1] * (1 - 0.97), fr[:, 1:] - 0.97 * fr[:, :-1]], dim=1)
         spec = torch.fft.rfft(fr * self.window, n=512).abs() ** 2  # (T, 257)
-        return torch.log((spec @ self.mel_fb).clamp_min(1.192092955078125e-07)).to(torch.float32)
+        return torch.log((spec @ self.mel_fb).clamp_min(1.192092955078125e-07))
 
     def _inputs(self, wave: Tensor) -> tuple[Tensor, int]:
         fb = self.fbank(wave)[: self.max_frames]

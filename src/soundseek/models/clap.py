@@ -16,9 +16,9 @@ Three uses, one loader:
 * **feature cache**: both encoders have ``config()`` (weights identity + options) like every
   other encoder.
 
-Preprocessing is ``ClapFeatureExtractor``'s, re-done in torch (float64 STFT, the extractor's own
-filter banks) because it is the hot path of indexing and training and the extractor works clip by
-clip in numpy: 48 kHz, periodic Hann window ``fft_window_size``, hop ``hop_length``, centred
+Preprocessing is ``ClapFeatureExtractor``'s, re-done in torch (float32, one batched STFT for all
+windows of a batch, the extractor's own filter banks) because it is the hot path of indexing and
+training and the extractor works clip by clip in numpy (float64; the two agree to ~1e-4 dB): 48 kHz, periodic Hann window ``fft_window_size``, hop ``hop_length``, centred
 reflect padding, power spectrogram, mel (``fusion``: HTK filters without norm; ``rand_trunc``:
 Slaney filters), ``10 log10(max(x, 1e-10))``. Short clips are padded by the extractor's ``padding``
 rule (``repeatpad``: whole repeats then zeros). The tokenizer stays the Hugging Face one (text
@@ -142,9 +142,8 @@ class ClapAudioEncoder(AudioEncoder):
         self.hop, self.n_fft, self.padding = int(fe.hop_length), int(fe.fft_window_size), fe.padding
         self.n_mels = int(fe.feature_size)
         fb = fe.mel_filters if self.fusion else fe.mel_filters_slaney  # (n_fft // 2 + 1, n_mels)
-        self.register_buffer("mel_fb", torch.as_tensor(np.asarray(fb), dtype=torch.float64), persistent=False)
-        self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64),
-                             persistent=False)
+        self.register_buffer("mel_fb", torch.as_tensor(np.asarray(fb), dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
         proj_dim = int(audio_projection.linear2.out_features)
         width = int(audio_model.config.hidden_size)
         self.out_dim = proj_dim if (output == "embedding" or self.project) else width
@@ -167,12 +166,11 @@ class ClapAudioEncoder(AudioEncoder):
 
     # -- preprocessing (ClapFeatureExtractor in torch) ------------------------------------------
     def log_mel(self, wave: Tensor) -> Tensor:
-        """(n,) wave -> (1 + n // hop, n_mels) float32 dB mel spectrogram (the extractor's)."""
-        x = wave.to(torch.float64)
-        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True, pad_mode="reflect",
-                          return_complex=True).abs() ** 2  # (F, T)
-        mel = (self.mel_fb.T @ spec).clamp_min(1e-10)  # (M, T)
-        return (10.0 * torch.log10(mel)).T.to(torch.float32)
+        """(..., n) waves -> (..., 1 + n // hop, n_mels) dB mel spectrograms (the extractor's)."""
+        spec = torch.stft(wave.reshape(-1, wave.shape[-1]).float(), self.n_fft, self.hop, window=self.window,
+                          center=True, pad_mode="reflect", return_complex=True).abs() ** 2  # (S, F, T)
+        mel = (self.mel_fb.T @ spec).clamp_min(1e-10)  # (S, M, T)
+        return (10.0 * torch.log10(mel)).transpose(1, 2).reshape(*wave.shape[:-1], -1, self.n_mels)
 
     def pad_window(self, wave: Tensor) -> Tensor:
         """A clip shorter than ``max_samples`` padded by the extractor's rule (empty: silence)."""
@@ -187,10 +185,6 @@ class ClapAudioEncoder(AudioEncoder):
             wave = F.pad(wave, (0, L - wave.shape[0]))
         return wave
 
-    def _window_mel(self, wave: Tensor) -> Tensor:
-        mel = self.log_mel(self.pad_window(wave))
-        return mel.expand(4, *mel.shape) if self.fusion else mel[None]  # (C, T, M)
-
     def _fused_long(self, wave: Tensor) -> tuple[Tensor, bool]:
         """The extractor's fusion input of a clip longer than ``max_samples``, crops chosen
         deterministically (the middle candidate of each third)."""
@@ -204,15 +198,38 @@ class ClapAudioEncoder(AudioEncoder):
         shrink = F.interpolate(mel[None, None], size=[chunk, self.n_mels], mode="bilinear", align_corners=False)[0, 0]
         return torch.stack([shrink] + [mel[s:s + chunk] for s in starts]), True
 
-    def clip_inputs(self, wave: Tensor) -> list[tuple[Tensor, bool]]:
-        """Model inputs of one clip for ``output="embedding"``: [(mel (C, T, M), is_longer)]."""
+    def clip_plan(self, wave: Tensor) -> list[tuple[Tensor, bool, int]]:
+        """One clip's model inputs: [(x, is_longer, valid output frames)], x either a padded
+        (max_samples,) window wave (its mel is computed batched) or a ready fused (4, T, M) mel."""
         n, L = wave.shape[0], self.max_samples
+        if self.output == "frames":  # non-overlapping windows, the last padded and masked
+            tw = self.frames_per_window()
+            return [(self.pad_window(wave[s:s + L]), False, max(1, math.ceil(min(L, n - s) / L * tw)))
+                    for s in range(0, max(n, 1), L)]
         if n <= L:
-            return [(self._window_mel(wave), False)]
+            return [(self.pad_window(wave), False, 1)]
         if self.fusion:
-            return [self._fused_long(wave)]
+            mel, longer = self._fused_long(wave)
+            return [(mel, longer, 1)]
         starts = list(range(0, n - L, L)) + [n - L]  # last window aligned to the end: all full
-        return [(self._window_mel(wave[s:s + L]), False) for s in starts]
+        return [(wave[s:s + L], False, 1) for s in starts]
+
+    def _mels(self, items: list[tuple[Tensor, bool, int]]) -> Tensor:
+        """(S, C, T, M) model inputs of planned items; window mels in one batched STFT."""
+        wins = [k for k, (x, _, _) in enumerate(items) if x.dim() == 1]
+        out: list[Tensor | None] = [x if x.dim() == 3 else None for x, _, _ in items]
+        if wins:
+            m = self.log_mel(torch.stack([items[k][0] for k in wins]))  # (W, T, M)
+            m = m[:, None].expand(-1, 4, -1, -1) if self.fusion else m[:, None]
+            for j, k in enumerate(wins):
+                out[k] = m[j]
+        return torch.stack(out)  # type: ignore[arg-type]
+
+    def clip_inputs(self, wave: Tensor) -> list[tuple[Tensor, bool]]:
+        """Model inputs of one clip: [(mel (C, T, M), is_longer)] (``ClapFeatureExtractor``'s
+        ``input_features`` / ``is_longer``, made deterministic)."""
+        plan = self.clip_plan(wave)
+        return [(m, lg) for m, (_, lg, _) in zip(self._mels(plan), plan)]
 
     # -- model ---------------------------------------------------------------------------------
     def _run(self, mels: Tensor, longer: Tensor):
@@ -224,16 +241,10 @@ class ClapAudioEncoder(AudioEncoder):
         if wave.dim() != 2:
             raise ValueError(f"ClapAudioEncoder expects waves (B, N), got shape {tuple(wave.shape)}")
         n_valid = valid_lengths(wave, wave_mask)
-        per_clip: list[list[tuple[Tensor, bool, int]]] = []  # (mel, longer, valid frames)
-        for i, nv in enumerate(n_valid):
-            w = wave[i, : int(nv)]
-            if self.output == "embedding":
-                per_clip.append([(m, lg, 1) for m, lg in self.clip_inputs(w)])
-            else:
-                per_clip.append(self._frame_windows(w))
-        mels = torch.stack([m for c in per_clip for m, _, _ in c])
-        longer = torch.tensor([lg for c in per_clip for _, lg, _ in c], dtype=torch.bool)
-        out = self._run(mels.to(wave.device), longer)
+        plans = [self.clip_plan(wave[i, : int(nv)]) for i, nv in enumerate(n_valid)]
+        items = [it for p in plans for it in p]
+        longer = torch.tensor([lg for _, lg, _ in items], dtype=torch.bool)
+        out = self._run(self._mels(items), longer)
         if self.output == "embedding":
             feats = self.audio_projection(out.pooler_output)[:, None, :]  # (S, 1, P)
         else:
@@ -241,9 +252,9 @@ class ClapAudioEncoder(AudioEncoder):
             if self.project:
                 feats = self.audio_projection(feats)
         seqs, k = [], 0
-        for c in per_clip:
-            seqs.append(torch.cat([feats[k + j, :nf] for j, (_, _, nf) in enumerate(c)]))
-            k += len(c)
+        for p in plans:
+            seqs.append(torch.cat([feats[k + j, :nf] for j, (_, _, nf) in enumerate(p)]))
+            k += len(p)
         t = max(s.shape[0] for s in seqs)
         frames = feats.new_zeros((len(seqs), t, feats.shape[-1]))
         mask = torch.zeros(len(seqs), t, dtype=torch.bool, device=feats.device)
@@ -258,16 +269,6 @@ class ClapAudioEncoder(AudioEncoder):
         spec = cfg.spec_size if isinstance(cfg.spec_size, int) else cfg.spec_size[0]
         stride = cfg.patch_stride if isinstance(cfg.patch_stride, int) else cfg.patch_stride[1]
         return spec // 2 ** (len(cfg.depths) - 1) // stride * (spec // cfg.num_mel_bins)
-
-    def _frame_windows(self, wave: Tensor) -> list[tuple[Tensor, bool, int]]:
-        """Non-overlapping windows (the last padded); valid output frames of each window."""
-        n, L, tw = wave.shape[0], self.max_samples, self.frames_per_window()
-        starts = list(range(0, max(n, 1), L))
-        out = []
-        for s in starts:
-            seg = wave[s:s + L]
-            out.append((self._window_mel(seg), False, max(1, math.ceil(seg.shape[0] / L * tw))))
-        return out
 
 
 class ClapTextEncoder(nn.Module):
