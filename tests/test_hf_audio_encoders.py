@@ -134,3 +134,18 @@ def test_registry_lists_hf_encoders():
 
     assert {"hf-ast", "hf-clap", "hf-hubert", "hf-wav2vec2", "hf-wavlm", "hf-whisper"} <= set(AUDIO_ENCODERS.names())
     assert "hf-clap" in TEXT_ENCODERS
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(tiny):
+    from soundseek.audio.io import batch_waves
+
+    _, _, enc = tiny
+    x, m = batch_waves(_waves() + [tone(2.3, 200.0, sr=16000, seed=4)])
+    with torch.no_grad():
+        f_cpu, m_cpu = enc(x, m)
+        f_gpu, m_gpu = enc.cuda()(x.cuda(), m.cuda())
+    enc.cpu()
+    assert torch.equal(m_cpu, m_gpu.cpu())
+    torch.testing.assert_close(f_gpu.cpu()[m_cpu], f_cpu[m_cpu], atol=1e-4, rtol=1e-3)

@@ -266,3 +266,49 @@ def test_mismatched_preprocessor_is_rejected(tmp_path):
         ClapAudioEncoder.from_pretrained(d)
     with pytest.raises(ValueError, match="Invalid CLAP audio output"):
         ClapAudioEncoder.from_pretrained(make_tiny_clap(tmp_path / "n"), output="pooled")
+
+
+def test_service_serves_a_clap_index(unfused_dir, tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from soundseek.index import build_index
+    from soundseek.pipeline import Pipeline
+    from soundseek.service.app import create_app
+
+    _write_corpus(tmp_path / "corpus")
+    pipe = Pipeline.load(f"hf-clap:{unfused_dir}")
+    build_index(tmp_path / "corpus" / "audio", pipe, tmp_path / "idx", progress=False, model=f"hf-clap:{unfused_dir}")
+    client = TestClient(create_app(tmp_path / "idx", pipe))
+    r = client.get("/api/search", params={"q": "a dog barks loudly", "k": 3})
+    assert r.status_code == 200 and len(r.json()["hits"]) == 3
+    buf = io.BytesIO()
+    sf.write(buf, sf.read(tmp_path / "corpus" / "audio" / "c2.wav", dtype="float32")[0], 48000, format="WAV",
+             subtype="FLOAT")
+    r = client.post("/api/search/audio", files={"file": ("q.wav", buf.getvalue(), "audio/wav")}, data={"k": 2})
+    assert r.status_code == 200 and r.json()["hits"][0]["path"].endswith("c2.wav")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_clap_encoders_on_cuda_match_cpu(unfused_dir):
+    from soundseek.audio.io import batch_waves
+    from soundseek.models.clap import ClapAudioEncoder, ClapTextEncoder
+
+    waves = _waves() + [tone(2.3, 330.0, seed=9)]
+    for output in ("embedding", "frames"):
+        enc = ClapAudioEncoder.from_pretrained(unfused_dir, output=output).eval()
+        with torch.no_grad():
+            f_cpu, m_cpu = enc(*batch_waves(waves))
+            x, m = batch_waves(waves)
+            f_gpu, m_gpu = enc.cuda()(x.cuda(), m.cuda())
+        assert torch.equal(m_cpu, m_gpu.cpu())
+        torch.testing.assert_close(f_gpu.cpu()[m_cpu], f_cpu[m_cpu], atol=1e-4, rtol=1e-3)
+    text = ClapTextEncoder.from_pretrained(unfused_dir).eval()
+    with torch.no_grad():
+        s_cpu = text(CAPTIONS).sentence
+        s_gpu = text.cuda()(CAPTIONS).sentence.cpu()
+    torch.testing.assert_close(s_gpu, s_cpu, atol=1e-4, rtol=1e-3)
