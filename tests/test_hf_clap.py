@@ -76,7 +76,7 @@ def test_batch_independence(clap_dir):
     from soundseek.audio.io import batch_waves
     from soundseek.models.clap import ClapAudioEncoder, ClapTextEncoder
 
-    waves = _waves() + [tone(2.3, 330.0, seed=9)]  # one long clip
+    waves = _waves(3) + [tone(2.3, 330.0, seed=9)]  # one long clip
     for output in ("embedding", "frames"):
         enc = ClapAudioEncoder.from_pretrained(clap_dir, output=output).eval()
         with torch.no_grad():
