@@ -312,3 +312,23 @@ def test_clap_encoders_on_cuda_match_cpu(unfused_dir):
         s_cpu = text(CAPTIONS).sentence
         s_gpu = text.cuda()(CAPTIONS).sentence.cpu()
     torch.testing.assert_close(s_gpu, s_cpu, atol=1e-4, rtol=1e-3)
+
+
+def test_window_batch_bounds_a_call_without_changing_results(unfused_dir):
+    from soundseek.audio.io import batch_waves
+    from soundseek.models.clap import ClapAudioEncoder
+
+    waves = [tone(2.4, 250.0, seed=5), tone(0.5, 300.0, seed=6), tone(3.1, 350.0, seed=7)]
+    calls = []
+    for wb in (16, 1):
+        enc = ClapAudioEncoder.from_pretrained(unfused_dir, output="embedding", window_batch=wb).eval()
+        enc.audio_model.register_forward_hook(lambda m, i, o: calls.append(wb))
+        with torch.no_grad():
+            f, m = enc(*batch_waves(waves))
+        if wb == 16:
+            ref = (f, m)
+    assert calls.count(16) == 1 and calls.count(1) == 3 + 1 + 4  # windows: 3, 1, 4
+    assert torch.equal(m, ref[1])
+    torch.testing.assert_close(f[m], ref[0][m], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="window_batch"):
+        ClapAudioEncoder.from_pretrained(unfused_dir, window_batch=0)

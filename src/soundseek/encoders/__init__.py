@@ -76,14 +76,16 @@ def _small_cnn(**kw):
     return SmallCNN(**kw)
 
 
-def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = False):
+def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = False,
+                   window_batch: int = 16):
     from soundseek.models.clap import ClapAudioEncoder
 
     if path is None:
         from soundseek.config import ConfigError
 
         raise ConfigError("hf-clap needs path= a local Hugging Face ClapModel directory (never downloaded)")
-    return ClapAudioEncoder.from_pretrained(path, output=output, project=project, trainable=trainable)
+    return ClapAudioEncoder.from_pretrained(path, output=output, project=project, trainable=trainable,
+                                            window_batch=window_batch)
 
 
 def _hf_audio(family: str):

@@ -118,11 +118,13 @@ class ClapAudioEncoder(AudioEncoder):
         project: with ``output="frames"``, apply the audio projection to every frame
             (D = projection_dim) or not (D = the HTSAT width).
         trainable: leave the weights trainable (else ``requires_grad=False``).
+        window_batch: analysis windows per model call (long files give many windows; this bounds
+            the memory of one call).
     """
 
     def __init__(self, audio_model: nn.Module, audio_projection: nn.Module, feature_extractor,
                  output: str = "embedding", project: bool = True, trainable: bool = False,
-                 name: str = "", weights_id: str = "") -> None:
+                 name: str = "", weights_id: str = "", window_batch: int = 16) -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"Invalid CLAP audio output {output!r}. Valid: {', '.join(OUTPUTS)}")
@@ -149,15 +151,19 @@ class ClapAudioEncoder(AudioEncoder):
         self.out_dim = proj_dim if (output == "embedding" or self.project) else width
         self.name, self.weights_id = name, weights_id
         self.trainable = bool(trainable)
+        if window_batch < 1:
+            raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+        self.window_batch = int(window_batch)
         _set_trainable(self, self.trainable)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, output: str = "embedding", project: bool = True,
-                        trainable: bool = False) -> "ClapAudioEncoder":
+                        trainable: bool = False, window_batch: int = 16) -> "ClapAudioEncoder":
         model, fe = load_clap(path)
         p = clap_dir(path)
         return cls(model.audio_model, model.audio_projection, fe, output=output, project=project,
-                   trainable=trainable, name=f"{p.parent.name}/{p.name}", weights_id=_dir_identity(p))
+                   trainable=trainable, name=f"{p.parent.name}/{p.name}", weights_id=_dir_identity(p),
+                   window_batch=window_batch)
 
     def config(self) -> dict:
         return {**super().config(), "model": self.name, "weights": self.weights_id, "output": self.output,
@@ -236,6 +242,15 @@ class ClapAudioEncoder(AudioEncoder):
         kw = {"is_longer": longer[:, None].to(mels.device)} if self.fusion else {}
         return self.audio_model(input_features=mels, **kw)
 
+    def _features(self, items: list[tuple[Tensor, bool, int]]) -> Tensor:
+        """(S, T_w, D) outputs of planned windows (T_w = 1 for ``output="embedding"``)."""
+        longer = torch.tensor([lg for _, lg, _ in items], dtype=torch.bool)
+        out = self._run(self._mels(items), longer)
+        if self.output == "embedding":
+            return self.audio_projection(out.pooler_output)[:, None, :]  # (S, 1, P)
+        feats = out.last_hidden_state.mean(dim=2).transpose(1, 2)  # (S, Tw, C): frequency-averaged map
+        return self.audio_projection(feats) if self.project else feats
+
     def forward(self, wave: Tensor, wave_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """wave (B, N) at 48 kHz, prefix mask (B, N) -> (frames (B, T, D), mask (B, T))."""
         if wave.dim() != 2:
@@ -243,14 +258,8 @@ class ClapAudioEncoder(AudioEncoder):
         n_valid = valid_lengths(wave, wave_mask)
         plans = [self.clip_plan(wave[i, : int(nv)]) for i, nv in enumerate(n_valid)]
         items = [it for p in plans for it in p]
-        longer = torch.tensor([lg for _, lg, _ in items], dtype=torch.bool)
-        out = self._run(self._mels(items), longer)
-        if self.output == "embedding":
-            feats = self.audio_projection(out.pooler_output)[:, None, :]  # (S, 1, P)
-        else:
-            feats = out.last_hidden_state.mean(dim=2).transpose(1, 2)  # (S, Tw, C): frequency-averaged map
-            if self.project:
-                feats = self.audio_projection(feats)
+        feats = torch.cat([self._features(items[s:s + self.window_batch])
+                           for s in range(0, len(items), self.window_batch)])
         seqs, k = [], 0
         for p in plans:
             seqs.append(torch.cat([feats[k + j, :nf] for j, (_, _, nf) in enumerate(p)]))
