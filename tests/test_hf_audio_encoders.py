@@ -149,3 +149,24 @@ def test_cuda_matches_cpu(tiny):
     enc.cpu()
     assert torch.equal(m_cpu, m_gpu.cpu())
     torch.testing.assert_close(f_gpu.cpu()[m_cpu], f_cpu[m_cpu], atol=1e-4, rtol=1e-3)
+
+
+def test_frozen_cached_equals_live(tiny, tmp_path):
+    import soundfile as sf
+
+    from soundseek.audio.io import batch_waves
+    from soundseek.data.types import Clip
+    from soundseek.encoders.cache import FeatureCache
+
+    _, _, enc = tiny
+    clips = []
+    for i, w in enumerate(_waves() + [tone(2.3, 200.0, sr=16000, seed=4)]):
+        sf.write(tmp_path / f"c{i}.wav", w, 16000, subtype="FLOAT")
+        clips.append(Clip(f"c{i}", tmp_path / f"c{i}.wav"))
+    with torch.inference_mode():
+        store = FeatureCache(tmp_path / "cache", dtype="float32").audio_features(clips, enc, batch_size=3,
+                                                                                max_seconds=10, progress=False)
+        for c in clips:
+            live, m = enc(*batch_waves([sf.read(c.audio, dtype="float32")[0]]))
+            np.testing.assert_allclose(np.asarray(store.get(store.index(c.id))), live[0][m[0]].numpy(),
+                                       atol=1e-5, rtol=1e-4)
