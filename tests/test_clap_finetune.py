@@ -92,6 +92,15 @@ def test_finetune_frame_level_towers_under_tap(clap):
 def test_frozen_towers_do_not_train(clap):
     from soundseek.models.clap import ClapAudioEncoder, ClapTextEncoder
 
-    audio = ClapAudioEncoder.from_pretrained(clap, output="frames")
-    text = ClapTextEncoder.from_pretrained(clap)
+    audio = ClapAudioEncoder.from_pretrained(clap, output="frames", trainable=False)
+    text = ClapTextEncoder.from_pretrained(clap, trainable=False)
     assert not any(p.requires_grad for m in (audio, text) for p in m.parameters())
+
+
+def test_lock_groups_partition_the_tower_weights(clap):
+    from soundseek.models.clap import ClapAudioEncoder, ClapTextEncoder
+
+    for tower in (ClapAudioEncoder.from_pretrained(clap, output="frames"), ClapTextEncoder.from_pretrained(clap)):
+        groups = tower.lock_groups()
+        ids = [id(p) for g in groups for p in g.parameters()]
+        assert len(ids) == len(set(ids)) == len(list(tower.parameters())) and len(groups) >= 3

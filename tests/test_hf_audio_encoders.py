@@ -101,9 +101,10 @@ def test_trainable_and_frozen(tiny):
     from soundseek.encoders import build_audio_encoder
 
     kind, path, enc = tiny
-    assert not any(p.requires_grad for p in enc.parameters())
+    assert all(p.requires_grad for p in enc.parameters())  # like every encoder: trainable unless frozen
+    frozen = build_audio_encoder(f"hf-{kind}", path=str(path), trainable=False)
+    assert not any(p.requires_grad for p in frozen.parameters())
     live = build_audio_encoder(f"hf-{kind}", path=str(path), trainable=True).train()
-    assert all(p.requires_grad for p in live.parameters())
     from soundseek.audio.io import batch_waves
 
     frames, mask = live(*batch_waves(_waves()[:2]))
@@ -170,3 +171,13 @@ def test_frozen_cached_equals_live(tiny, tmp_path):
             live, m = enc(*batch_waves([sf.read(c.audio, dtype="float32")[0]]))
             np.testing.assert_allclose(np.asarray(store.get(store.index(c.id))), live[0][m[0]].numpy(),
                                        atol=1e-5, rtol=1e-4)
+
+
+def test_lock_groups_partition_the_weights(tiny):
+    """Blocks for "unlock the last N": every trainable tensor in exactly one group, layers in order."""
+    _, _, enc = tiny
+    groups = enc.lock_groups()
+    seen = [id(p) for g in groups for p in g.parameters()]
+    assert len(seen) == len(set(seen)) and len(groups) >= 3
+    missing = [n for n, p in enc.named_parameters() if id(p) not in set(seen)]
+    assert missing in ([], ["model.masked_spec_embed"])  # wav2vec-style SpecAugment vector (training only)

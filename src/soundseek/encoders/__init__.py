@@ -76,7 +76,7 @@ def _small_cnn(**kw):
     return SmallCNN(**kw)
 
 
-def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = False,
+def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = True,
                    window_batch: int = 16):
     from soundseek.models.clap import ClapAudioEncoder
 
@@ -89,7 +89,7 @@ def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trai
 
 
 def _hf_audio(family: str):
-    def build(path=None, trainable: bool = False):
+    def build(path=None, trainable: bool = True):
         from soundseek.encoders import hf_audio
 
         return hf_audio.build(family, path=path, trainable=trainable)
@@ -98,7 +98,7 @@ def _hf_audio(family: str):
 
 
 def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, project_tokens: bool = True,
-                  trainable: bool = False):
+                  trainable: bool = True):
     """CLAP text tower; its sentence vector is always CLAP's projected pooled token (``pooling``
     is accepted for the common text-encoder signature and does not apply)."""
     from soundseek.models.clap import ClapTextEncoder

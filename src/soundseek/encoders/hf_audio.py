@@ -4,8 +4,9 @@
 ``WavLMModel`` and the Whisper encoder, each loaded with ``local_files_only=True`` from a
 ``save_pretrained`` directory (config.json, weights, preprocessor_config.json), give
 ``(frames (B, T, D), frame_mask (B, T))`` like every encoder of :mod:`soundseek.encoders.base`,
-so TAP, GPA, every pooling and loss apply; ``trainable=True`` leaves the weights trainable,
-otherwise they are frozen (and cacheable with :class:`soundseek.encoders.cache.FeatureCache`).
+so TAP, GPA, every pooling and loss apply; ``trainable=True`` (default, like every encoder)
+leaves the weights trainable, ``False`` freezes them; frozen or not, their outputs cache with
+:class:`soundseek.encoders.cache.FeatureCache`.
 
 Preprocessing is the checkpoint's feature extractor re-done in torch (it runs on every batch;
 the Hugging Face extractors work clip by clip in numpy); only the filter-bank matrices are taken
@@ -76,7 +77,7 @@ class HFAudioEncoder(AudioEncoder):
 
     family = "hf"
 
-    def __init__(self, model: nn.Module, trainable: bool = False, name: str = "", weights_id: str = "") -> None:
+    def __init__(self, model: nn.Module, trainable: bool = True, name: str = "", weights_id: str = "") -> None:
         super().__init__()
         self.model = model
         self.name, self.weights_id, self.trainable = name, weights_id, bool(trainable)
@@ -108,7 +109,7 @@ class Wav2Vec2StyleEncoder(HFAudioEncoder):
         self.min_samples = self._min_samples()
 
     @classmethod
-    def from_pretrained(cls, path, family: str = "hf-wav2vec2", trainable: bool = False) -> "Wav2Vec2StyleEncoder":
+    def from_pretrained(cls, path, family: str = "hf-wav2vec2", trainable: bool = True) -> "Wav2Vec2StyleEncoder":
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
         p = _local(path, family)
@@ -121,6 +122,15 @@ class Wav2Vec2StyleEncoder(HFAudioEncoder):
                   sample_rate=fe.sampling_rate, trainable=trainable, name=name, weights_id=wid)
         enc.family = family
         return enc
+
+    def lock_groups(self) -> list[nn.Module]:
+        """Front end (feature extractor, projection, positional conv), each transformer layer,
+        the final LayerNorm."""
+        enc = self.model.encoder
+        head = [m for n, m in self.model.named_children() if n != "encoder"]
+        head += [m for n, m in enc.named_children() if n not in ("layers", "layer_norm")]
+        tail = [enc.layer_norm] if hasattr(enc, "layer_norm") else []
+        return [nn.ModuleList(head), *enc.layers, nn.ModuleList(tail)]
 
     def _min_samples(self) -> int:
         n = 1
@@ -186,13 +196,19 @@ class ASTEncoder(HFAudioEncoder):
         self.max_samples = 400 + 160 * (self.max_frames - 1)
 
     @classmethod
-    def from_pretrained(cls, path, trainable: bool = False) -> "ASTEncoder":
+    def from_pretrained(cls, path, trainable: bool = True) -> "ASTEncoder":
         from transformers import ASTFeatureExtractor, ASTModel
 
         p = _local(path, cls.family)
         name, wid = cls._identity(p)
         return cls(_load(ASTModel, p), ASTFeatureExtractor.from_pretrained(str(p), local_files_only=True),
                    trainable=trainable, name=name, weights_id=wid)
+
+    def lock_groups(self) -> list[nn.Module]:
+        """Patch embedding, each transformer layer, the final LayerNorm (forward order)."""
+        m = self.model
+        layers = m.layers if hasattr(m, "layers") else m.encoder.layer  # transformers 5 / 4 layouts
+        return [m.embeddings, *layers, m.layernorm]
 
     def fbank(self, wave: Tensor) -> Tensor:
         """(n,) -> (1 + (n - 400) // 160, n_mels) log-mel fbank (``ASTFeatureExtractor`` without torchaudio)."""
@@ -246,13 +262,18 @@ class WhisperEncoder(HFAudioEncoder):
                              f"(max_source_positions {self.frames} x 2)")
 
     @classmethod
-    def from_pretrained(cls, path, trainable: bool = False) -> "WhisperEncoder":
+    def from_pretrained(cls, path, trainable: bool = True) -> "WhisperEncoder":
         from transformers import WhisperFeatureExtractor, WhisperModel
 
         p = _local(path, cls.family)
         name, wid = cls._identity(p)
         return cls(_load(WhisperModel, p).get_encoder(), WhisperFeatureExtractor.from_pretrained(str(p),
                    local_files_only=True), trainable=trainable, name=name, weights_id=wid)
+
+    def lock_groups(self) -> list[nn.Module]:
+        """Convolutional stem and positions, each transformer layer, the final LayerNorm."""
+        m = self.model
+        return [nn.ModuleList([m.conv1, m.conv2, m.embed_positions]), *m.layers, m.layer_norm]
 
     def log_mel(self, segs: Tensor) -> Tensor:
         """(S, n_samples) zero-padded windows -> (S, n_mels, 2 * max_source_positions)."""
@@ -275,7 +296,7 @@ class WhisperEncoder(HFAudioEncoder):
                                   self.max_samples, self.out_dim)
 
 
-def build(family: str, path=None, trainable: bool = False) -> HFAudioEncoder:
+def build(family: str, path=None, trainable: bool = True) -> HFAudioEncoder:
     """A registered Hugging Face audio encoder by family name (hf-ast, hf-wav2vec2, hf-hubert, hf-wavlm, hf-whisper)."""
     if family == "hf-ast":
         return ASTEncoder.from_pretrained(path, trainable=trainable)

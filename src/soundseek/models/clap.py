@@ -117,13 +117,14 @@ class ClapAudioEncoder(AudioEncoder):
             (search model; D = projection_dim); ``"frames"`` — frame-level features (towers).
         project: with ``output="frames"``, apply the audio projection to every frame
             (D = projection_dim) or not (D = the HTSAT width).
-        trainable: leave the weights trainable (else ``requires_grad=False``).
+        trainable: leave the weights trainable (the default, like every encoder: a trainer's
+            lock decides) or freeze them (``requires_grad=False``).
         window_batch: analysis windows per model call (long files give many windows; this bounds
             the memory of one call).
     """
 
     def __init__(self, audio_model: nn.Module, audio_projection: nn.Module, feature_extractor,
-                 output: str = "embedding", project: bool = True, trainable: bool = False,
+                 output: str = "embedding", project: bool = True, trainable: bool = True,
                  name: str = "", weights_id: str = "", window_batch: int = 16) -> None:
         super().__init__()
         if output not in OUTPUTS:
@@ -158,7 +159,7 @@ class ClapAudioEncoder(AudioEncoder):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, output: str = "embedding", project: bool = True,
-                        trainable: bool = False, window_batch: int = 16) -> "ClapAudioEncoder":
+                        trainable: bool = True, window_batch: int = 16) -> "ClapAudioEncoder":
         model, fe = load_clap(path)
         p = clap_dir(path)
         return cls(model.audio_model, model.audio_projection, fe, output=output, project=project,
@@ -272,6 +273,13 @@ class ClapAudioEncoder(AudioEncoder):
             mask[i, : s.shape[0]] = n_valid[i] > 0
         return frames, mask
 
+    def lock_groups(self) -> list[nn.Module]:
+        """Blocks in forward order (patch embedding, each HTSAT stage, final norm + projection),
+        for freezing all but the last N."""
+        enc = self.audio_model.audio_encoder
+        return [nn.ModuleList([enc.batch_norm, enc.patch_embed]), *enc.layers,
+                nn.ModuleList([enc.norm, self.audio_projection])]
+
     def frames_per_window(self) -> int:
         """T_w: frame-level outputs per ``max_length_s`` window (``freq_ratio`` x time columns)."""
         cfg = self.audio_model.config
@@ -292,7 +300,7 @@ class ClapTextEncoder(nn.Module):
     """
 
     def __init__(self, text_model: nn.Module, text_projection: nn.Module, tokenizer, max_length: int = 77,
-                 project_tokens: bool = True, trainable: bool = False, name: str = "", weights_id: str = "") -> None:
+                 project_tokens: bool = True, trainable: bool = True, name: str = "", weights_id: str = "") -> None:
         super().__init__()
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2, got {max_length}")
@@ -304,7 +312,7 @@ class ClapTextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, max_length: int = 77, project_tokens: bool = True,
-                        trainable: bool = False) -> "ClapTextEncoder":
+                        trainable: bool = True) -> "ClapTextEncoder":
         from transformers import AutoTokenizer, ClapModel
 
         p = clap_dir(path)
@@ -312,6 +320,12 @@ class ClapTextEncoder(nn.Module):
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         return cls(model.text_model, model.text_projection, tok, max_length=max_length, project_tokens=project_tokens,
                    trainable=trainable, name=f"{p.parent.name}/{p.name}", weights_id=_dir_identity(p))
+
+    def lock_groups(self) -> list[nn.Module]:
+        """Blocks in forward order (embeddings, each transformer layer, pooler + projection)."""
+        tm = self.text_model
+        tail = [m for m in (getattr(tm, "pooler", None), self.text_projection) if m is not None]
+        return [tm.embeddings, *tm.encoder.layer, nn.ModuleList(tail)]
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, Tensor]:
         if isinstance(captions, str):
