@@ -332,3 +332,18 @@ def test_window_batch_bounds_a_call_without_changing_results(unfused_dir):
     torch.testing.assert_close(f[m], ref[0][m], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="window_batch"):
         ClapAudioEncoder.from_pretrained(unfused_dir, window_batch=0)
+
+
+def test_model_spec_parser():
+    from pathlib import Path
+
+    from soundseek.models.spec import ModelSpec, family_names, parse_model_spec
+
+    assert parse_model_spec("hf-clap:models/clap") == ModelSpec("hf-clap", Path("models/clap"))
+    assert str(parse_model_spec("hf-clap:/abs/dir")) == "hf-clap:/abs/dir"
+    for not_a_spec in (None, "default", "runs/x/best.pt", "runs/a:b/best.pt", "C:\\models\\best.pt",
+                       Path("hf-clap:x"), "best.pt"):
+        assert parse_model_spec(not_a_spec) is None, not_a_spec
+    with pytest.raises(KeyError, match="Invalid model family 'hf-clip'. Valid: hf-clap"):
+        parse_model_spec("hf-clip:models/clap")
+    assert "hf-clap" in family_names()

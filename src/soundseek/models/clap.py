@@ -53,11 +53,10 @@ from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, valid_lengths
 from soundseek.encoders.text import TextFeatures, _dir_identity
-from soundseek.models.spec import require_local_dir
+from soundseek.models.spec import FAMILIES, require_local_dir
 
 FAMILY = "hf-clap"
-HINT = ("config.json, the weights (model.safetensors or pytorch_model.bin), preprocessor_config.json and "
-        "the tokenizer files: the layout written by ClapModel.save_pretrained + ClapProcessor.save_pretrained")
+HINT = FAMILIES.get(FAMILY).hint
 OUTPUTS = ("embedding", "frames")
 
 

@@ -63,7 +63,6 @@ def parse_model_spec(spec: str | Path | None) -> ModelSpec | None:
     m = _SPEC.match(str(spec))
     if m is None or len(m.group("family")) == 1:  # "C:\\..." is a drive letter, not a family
         return None
-    _ensure_registered()
     FAMILIES.get(m.group("family"))  # unknown family -> KeyError listing the valid ones
     return ModelSpec(m.group("family"), Path(m.group("path")).expanduser())
 
@@ -95,9 +94,17 @@ def resolve_retrieval(spec: str) -> tuple[Any, Any]:
 
 
 def family_names() -> list[str]:
-    _ensure_registered()
     return FAMILIES.names()
 
 
-def _ensure_registered() -> None:
-    import soundseek.models  # noqa: F401  (registers the built-in families)
+# -- built-in families (loaders imported lazily) -------------------------------------------------
+def _clap_retrieval(path: Path):
+    from soundseek.models.clap import clap_retrieval
+
+    return clap_retrieval(path)
+
+
+FAMILIES.add("hf-clap", Family(
+    retrieval=_clap_retrieval,
+    hint=("config.json, the weights (model.safetensors or pytorch_model.bin), preprocessor_config.json and "
+          "the tokenizer files: the layout written by ClapModel.save_pretrained + ClapProcessor.save_pretrained")))
