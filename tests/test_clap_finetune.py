@@ -37,7 +37,7 @@ def _fit_two_steps(audio, text, model, lr: float = 3e-3):
         t = text(CAPTIONS)
         return model(model.encode_text(t.tokens, t.mask, t.sentence), model.encode_audio(f, m), ids)
 
-    params = [p for mod in (audio, text, model) for p in mod.parameters() if p.requires_grad]
+    params = list({id(p): p for mod in (audio, text, model) for p in mod.parameters() if p.requires_grad}.values())
     opt = torch.optim.Adam(params, lr=lr)
     for mod in (audio, text, model):
         mod.eval()
@@ -61,11 +61,14 @@ def _fit_two_steps(audio, text, model, lr: float = 3e-3):
 
 
 def test_finetune_clap_towers_with_its_own_scoring(clap):
-    from soundseek.models.clap import ClapAudioEncoder, ClapTextEncoder, clap_retrieval
+    """The hf-clap recipe with its towers unlocked: CLAP's scoring and temperature, trained end to end."""
+    from soundseek.models import create_model
+    from soundseek.models.spec import family_config
 
-    audio = ClapAudioEncoder.from_pretrained(clap, output="embedding", trainable=True)
-    text = ClapTextEncoder.from_pretrained(clap, trainable=True)
-    model, _ = clap_retrieval(clap)
+    cfg = family_config(f"hf-clap:{clap}")
+    cfg.encoders.lock_audio = cfg.encoders.lock_text = False
+    model = create_model(cfg)
+    audio, text = model.audio_encoder, model.text_encoder
     assert model.loss.temperature == pytest.approx(1 / 20.0)  # the checkpoint's logit_scale_a = ln 20
     before, after, changed = _fit_two_steps(audio, text, model)
     assert math.isfinite(before) and after < before
@@ -81,8 +84,8 @@ def test_finetune_frame_level_towers_under_tap(clap):
     audio = ClapAudioEncoder.from_pretrained(clap, output="frames", trainable=True)
     text = ClapTextEncoder.from_pretrained(clap, trainable=True)
     torch.manual_seed(0)  # the TAP heads' initialisation
-    model = RetrievalModel(build_scorer("tap", audio_dim=audio.out_dim, text_dim=text.out_dim, embed_dim=8),
-                           NTXentLoss(temperature=0.02))
+    model = RetrievalModel(audio, text, build_scorer("tap", audio_dim=audio.out_dim, text_dim=text.out_dim,
+                                                     embed_dim=8), NTXentLoss(temperature=0.02))
     # random tiny towers give nearly equal features for every input: a low temperature and a
     # larger step make the first two steps' progress measurable
     before, after, changed = _fit_two_steps(audio, text, model, lr=1e-2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from soundseek.config import apply_overrides, load_yaml
-from soundseek.train.config import Config
+from soundseek.models.config import Config
 
 
 def add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:

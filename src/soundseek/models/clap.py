@@ -348,21 +348,17 @@ class ClapTextEncoder(nn.Module):
                 "max_length": self.max_length, "project_tokens": self.project_tokens, "out_dim": self.out_dim}
 
 
-def clap_retrieval(path: Path):
-    """(RetrievalModel, Config) of a CLAP directory as a complete search model (``hf-clap:PATH``)."""
+def clap_config(path: Path):
+    """The recipe of a CLAP directory as a complete search model (``hf-clap:PATH``): the CLAP
+    towers (audio ``output="embedding"``), the ``clap`` scorer with the checkpoint's logit
+    scales, NT-Xent at its temperature (fine-tuning keeps CLAP's own objective)."""
     import json
 
-    from soundseek.losses.ntxent import NTXentLoss
-    from soundseek.model import RetrievalModel
-    from soundseek.scoring.clap import ClapScorer
-    from soundseek.train.config import Config
+    from soundseek.models.config import Config
 
     p = clap_dir(path)
-    cfg_json = json.loads((p / "config.json").read_text(encoding="utf-8"))
-    proj = int(cfg_json.get("projection_dim", 512))
-    scales = _read_logit_scales(p)  # read from the weights file, without building the towers
-    scorer = ClapScorer(proj, proj, proj, logit_scale_a=scales[0], logit_scale_t=scales[1])
-    loss = NTXentLoss(temperature=math.exp(-scales[0]))  # the model's own A2T temperature
+    proj = int(json.loads((p / "config.json").read_text(encoding="utf-8")).get("projection_dim", 512))
+    scale_a, scale_t = _read_logit_scales(p)  # from the weights file, without building the towers
     cfg = Config()
     cfg.encoders.audio = FAMILY
     cfg.encoders.audio_options = {"path": str(p), "output": "embedding"}
@@ -373,9 +369,10 @@ def clap_retrieval(path: Path):
     cfg.data.max_seconds = 600.0  # whole files: fusion / windowing handle the length
     cfg.model.scorer = "clap"
     cfg.model.embed_dim = proj
-    cfg.model.options = {"logit_scale_a": scales[0], "logit_scale_t": scales[1]}
-    cfg.loss.options = {"temperature": math.exp(-scales[0])}
-    return RetrievalModel(scorer, loss).eval(), cfg
+    cfg.model.options = {"logit_scale_a": scale_a, "logit_scale_t": scale_t}
+    cfg.loss.name = "ntxent"
+    cfg.loss.options = {"temperature": math.exp(-scale_a)}  # the model's own A2T temperature
+    return cfg
 
 
 def _read_logit_scales(p: Path) -> tuple[float, float]:

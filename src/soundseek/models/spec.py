@@ -9,8 +9,9 @@ A model argument is one of
   ``save_pretrained``).
 
 :func:`parse_model_spec` is the only parser; :data:`FAMILIES` maps a family name to a
-:class:`Family` (how to build its retrieval model, config and search pipeline). A new family
-registers itself here and every command (index, search, serve, eval, ``Pipeline.load``) takes it.
+:class:`Family` (the recipe of its model); ``soundseek.models.load`` — the entry point of every
+command (index, search, serve, eval) and of ``Pipeline.load`` — builds it. A new family
+registers itself here.
 Nothing is ever downloaded: PATH must be an existing local directory.
 """
 from __future__ import annotations
@@ -36,15 +37,17 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Family:
-    """How to build one family's pieces from a local directory.
+    """How to build one family's model from a local directory.
 
     Attributes:
-        retrieval: ``path -> (RetrievalModel, Config)``: the scoring model plus a config whose
-            ``encoders`` section builds the family's audio/text encoders (for cached-feature eval).
+        config: ``path -> Config``: the recipe of the whole model — ``encoders`` names the
+            family's towers (registered encoders taking the directory), ``model``/``loss`` its
+            scorer and loss; ``soundseek.models.load`` builds it with ``create_model``. Its
+            ``model.embed_dim`` is the width of both towers' outputs.
         hint: what the directory must contain (used in error messages).
     """
 
-    retrieval: Callable[[Path], tuple[Any, Any]]
+    config: Callable[[Path], Any]
     hint: str
 
 
@@ -84,13 +87,13 @@ def require_local_dir(path: str | Path, family: str, hint: str) -> Path:
     raise FileNotFoundError(f"{family}: {where}. The directory must hold {hint}.")
 
 
-def resolve_retrieval(spec: str) -> tuple[Any, Any]:
-    """``family:PATH`` -> (RetrievalModel, Config) built from the local directory."""
+def family_config(spec: str) -> Any:
+    """``family:PATH`` -> the recipe (``Config``) of that pretrained model in the local directory."""
     ms = parse_model_spec(spec)
     if ms is None:
         raise ValueError(f"{spec!r} is not a family:PATH model spec (families: {', '.join(family_names())})")
     fam: Family = FAMILIES.get(ms.family)
-    return fam.retrieval(require_local_dir(ms.path, ms.family, fam.hint))
+    return fam.config(require_local_dir(ms.path, ms.family, fam.hint))
 
 
 def family_names() -> list[str]:
@@ -98,13 +101,13 @@ def family_names() -> list[str]:
 
 
 # -- built-in families (loaders imported lazily) -------------------------------------------------
-def _clap_retrieval(path: Path):
-    from soundseek.models.clap import clap_retrieval
+def _clap_config(path: Path):
+    from soundseek.models.clap import clap_config
 
-    return clap_retrieval(path)
+    return clap_config(path)
 
 
 FAMILIES.add("hf-clap", Family(
-    retrieval=_clap_retrieval,
+    config=_clap_config,
     hint=("config.json, the weights (model.safetensors or pytorch_model.bin), preprocessor_config.json and "
           "the tokenizer files: the layout written by ClapModel.save_pretrained + ClapProcessor.save_pretrained")))
