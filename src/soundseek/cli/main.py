@@ -21,6 +21,7 @@ COMMANDS = [
     ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
     ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
     ("serve", "soundseek.cli.indexing", "serve an index over HTTP with a web page"),
+    ("convert", "soundseek.cli.convert", "convert original checkpoints (LAION-CLAP) to a loadable layout"),
 ]
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"soundseek {args.command}: error: {msg}", file=sys.stderr)
         return 2
