@@ -59,6 +59,10 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="wipe the index first (e.g. after changing model)")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     p.add_argument("--no-frames", action="store_true", help="do not keep frame features (no --rerank later)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="files longer than this are also indexed as windows, so hits point at moments "
+                        "(default: the model's clip length, 10 s; 0: off)")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS", help="window hop (default: half a window)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_index)
     return p
@@ -93,7 +97,8 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
             rep = build(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
                         batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
                         rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
-                        retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames)
+                        retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames,
+                        window=args.window, hop=args.hop)
             if rep is None:  # ranks > 0 under torchrun
                 return 0
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
@@ -111,6 +116,11 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--queries", default=None,
                    help="file of queries: one text per line, or JSON lines {\"text\": ...} / {\"audio\": path}")
     p.add_argument("--rerank", type=int, default=0, metavar="K'", help="re-rank the top K' with the pair-wise scorer")
+    p.add_argument("--mode", default=None, choices=["semantic", "text", "hybrid"],
+                   help="text queries: vectors, file names/tags (BM25), or both fused (default: hybrid "
+                        "when the index has text)")
+    p.add_argument("--text-weight", type=float, default=None, metavar="W",
+                   help="hybrid: weight of the text ranking in the reciprocal-rank fusion (0..1, default 0.5)")
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
     p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
     p.add_argument("--uri", default=None, help="override the Milvus URI")
@@ -151,7 +161,8 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
             raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
         embedder = embedder_factory(args.model or man.get("model"))
         searcher = Searcher(args.index, embedder, backend_options={"uri": args.uri} if args.uri else None)
-        results = searcher.search_batch(queries, k=args.k, rerank=args.rerank)
+        results = searcher.search_batch(queries, k=args.k, rerank=args.rerank, mode=args.mode,
+                                        text_weight=args.text_weight)
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -162,10 +173,29 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
             continue
         print(f"# {label}")
         for rank, h in enumerate(hits, 1):
-            what = h.get("text") or h.get("path") or ""
-            cap = "; ".join(h["captions"][:2]) if h.get("path") else ""
-            print(f"{rank:4d}  {h['score']:+.4f}  {what}" + (f"  [{cap}]" if cap else ""))
+            print(format_hit(rank, h))
     return 0
+
+
+def _moment(h: dict) -> str:
+    a, b, d = h.get("start"), h.get("end"), h.get("duration")
+    if a is None or b is None or (a <= 0.0 and d is not None and b >= d - 1e-6):
+        return ""
+    return f"  @{a:.1f}-{b:.1f}s"
+
+
+def format_hit(rank: int, h: dict) -> str:
+    """One result line: rank, score, path, moment, why it matched, captions."""
+    what = h.get("text") or h.get("path") or ""
+    cap = "; ".join(h["captions"][:2]) if h.get("path") and h.get("captions") else ""
+    why = h.get("why") or {}
+    reasons = []
+    if why.get("matched"):
+        reasons.append("words: " + ", ".join(why["matched"]))
+    if why.get("semantic") is not None and why.get("text") is not None:
+        reasons.append(f"semantic {why['semantic']:+.3f}")
+    return (f"{rank:4d}  {h['score']:+.4f}  {what}{_moment(h)}" + (f"  [{cap}]" if cap else "")
+            + (f"  ({'; '.join(reasons)})" if reasons else ""))
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:

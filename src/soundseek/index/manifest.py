@@ -96,7 +96,7 @@ def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool
     dim = int(manifest["dim"]) + 1  # folded bias column (METHODS.md §5)
     state_path = index_dir / BACKEND_STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    gen, count = store.generation, store.count()
+    gen, count = store.generation, store.vector_count()
     same = state.get("backend") == name and state.get("options") == (manifest.get("backend_options") or {})
     since = int(state.get("generation", -1)) if same else -1
     backend: VectorBackend | None = None
@@ -140,7 +140,7 @@ def _full_rebuild(index_dir: Path, store: Store, manifest: dict, save: bool, opt
     for ids, emb, bias in store.iter_vectors():
         backend.add(ids, fold_items(emb, bias))
     if save:
-        _save(index_dir, backend, manifest, store.generation, store.count())
+        _save(index_dir, backend, manifest, store.generation, store.vector_count())
     return backend
 
 

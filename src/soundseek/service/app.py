@@ -2,8 +2,9 @@
 
     GET  /                      the search page (static/index.html; ``/?q=dog+barking`` searches on load)
     GET  /api/health            index size, kind, embedder fingerprint
-    GET  /api/search?q=&k=&rerank=   text -> clips
+    GET  /api/search?q=&k=&mode=&rerank=   text -> clips (mode semantic | text | hybrid)
     POST /api/search/audio      multipart ``file`` (+ ``k``): query by example / audio -> captions
+    GET  /api/clips/{id}/similar?k=   sounds like an indexed clip (itself excluded)
     GET  /api/clips/{id}        metadata of one item
     GET  /api/clips/{id}/audio  the indexed file, with HTTP Range (206) so players can seek
     GET  /openapi.json, /docs   the schema
@@ -27,8 +28,11 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from ..index import peaks as _peaks
+from ..index.hybrid import MODES, resolve_mode
 from ..index.search import MAX_K, Searcher
 from ..index.source import AUDIO_EXTENSIONS
+from . import models as M
 
 STATIC = Path(__file__).resolve().parent / "static"
 MEDIA_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
@@ -79,14 +83,22 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             raise HTTPException(404, "unknown clip id")
         return int(clip_id)
 
-    @app.get("/api/health")
+    def with_peaks(hits: list[dict]) -> list[dict]:
+        got = _peaks.get_many(searcher.store.con, [h["id"] for h in hits])
+        return [{**h, "peaks": got.get(h["id"])} for h in hits]
+
+    @app.get("/api/health", response_model=M.Health)
     def health() -> dict:
         m = searcher.manifest
-        return {"status": "ok", "items": len(searcher), "kind": searcher.kind, "backend": m["backend"],
-                "dim": m["dim"], "fingerprint": m["fingerprint"]}
+        has_text = searcher.has_text
+        return {"status": "ok", "items": searcher.store.count(), "vectors": len(searcher), "kind": searcher.kind,
+                "backend": m["backend"], "dim": m["dim"], "fingerprint": m["fingerprint"], "has_text": has_text,
+                "default_mode": resolve_mode(None, has_text)}
 
-    @app.get("/api/search")
+    @app.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS)
     def search(q: str = Query("", description="text query"), k: int = Query(10, description=f"1..{max_k}"),
+               mode: str = Query("auto", description="semantic | text | hybrid | auto (hybrid when the index has text)"),
+               text_weight: float = Query(0.5, ge=0.0, le=1.0, description="hybrid: weight of the text ranking"),
                rerank: int = Query(0, description="re-rank this many candidates (0: off)")) -> dict:
         q = q.strip()
         if not q:
@@ -96,11 +108,28 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         check_k(k)
         if not 0 <= rerank <= max_k:
             raise HTTPException(400, f"rerank must be between 0 and {max_k}, got {rerank}")
+        if mode not in (*MODES, "auto"):
+            raise HTTPException(400, f"mode must be one of {', '.join(MODES)} or auto, got {mode!r}")
+        used = resolve_mode(mode, searcher.has_text)
         t0 = time.perf_counter()
-        hits = searcher.search_text(q, k=k, rerank=rerank)
-        return {"query": q, "k": k, "hits": hits, "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+        try:
+            hits = searcher.search_text(q, k=k, rerank=rerank, mode=used, text_weight=text_weight)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        return {"query": q, "k": k, "mode": used, "hits": with_peaks(hits),
+                "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
-    @app.post("/api/search/audio")
+    @app.get("/api/clips/{clip_id}/similar", response_model=M.SimilarResponse, responses=M.ERRORS)
+    def similar(clip_id: str, k: int = Query(10, description=f"1..{max_k}")) -> dict:
+        check_k(k)
+        t0 = time.perf_counter()
+        hits = searcher.similar(item_id(clip_id), k)
+        if hits is None:
+            raise HTTPException(404, "unknown clip id")
+        return {"id": int(clip_id), "k": k, "hits": with_peaks(hits),
+                "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+
+    @app.post("/api/search/audio", response_model=M.AudioSearchResponse, responses=M.ERRORS)
     def search_audio(file: UploadFile = File(..., description="audio file (wav/flac/ogg/mp3/aiff)"),
                      k: int = Form(10)) -> dict:
         check_k(k)
@@ -127,10 +156,10 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
                 raise HTTPException(415, f"not a readable audio file ({reason})") from None
         finally:
             os.unlink(tmp)
-        return {"filename": file.filename, "k": k, "hits": hits,
+        return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
                 "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
-    @app.get("/api/clips/{clip_id}")
+    @app.get("/api/clips/{clip_id}", response_model=M.ClipInfo, responses=M.ERRORS)
     def clip(clip_id: str) -> dict:
         info = searcher.get(item_id(clip_id))
         if info is None:
