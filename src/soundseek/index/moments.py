@@ -22,7 +22,7 @@ __all__ = ["WINDOW_ID_BASE", "MERGE_MARGIN", "window_spans", "embed_windows", "e
            "count", "iter_vectors", "lookup", "group_hits", "default_window"]
 
 WINDOW_ID_BASE = 1 << 40
-MERGE_MARGIN = 0.05
+MERGE_MARGIN = 0.02
 SCHEMA = ("CREATE TABLE IF NOT EXISTS windows(id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, "
           "start REAL NOT NULL, end REAL NOT NULL, embedding BLOB NOT NULL, gen INTEGER NOT NULL)",
           "CREATE INDEX IF NOT EXISTS windows_item ON windows(item_id)",

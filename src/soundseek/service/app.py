@@ -84,8 +84,17 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         return int(clip_id)
 
     def with_peaks(hits: list[dict]) -> list[dict]:
+        """Add the waveform peaks and a player URL that starts at the hit's moment."""
         got = _peaks.get_many(searcher.store.con, [h["id"] for h in hits])
-        return [{**h, "peaks": got.get(h["id"])} for h in hits]
+        out = []
+        for h in hits:
+            url = None
+            if h.get("path"):
+                url = f"/api/clips/{h['id']}/audio"
+                if h.get("start") is not None and h.get("end") is not None:
+                    url += f"#t={h['start']:.2f},{h['end']:.2f}"  # media fragment: players start there
+            out.append({**h, "peaks": got.get(h["id"]), "audio_url": url})
+        return out
 
     @app.get("/api/health", response_model=M.Health)
     def health() -> dict:

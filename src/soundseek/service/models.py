@@ -26,6 +26,7 @@ class Hit(BaseModel):
     end: float | None = Field(None, description="end of the matching moment, seconds")
     why: Why | None = None
     peaks: str | None = Field(None, description="waveform thumbnail: base64 of per-slice peak bytes (0..255)")
+    audio_url: str | None = Field(None, description="the file's audio, with a #t=start,end media fragment")
     text: str | None = Field(None, description="caption text (caption indexes)")
     clip: str | None = Field(None, description="clip the caption belongs to (caption indexes)")
     index_score: float | None = Field(None, description="first-stage score of a re-ranked hit")
