@@ -7,7 +7,7 @@
     GET  /api/clips/{id}/similar?k=   sounds like an indexed clip (itself excluded)
     GET  /api/clips/{id}        metadata of one item
     GET  /api/clips/{id}/audio  the indexed file, with HTTP Range (206) so players can seek
-    GET  /openapi.json, /docs   the schema
+    GET  /openapi.json, /docs   the schema; /docs is Swagger UI from bundled files (no CDN)
 
 Security model: ids are opaque integers looked up in SQLite; no path is ever built from a
 request. A file is served only if it was indexed and its resolved path is still the one
@@ -33,6 +33,7 @@ from ..index.hybrid import MODES, resolve_mode
 from ..index.search import MAX_K, Searcher
 from ..index.source import AUDIO_EXTENSIONS
 from . import models as M
+from .docs import install_docs
 
 STATIC = Path(__file__).resolve().parent / "static"
 MEDIA_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
@@ -51,8 +52,9 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         max_query_chars: longer text queries get 400.
     """
     searcher = index if isinstance(index, Searcher) else Searcher(index, embedder)
-    app = FastAPI(title="soundseek", version="0.1.0",
+    app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Language-based audio retrieval: search sounds by text or by example.")
+    install_docs(app)  # bundled Swagger UI: /docs works offline
     app.state.searcher = searcher
 
     @app.middleware("http")
@@ -67,7 +69,7 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
                                     status_code=413)
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if not request.url.path.startswith(("/docs", "/redoc")):
+        if not request.url.path.startswith("/docs"):
             response.headers.setdefault("Content-Security-Policy",
                                         "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
                                         "style-src 'self'; script-src 'self'; connect-src 'self'")
