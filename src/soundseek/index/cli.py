@@ -94,13 +94,16 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
                 from soundseek.distributed.shard import build_index_distributed as build
 
                 dist.configure_threads()
+            progress = not (args.no_progress or getattr(args, "quiet", False))
             rep = build(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
-                        batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
+                        batch_size=args.batch_size, workers=args.workers, progress=progress,
                         rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
                         retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames,
                         window=args.window, hop=args.hop)
             if rep is None:  # ranks > 0 under torchrun
                 return 0
+            if not progress:  # build_index prints the summary (and skipped files) with progress on
+                print(rep.summary(), file=sys.stderr)
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -124,6 +127,9 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
     p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
     p.add_argument("--uri", default=None, help="override the Milvus URI")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
+                        "model: a warm query in milliseconds; INDEX is then only a label")
     p.set_defaults(run=run_search)
     return p
 
@@ -142,9 +148,50 @@ def _read_queries(path: str) -> list:
     return out
 
 
+def _search_server(base: str, queries: list, k: int, mode: str | None, text_weight: float | None,
+                   rerank: int) -> list[list[dict]]:
+    """The queries answered by a running ``soundseek serve`` at ``base`` (stdlib HTTP only)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    import uuid
+
+    base = base.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(f"--server must be an http(s) URL, got {base!r}")
+    out = []
+    for q in queries:
+        if isinstance(q, dict) and "audio" in q:
+            path = Path(q["audio"])
+            data = path.read_bytes()
+            boundary = uuid.uuid4().hex
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n{k}\r\n"
+                    f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+                    "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+            req = urllib.request.Request(base + "/api/search/audio", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        else:
+            text = q["text"] if isinstance(q, dict) else q
+            params = {"q": text, "k": k, "rerank": rerank, "mode": mode or "auto"}
+            if text_weight is not None:
+                params["text_weight"] = text_weight
+            req = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                out.append(json.loads(r.read())["hits"])
+        except urllib.error.HTTPError as e:
+            try:
+                detail = json.loads(e.read()).get("detail")
+            except ValueError:
+                detail = e.reason
+            raise ValueError(f"server answered {e.code}: {detail}") from None
+        except urllib.error.URLError as e:
+            raise FileNotFoundError(f"cannot reach {base} ({e.reason}); start it with `soundseek serve INDEX`") from None
+    return out
+
+
 def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
     from .manifest import IndexMismatchError, read_manifest
-    from .search import Searcher
 
     try:
         queries: list = []
@@ -156,6 +203,11 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
             queries.extend(_read_queries(args.queries))
         if not queries:
             raise ValueError("give a text query, --audio FILE or --queries FILE")
+        if args.server:
+            results = _search_server(args.server, queries, args.k, args.mode, args.text_weight, args.rerank)
+            return _print_results(args, queries, results)
+        from .search import Searcher
+
         man = read_manifest(args.index)
         if man is None:
             raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
@@ -166,6 +218,10 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return _print_results(args, queries, results)
+
+
+def _print_results(args: argparse.Namespace, queries: list, results: list[list[dict]]) -> int:
     for q, hits in zip(queries, results):
         label = q if isinstance(q, str) else (q.get("text") or q.get("audio"))
         if args.json:
@@ -209,8 +265,14 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
-    from ..service.app import serve
+    from ..extras import MissingExtraError
     from .manifest import read_manifest
+
+    try:
+        from ..service.app import serve
+    except MissingExtraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     man = read_manifest(args.index)
     if man is None:
