@@ -6,7 +6,8 @@ Queries are the distinct captions of the manifest; the relevant clips of a query
 clips with that caption. Metrics are fractions (printed as percent): R@1 (top hit relevant),
 R@10 (a relevant clip in the top 10), mAP@10.
 
-    PYTHONPATH=src python experiments/search_modes.py ../shared/data/real-sfx-dev --work /tmp/modes
+    PYTHONPATH=src python experiments/search_modes.py ../shared/data/real-sfx-dev --work /tmp/modes \
+        --weights 0.3 0.7 0.9
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("corpus", help="folder with manifest.jsonl ({audio, captions})")
     ap.add_argument("--work", required=True, help="scratch folder (indexes, the renamed copy)")
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    ap.add_argument("--weights", type=float, nargs="*", default=[], help="extra hybrid rows at these text weights")
     args = ap.parse_args()
     from soundseek.index import Searcher, build_index
     from soundseek.pipeline import Pipeline
@@ -69,13 +71,15 @@ def main() -> None:
         build_index(root, emb, idx, progress=False)
         s = Searcher(idx, emb)
         relevant = [{key_of(i) for i in by_caption[q]} for q in queries]
-        for mode in ("semantic", "text", "hybrid"):
+        runs = [("semantic", None), ("text", None), ("hybrid", None)] + [("hybrid", w) for w in args.weights]
+        for mode, w in runs:
             t0 = time.perf_counter()
-            res = s.search_batch(queries, k=10, mode=mode)
+            res = s.search_batch(queries, k=10, mode=mode, text_weight=w)
             ms = 1000 * (time.perf_counter() - t0) / len(queries)
             m = metrics([[h["path"] for h in hits] for hits in res], relevant)
-            out[f"{view}/{mode}"] = m
-            print(f"| {view} | {mode} | {100 * m['R1']:.1f} | {100 * m['R10']:.1f} | {100 * m['mAP10']:.1f} | {ms:.1f} |")
+            name = mode if w is None else f"hybrid, text weight {w}"
+            out[f"{view}/{name}"] = m
+            print(f"| {view} | {name} | {100 * m['R1']:.1f} | {100 * m['R10']:.1f} | {100 * m['mAP10']:.1f} | {ms:.1f} |")
     (work / "search_modes.json").write_text(json.dumps(out, indent=2))
 
 

@@ -121,3 +121,28 @@ def test_windows_follow_file_changes(long_index, tmp_path):
     (root / "long_take.wav").unlink()
     build_index(root, HashEmbedder(), tmp_path / "idx", progress=False, window=2.0, hop=1.0)
     assert len(Searcher(tmp_path / "idx", HashEmbedder())) == 0
+
+
+def test_pair_wise_scorer_refines_a_text_moment(tmp_path):
+    """HashEmbedder.rerank is a pair-wise scorer (max over frames): the moment of a short
+    high burst inside a 4 s window shrinks to the quarter window holding it."""
+    rng = np.random.default_rng(3)
+    t = np.arange(6 * SR) / SR
+    x = (0.3 * np.sin(2 * np.pi * 180 * t) + 1e-3 * rng.standard_normal(t.size)).astype(np.float32)
+    burst = slice(int(1.1 * SR), int(1.5 * SR))  # a chord of high partials: the fake's "high" bands
+    x[burst] = sum(0.2 * np.sin(2 * np.pi * f * t[burst]) for f in (1500, 2500, 3700, 5100, 6900)).astype(np.float32)
+    root = tmp_path / "lib"
+    root.mkdir()
+    sf.write(root / "take.wav", x, SR)
+    sf.write(root / "other.wav", (0.3 * np.sin(2 * np.pi * 300 * t[:SR])).astype(np.float32), SR)
+    build_index(root, HashEmbedder(), tmp_path / "idx", progress=False, window=4.0, hop=2.0)
+    s = Searcher(tmp_path / "idx", HashEmbedder())
+    hit = s.search_text("high", k=1, mode="semantic")[0]
+    assert hit["path"] == "take.wav"
+    assert hit["end"] - hit["start"] == pytest.approx(1.0, abs=0.05)  # a quarter of the 4 s window
+    assert hit["start"] <= 1.15 and hit["end"] >= 1.45  # holds the burst
+    assert "_window" not in hit
+    # without frames (index --no-frames) the window itself is the moment
+    build_index(root, HashEmbedder(), tmp_path / "idx2", progress=False, window=4.0, hop=2.0, keep_frames=False)
+    hit = Searcher(tmp_path / "idx2", HashEmbedder()).search_text("high", k=1, mode="semantic")[0]
+    assert (hit["start"], hit["end"]) == (0.0, 4.0)

@@ -315,7 +315,8 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             if err is None and windows[0] > 0:
                 try:
                     w.data.spans, w.data.window_emb = moments.embed_windows(
-                        embedder, w.wave, int(embedder.sample_rate), *windows, batch_size=max(1, len(batch)))
+                        embedder, w.wave, int(embedder.sample_rate), *windows, batch_size=max(1, len(batch)),
+                        frames=w.data.window_frames if keep_frames else None)
                 except Exception:  # noqa: BLE001 - the file stays searchable as a whole
                     w.data.spans, w.data.window_emb = [], None
             w.error, w.wave = err, None
@@ -323,6 +324,10 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
     good = [w for w in need if w.error is None]
     if keep_frames and good:
         refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
+        for w in good:
+            if w.data.window_frames and len(w.data.window_frames) == len(w.data.spans):
+                w.data.window_refs = store.frames.append(w.data.window_frames)
+            w.data.window_frames = []
     else:
         refs = [(None, None, None, None)] * len(good)
     with store.transaction() as con:

@@ -19,6 +19,8 @@ class ItemData:
     peaks: bytes | None = None
     spans: list[tuple[float, float]] = field(default_factory=list)  # window (start, end) seconds
     window_emb: np.ndarray | None = None
+    window_frames: list = field(default_factory=list)  # frame features per window (re-ranking, refinement)
+    window_refs: list | None = None  # FrameStore references of window_frames, once written
 
 
 def ensure_schema(con: sqlite3.Connection) -> None:
@@ -35,7 +37,7 @@ def attach(con: sqlite3.Connection, item_id: int, gen: int, data: ItemData) -> N
     if data.peaks is not None:
         peaks.put(con, item_id, data.peaks)
     if data.spans and data.window_emb is not None:
-        moments.put(con, item_id, data.spans, data.window_emb, gen)
+        moments.put(con, item_id, data.spans, data.window_emb, gen, data.window_refs)
 
 
 def forget(con: sqlite3.Connection, item_id: int, gen: int) -> None:

@@ -10,6 +10,11 @@ under ids ``WINDOW_ID_BASE + window id`` (the backend holds items and windows al
 goes through the same tombstones). At search time the hits of one file are grouped: the
 file scores its best vector; its moment is the best window, merged with the overlapping or
 touching windows of that file that score within ``MERGE_MARGIN`` of it.
+
+With a pair-wise scorer (TAP, GPA: ``embedder.rerank`` returns scores), a text query's moment
+is refined from the best window's stored frame features: sub-spans of a half and a quarter
+window (half-length hops) are scored by the scorer against the query, and the shortest one
+scoring at least as high as the whole window becomes the moment (:func:`refine`).
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ __all__ = ["WINDOW_ID_BASE", "MERGE_MARGIN", "window_spans", "embed_windows", "e
 WINDOW_ID_BASE = 1 << 40
 MERGE_MARGIN = 0.02
 SCHEMA = ("CREATE TABLE IF NOT EXISTS windows(id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, "
-          "start REAL NOT NULL, end REAL NOT NULL, embedding BLOB NOT NULL, gen INTEGER NOT NULL)",
+          "start REAL NOT NULL, end REAL NOT NULL, embedding BLOB NOT NULL, gen INTEGER NOT NULL, "
+          "frames_chunk INTEGER, frames_offset INTEGER, frames_shape TEXT, frames_dtype TEXT)",
           "CREATE INDEX IF NOT EXISTS windows_item ON windows(item_id)",
           "CREATE INDEX IF NOT EXISTS windows_gen ON windows(gen)")
 
@@ -50,15 +56,18 @@ def window_spans(n_samples: int, sample_rate: int, seconds: float, hop: float) -
 
 
 def embed_windows(embedder: Any, wave: np.ndarray, sample_rate: int, seconds: float, hop: float,
-                  batch_size: int = 16) -> tuple[list[tuple[float, float]], np.ndarray]:
-    """Embed the windows of ``wave``: ([(start_s, end_s)], (m, dim) float32)."""
+                  batch_size: int = 16, frames: list | None = None) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Embed the windows of ``wave``: ([(start_s, end_s)], (m, dim) float32); each window's
+    frame features are appended to ``frames`` when it is a list."""
     spans = window_spans(len(wave), sample_rate, seconds, hop)
     if not spans:
         return [], np.zeros((0, int(embedder.dim)), np.float32)
     embs = []
     for s in range(0, len(spans), batch_size):
-        e, _ = embedder.embed_audio([wave[a:b] for a, b in spans[s:s + batch_size]])
+        e, f = embedder.embed_audio([wave[a:b] for a, b in spans[s:s + batch_size]])
         embs.append(np.asarray(e, np.float32))
+        if frames is not None:
+            frames.extend(np.asarray(x) for x in f)
     emb = np.concatenate(embs)
     if emb.shape != (len(spans), int(embedder.dim)) or not np.isfinite(emb).all():
         raise ValueError(f"window embeddings have shape {emb.shape} or non-finite values")
@@ -74,10 +83,13 @@ def _exists(con: sqlite3.Connection) -> bool:
     return con.execute("SELECT 1 FROM sqlite_master WHERE name='windows'").fetchone() is not None
 
 
-def put(con: sqlite3.Connection, item_id: int, spans: list[tuple[float, float]], emb: np.ndarray, gen: int) -> None:
-    con.executemany("INSERT INTO windows(item_id, start, end, embedding, gen) VALUES (?, ?, ?, ?, ?)",
-                    [(int(item_id), float(a), float(b), np.asarray(e, np.float32).tobytes(), int(gen))
-                     for (a, b), e in zip(spans, emb)])
+def put(con: sqlite3.Connection, item_id: int, spans: list[tuple[float, float]], emb: np.ndarray, gen: int,
+        frame_refs: list | None = None) -> None:
+    refs = frame_refs or [(None, None, None, None)] * len(spans)
+    con.executemany("INSERT INTO windows(item_id, start, end, embedding, gen, frames_chunk, frames_offset, "
+                    "frames_shape, frames_dtype) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(int(item_id), float(a), float(b), np.asarray(e, np.float32).tobytes(), int(gen), *ref)
+                     for (a, b), e, ref in zip(spans, emb, refs)])
 
 
 def drop(con: sqlite3.Connection, item_id: int, gen: int) -> None:
@@ -122,6 +134,41 @@ def lookup(con: sqlite3.Connection, vector_ids: list[int]) -> dict[int, tuple[in
     return out
 
 
+def window_frames(con: sqlite3.Connection, frames_store: Any, vector_id: int
+                  ) -> tuple[np.ndarray, float, float] | None:
+    """(stored frame features, start, end) of a window (by backend id), or None."""
+    r = con.execute("SELECT frames_chunk, frames_offset, frames_shape, frames_dtype, start, end FROM windows "
+                    "WHERE id=?", (int(vector_id) - WINDOW_ID_BASE,)).fetchone()
+    if r is None or r[0] is None:
+        return None
+    return frames_store.read(r[0], r[1], r[2], r[3]), float(r[4]), float(r[5])
+
+
+def refine(embedder: Any, text: str, frames: np.ndarray, start: float, end: float) -> tuple[float, float] | None:
+    """Refine a window's moment [start, end] for ``text`` with the pair-wise scorer (see the
+    module docstring); None when the embedder has no pair-wise scorer or nothing shorter fits."""
+    t = int(frames.shape[0])
+    spans = []
+    for length in (t // 2, t // 4):
+        if length < 1:
+            continue
+        step = max(1, length // 2)
+        spans += [(i, i + length) for i in range(0, t - length + 1, step)]
+    if not spans:
+        return None
+    scores = embedder.rerank(text, [frames] + [frames[i:j] for i, j in spans])
+    if scores is None:
+        return None
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    whole = scores[0]
+    ok = [(j - i, -scores[n + 1], i, j) for n, (i, j) in enumerate(spans) if scores[n + 1] >= whole - 1e-6]
+    if not ok:
+        return None
+    _, _, i, j = min(ok)
+    per = (end - start) / t
+    return start + i * per, start + j * per
+
+
 def group_hits(scores: np.ndarray, ids: np.ndarray, windows: dict[int, tuple[int, float, float]], k: int,
                margin: float = MERGE_MARGIN) -> list[dict]:
     """One query's vector hits -> at most ``k`` files ``{"item", "score", "start", "end"}``
@@ -136,11 +183,12 @@ def group_hits(scores: np.ndarray, ids: np.ndarray, windows: dict[int, tuple[int
             item, a, b = windows[i]
         else:
             item, a, b = int(i), None, None
-        g = per.setdefault(item, {"item": item, "score": -np.inf, "best": None, "wins": []})
+        g = per.setdefault(item, {"item": item, "score": -np.inf, "best": None, "wins": [], "window": None})
         if a is not None:
             g["wins"].append((a, b, s))
         if s > g["score"]:
             g["score"], g["best"] = s, (a, b)
+            g["window"] = int(i) if a is not None else None
     out = []
     for g in sorted(per.values(), key=lambda g: -g["score"])[:k]:
         a, b = g["best"]
@@ -152,5 +200,5 @@ def group_hits(scores: np.ndarray, ids: np.ndarray, windows: dict[int, tuple[int
                 for wa, wb, ws in wins:
                     if ws >= g["score"] - margin and wa <= b and wb >= a and (wa < a or wb > b):
                         a, b, changed = min(a, wa), max(b, wb), True
-        out.append({"item": g["item"], "score": float(g["score"]), "start": a, "end": b})
+        out.append({"item": g["item"], "score": float(g["score"]), "start": a, "end": b, "window": g["window"]})
     return out

@@ -84,10 +84,16 @@ class Searcher:
             return False
         return has_text(self.store.con)
 
-    def search_vectors(self, queries: np.ndarray, k: int = 10) -> list[list[dict]]:
+    def search_vectors(self, queries: np.ndarray, k: int = 10, texts: Sequence[str] | None = None) -> list[list[dict]]:
         """(q, dim) L2-normalised query embeddings -> hits per query (score = q.x + bias), at
         most ``k`` files each: the windows of a long recording are grouped into one hit whose
-        ``start``/``end`` (seconds) mark the moment (:mod:`.moments`)."""
+        ``start``/``end`` (seconds) mark the moment (:mod:`.moments`). ``texts``: the queries'
+        texts, to refine moments with a pair-wise scorer (:func:`.moments.refine`)."""
+        out = self._search_raw(queries, k)
+        return [self._refine(t, h) for t, h in zip(texts or [None] * len(out), out)]
+
+    def _search_raw(self, queries: np.ndarray, k: int) -> list[list[dict]]:
+        """:meth:`search_vectors` keeping each hit's best window id (``_window``)."""
         from . import moments
 
         k = _check_k(k)
@@ -104,10 +110,31 @@ class Searcher:
                 break
             fetch = min(n_vec, fetch * 4)
         meta = self.store.items(sorted({g["item"] for gs in groups for g in gs}))
-        return [[self._hit(meta[g["item"]], g["score"], g["start"], g["end"]) for g in gs if g["item"] in meta]
-                for gs in groups]
+        return [[self._hit(meta[g["item"]], g["score"], g["start"], g["end"], g["window"]) for g in gs
+                 if g["item"] in meta] for gs in groups]
 
-    def _hit(self, row: dict, score: float, start: float | None = None, end: float | None = None) -> dict:
+    def _refine(self, text: str | None, hits: list[dict]) -> list[dict]:
+        """Refine window moments for ``text`` with the pair-wise scorer; drop the internal keys."""
+        from . import moments
+
+        for h in hits:
+            wid = h.pop("_window", None)
+            if text is None or wid is None or getattr(self, "_no_pair_scorer", False):
+                continue
+            got = moments.window_frames(self.store.con, self.store.frames, wid)
+            if got is None or (got[1], got[2]) != (h["start"], h["end"]):
+                continue  # no frames kept, or a moment merged over several windows: kept as is
+            frames = np.asarray(got[0], np.float32)
+            r = moments.refine(self.embedder, text, frames, h["start"], h["end"])
+            if r is None:
+                if self.embedder.rerank(text, [frames]) is None:
+                    self._no_pair_scorer = True  # a global model: nothing to refine with
+                continue
+            h["start"], h["end"] = r
+        return hits
+
+    def _hit(self, row: dict, score: float, start: float | None = None, end: float | None = None,
+             window: int | None = None) -> dict:
         dur = row["duration"]
         hit = {"id": row["id"], "score": score, "path": row["key"] if row["path"] else None,
                "duration": dur, "captions": row["captions"], "tags": row["tags"],
@@ -116,6 +143,8 @@ class Searcher:
         if self.kind == "captions":
             hit["text"] = row["captions"][0] if row["captions"] else ""
             hit["clip"] = row["source_id"]
+        if window is not None:
+            hit["_window"] = window
         return hit
 
     def _semantic_scores(self, q: np.ndarray, item_ids: list[int]) -> dict[int, tuple[float, float | None, float | None]]:
@@ -145,7 +174,7 @@ class Searcher:
 
         k = _check_k(k)
         if mode == "semantic":
-            hits = self.search_vectors(q[None], k)[0]
+            hits = self.search_vectors(q[None], k, texts=[text])[0]
             return [{**h, "why": {"semantic": h["score"], "text": None, "matched": []}} for h in hits]
         self.refresh()
         cand = max(100, 4 * k)
@@ -161,8 +190,9 @@ class Searcher:
                     h["why"] = {"semantic": sem[i][0] if i in sem else None, "text": sc, "matched": thits[i].matched}
                     out.append(h)
             return out
-        vec = self.search_vectors(q[None], min(cand, MAX_K))[0]
+        vec = self._search_raw(q[None], min(cand, MAX_K))[0]
         sem = {h["id"]: (h["score"], h["start"], h["end"]) for h in vec}
+        wins = {h["id"]: h.get("_window") for h in vec}
         missing = [i for i in thits if i not in sem]
         sem.update(self._semantic_scores(q, missing))
         fused = hybrid.fuse({i: v[0] for i, v in sem.items()}, {i: t.score for i, t in thits.items()},
@@ -173,11 +203,11 @@ class Searcher:
             if i not in meta:
                 continue
             sc, a, b = sem.get(i, (None, None, None))
-            h = self._hit(meta[i], f, a, b)
+            h = self._hit(meta[i], f, a, b, wins.get(i))
             h["why"] = {"semantic": sc, "text": thits[i].score if i in thits else None,
                         "matched": thits[i].matched if i in thits else []}
             out.append(h)
-        return out
+        return self._refine(text, out)
 
     # --- queries ---------------------------------------------------------------------------
     def search_text(self, query: str, k: int = 10, rerank: int = 0, mode: str | None = None,
@@ -242,7 +272,7 @@ class Searcher:
             emb = None if mode == "text" else np.asarray(self.embedder.embed_text([t for _, t in texts]), np.float32)
             if mode == "semantic":
                 kk = max(k, rerank) if rerank else k
-                hits = self.search_vectors(emb, kk)
+                hits = self.search_vectors(emb, kk, texts=[t for _, t in texts])
                 for (i, t), h in zip(texts, hits):
                     h = self._rerank(t, h, k) if rerank else h
                     out[i] = [{**x, "why": {"semantic": x.get("index_score", x["score"]), "text": None,
