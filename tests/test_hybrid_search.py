@@ -239,3 +239,11 @@ def test_cli_modes_json(planted):
     r = subprocess.run(env_py + ["search", str(idx), "thunder", "--mode", "fuzzy"], capture_output=True, text=True,
                        env={"PYTHONPATH": str(REPO / "src")}, timeout=120)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_tags_of_a_fifo_never_block(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    assert read_tags(fifo) == {}  # refused without opening for a read that would block

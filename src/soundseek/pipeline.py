@@ -56,12 +56,12 @@ class Pipeline:
     def dim(self) -> int:
         return int(self.cfg.model.embed_dim)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, audio_config: dict | None = None) -> str:  # audio_config: e.g. previous_configs()
         h = hashlib.sha1()
         for k, v in sorted(self.model.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        h.update(repr(self.audio_encoder.config()).encode())
+        h.update(repr(self.audio_encoder.config() if audio_config is None else audio_config).encode())
         h.update(repr((self.cfg.encoders.text, self.cfg.encoders.text_path, self.cfg.encoders.text_pooling)).encode())
         return h.hexdigest()[:20]
 

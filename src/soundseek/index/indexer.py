@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+import stat
 import sys
 import time
 from collections import deque
@@ -21,12 +24,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
 from . import itemdata, moments, peaks, textindex
 from .embedder import check_embedder
 from .metadata import read_tags
-from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, read_manifest,
-                       write_json_atomic, MANIFEST)
+from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
+                       read_manifest, write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
 from .store import Store
 
@@ -72,15 +76,19 @@ class _Work:
     info: dict | None = None
     error: str | None = None
     same_content: bool = False
+    mode: int | None = None
+    dev_ino: tuple[int, int] | None = None
     data: itemdata.ItemData = field(default_factory=itemdata.ItemData)
 
 
-def _sha1(path: Path) -> str:
+def _sha1(path: Path) -> tuple[str, os.stat_result]:
+    """(sha1, fstat) of the regular file at ``path``, read from one descriptor."""
     h = hashlib.sha1()
-    with open(path, "rb") as f:
+    fd, st = open_regular(path)  # never blocks on a FIFO swapped in after the scan
+    with os.fdopen(fd, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    return h.hexdigest(), st
 
 
 def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator:
@@ -106,6 +114,10 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
     if backend not in BACKENDS and backend not in ("faiss", "milvus"):
         raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
     man = read_manifest(index_dir)
+    why = outdated_encoder(man, embedder) if man is not None and not rebuild else None
+    if why:  # same model, vectors from an earlier encoder computation: rebuild without being asked
+        logging.getLogger(__name__).warning("Rebuilding the index %s from scratch: %s.", index_dir, why)
+        rebuild = True
     if man is not None and rebuild:
         for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "backend_state.json",
                      "vectors.faiss", "vectors.faiss.meta.json", MANIFEST):
@@ -198,6 +210,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             except OSError as err:
                 report.skipped.append((e.key, f"unreadable ({err.strerror or err})"))
                 continue
+            if not stat.S_ISREG(st.st_mode):  # FIFO/device/socket: never opened
+                report.skipped.append((e.key, f"not a regular file ({file_kind(st.st_mode)})"))
+                continue
             row = known.get(e.key)
             if row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
                 report.unchanged += 1
@@ -207,10 +222,10 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 continue
             bad = failed.get(e.key)
             if (bad is not None and not retry_failed and bad["size"] == st.st_size
-                    and bad["mtime_ns"] == st.st_mtime_ns):
+                    and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
                 report.skipped.append((e.key, bad["reason"]))
                 continue
-            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row))
+            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode))
         if meta_updates:
             cols = [textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path)) for e, _ in meta_updates]
             with store.transaction() as con:
@@ -223,7 +238,8 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
 
         def prepare(w: _Work) -> _Work:
             try:
-                w.sha1 = _sha1(w.entry.path)
+                w.sha1, st = _sha1(w.entry.path)
+                w.dev_ino = (st.st_dev, st.st_ino)
                 if w.row is not None and w.row["sha1"] == w.sha1:
                     w.same_content = True
                     return w
@@ -263,7 +279,7 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         if report.skipped:
             print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
             for key, reason in report.skipped:
-                print(f"  {key}: {reason}", file=sys.stderr)
+                print(f"  {printable(key)}: {printable(reason)}", file=sys.stderr)
     return report
 
 
@@ -336,9 +352,9 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             e, info = w.entry, w.info
             vals = (str(e.path), str(e.path.resolve()), info["duration"], info["sample_rate"], info["channels"],
                     w.size, w.mtime_ns, w.sha1, json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta),
-                    e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g)
+                    e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g, *(w.dev_ino or (None, None)))
             cols = ("path, realpath, duration, sample_rate, channels, size, mtime_ns, sha1, captions, tags, meta, "
-                    "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen")
+                    "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen, dev, ino")
             if w.row is not None:
                 con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
                             (*vals, w.row["id"]))
@@ -352,14 +368,16 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             con.execute("DELETE FROM problems WHERE key=?", (e.key,))
         for w in batch:
             if w.same_content:
-                con.execute("UPDATE items SET size=?, mtime_ns=? WHERE id=?", (w.size, w.mtime_ns, w.row["id"]))
+                con.execute("UPDATE items SET size=?, mtime_ns=?, dev=?, ino=? WHERE id=?",
+                            (w.size, w.mtime_ns, *(w.dev_ino or (None, None)), w.row["id"]))
                 report.unchanged += 1
             elif w.error is not None:
                 if w.row is not None:  # an indexed file went bad: drop its stale entry
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
                     itemdata.forget(con, w.row["id"], g)
-                con.execute("INSERT OR REPLACE INTO problems VALUES(?, ?, ?, ?, ?)",
-                            (w.entry.key, w.size, w.mtime_ns, w.error, time.time()))
+                con.execute("INSERT OR REPLACE INTO problems(key, size, mtime_ns, reason, at, mode) "
+                            "VALUES(?, ?, ?, ?, ?, ?)", (w.entry.key, w.size, w.mtime_ns, w.error, time.time(),
+                                                         w.mode))
                 report.skipped.append((w.entry.key, w.error))
 

@@ -41,8 +41,34 @@ def read_manifest(index_dir: str | Path) -> dict | None:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
+def outdated_encoder(manifest: dict, embedder: Any) -> str | None:
+    """Why the index holds vectors of the *same* model computed by an earlier version of its
+    audio encoder (``AudioEncoder.previous_configs``), so it must be rebuilt; None otherwise."""
+    enc = getattr(embedder, "audio_encoder", None)
+    previous = getattr(enc, "previous_configs", None)
+    stored = manifest.get("fingerprint")
+    if not callable(previous) or stored is None or stored == embedder.fingerprint():
+        return None
+    for cfg in previous():
+        try:
+            fp = embedder.fingerprint(cfg)
+        except TypeError:  # an embedder without versioned fingerprints
+            return None
+        if fp == stored:
+            from soundseek.encoders.base import computation_change
+
+            return (f"it was built by an earlier computation of the {cfg.get('class', 'audio')} encoder "
+                    f"(version {cfg.get('computation', 1)}, now {enc.computation}: "
+                    f"{computation_change(enc.computation)})")
+    return None
+
+
 def check_compatible(manifest: dict, embedder: Any, index_dir: Path) -> None:
     fp = embedder.fingerprint()
+    why = outdated_encoder(manifest, embedder)
+    if why:
+        raise IndexMismatchError(f"Index {index_dir} must be rebuilt: {why}. Run `soundseek index` on it "
+                                 "again (it rebuilds such an index by itself).")
     if manifest.get("fingerprint") != fp or int(manifest.get("dim", -1)) != int(embedder.dim):
         raise IndexMismatchError(
             f"Index {index_dir} was built with embedder {manifest.get('fingerprint')!r} "

@@ -18,6 +18,7 @@ Field names are normalised to lower case (``title``, ``comment``, ``description`
 """
 from __future__ import annotations
 
+import os
 import re
 import struct
 from pathlib import Path
@@ -259,9 +260,12 @@ def _id3v1(tail: bytes, out: dict[str, str]) -> None:
 def read_tags(path: str | Path) -> dict[str, str]:
     """Embedded text fields of ``path`` ({} when it has none or cannot be read). Never raises
     on malformed tags: what parses is kept."""
+    from ..safe_open import open_regular
+
     out: dict[str, str] = {}
     try:
-        with open(path, "rb") as f:
+        fd, _ = open_regular(path)  # never blocks on a FIFO/device named like audio
+        with os.fdopen(fd, "rb") as f:
             head = f.read(12)
             try:
                 if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":

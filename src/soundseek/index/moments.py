@@ -77,6 +77,11 @@ def embed_windows(embedder: Any, wave: np.ndarray, sample_rate: int, seconds: fl
 def ensure_schema(con: sqlite3.Connection) -> None:
     for stmt in SCHEMA:
         con.execute(stmt)
+    have = {r[1] for r in con.execute("PRAGMA table_info(windows)")}
+    for col, typ in (("frames_chunk", "INTEGER"), ("frames_offset", "INTEGER"), ("frames_shape", "TEXT"),
+                     ("frames_dtype", "TEXT")):
+        if col not in have:  # a windows table written before frames were kept
+            con.execute(f"ALTER TABLE windows ADD COLUMN {col} {typ}")
 
 
 def _exists(con: sqlite3.Connection) -> bool:

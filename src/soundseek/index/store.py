@@ -27,6 +27,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..safe_open import printable
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,17 +40,19 @@ CREATE TABLE IF NOT EXISTS items(
   source_id TEXT, bias REAL NOT NULL DEFAULT 0,
   embedding BLOB NOT NULL,
   frames_chunk INTEGER, frames_offset INTEGER, frames_shape TEXT, frames_dtype TEXT,
-  gen INTEGER NOT NULL);
+  gen INTEGER NOT NULL,
+  dev INTEGER, ino INTEGER);        -- device/inode of the file at index time (served only if equal)
 CREATE INDEX IF NOT EXISTS items_gen ON items(gen);
 CREATE INDEX IF NOT EXISTS items_sha1 ON items(sha1);
 CREATE TABLE IF NOT EXISTS tombstones(id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS problems(key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS problems(key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT, at REAL,
+  mode INTEGER);
 CREATE TABLE IF NOT EXISTS state(k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS log(at REAL, level TEXT, message TEXT);
 """
 
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
-                "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias")
+                "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias", "dev", "ino")
 
 
 class FrameStore:
@@ -114,6 +118,10 @@ class Store:
         self._local = threading.local()
         if create:
             self.con.executescript(SCHEMA)
+            for table, column in (("problems", "mode"), ("items", "dev"), ("items", "ino")):
+                cols = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
+                if column not in cols:  # indexes written before these were recorded
+                    self.con.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -164,6 +172,9 @@ class Store:
         return g
 
     def log(self, level: str, message: str, con: sqlite3.Connection | None = None) -> None:
+        """Append to the log table and ``index.log``; control characters (a newline in a file
+        name) are escaped so a message is always exactly one line."""
+        message = printable(message)
         (con or self.con).execute("INSERT INTO log VALUES(?, ?, ?)", (time.time(), level, message))
         with open(self.dir / "index.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {message}\n")
