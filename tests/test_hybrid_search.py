@@ -157,7 +157,7 @@ def test_fusion_and_modes():
     with pytest.raises(ValueError, match="Valid: semantic, text, hybrid"):
         resolve_mode("fuzzy", True)
     fused = fuse({1: 0.9, 2: 0.5, 3: 0.1}, {3: 7.0})
-    assert [i for i, *_ in fused] == [3, 1, 2]  # 1/(60+3) + 1/(60+1) beats 1/(60+1)
+    assert [i for i, *_ in fused] == [3, 1, 2]  # 0.3/(60+3) + 0.7/(60+1) beats 0.3/(60+1)
     assert fuse({1: 0.9, 2: 0.5}, {2: 1.0}, weight=0.0)[0][0] == 1
     assert fuse({1: 0.9, 2: 0.5}, {2: 1.0}, weight=1.0)[0][0] == 2
     with pytest.raises(ValueError):

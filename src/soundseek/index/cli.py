@@ -123,7 +123,7 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="text queries: vectors, file names/tags (BM25), or both fused (default: hybrid "
                         "when the index has text)")
     p.add_argument("--text-weight", type=float, default=None, metavar="W",
-                   help="hybrid: weight of the text ranking in the reciprocal-rank fusion (0..1, default 0.5)")
+                   help="hybrid: weight of the text ranking in the reciprocal-rank fusion (0..1, default 0.7)")
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
     p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
     p.add_argument("--uri", default=None, help="override the Milvus URI")

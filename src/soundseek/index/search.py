@@ -94,6 +94,13 @@ class Searcher:
 
     def _search_raw(self, queries: np.ndarray, k: int) -> list[list[dict]]:
         """:meth:`search_vectors` keeping each hit's best window id (``_window``)."""
+        groups = self._vector_groups(queries, k)
+        meta = self.store.items(sorted({g["item"] for gs in groups for g in gs}))
+        return [[self._hit(meta[g["item"]], g["score"], g["start"], g["end"], g["window"]) for g in gs
+                 if g["item"] in meta] for gs in groups]
+
+    def _vector_groups(self, queries: np.ndarray, k: int) -> list[list[dict]]:
+        """Per query, at most ``k`` files ``{"item", "score", "start", "end", "window"}`` (no metadata)."""
         from . import moments
 
         k = _check_k(k)
@@ -109,9 +116,7 @@ class Searcher:
             if not has_windows or fetch >= n_vec or all(len(g) >= k for g in groups):
                 break
             fetch = min(n_vec, fetch * 4)
-        meta = self.store.items(sorted({g["item"] for gs in groups for g in gs}))
-        return [[self._hit(meta[g["item"]], g["score"], g["start"], g["end"], g["window"]) for g in gs
-                 if g["item"] in meta] for gs in groups]
+        return groups
 
     def _refine(self, text: str | None, hits: list[dict]) -> list[dict]:
         """Refine window moments for ``text`` with the pair-wise scorer; drop the internal keys."""
@@ -190,9 +195,9 @@ class Searcher:
                     h["why"] = {"semantic": sem[i][0] if i in sem else None, "text": sc, "matched": thits[i].matched}
                     out.append(h)
             return out
-        vec = self._search_raw(q[None], min(cand, MAX_K))[0]
-        sem = {h["id"]: (h["score"], h["start"], h["end"]) for h in vec}
-        wins = {h["id"]: h.get("_window") for h in vec}
+        vec = self._vector_groups(q[None], min(cand, MAX_K))[0]
+        sem = {g["item"]: (g["score"], g["start"], g["end"]) for g in vec}
+        wins = {g["item"]: g["window"] for g in vec}
         missing = [i for i in thits if i not in sem]
         sem.update(self._semantic_scores(q, missing))
         fused = hybrid.fuse({i: v[0] for i, v in sem.items()}, {i: t.score for i, t in thits.items()},

@@ -109,7 +109,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     @app.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS)
     def search(q: str = Query("", description="text query"), k: int = Query(10, description=f"1..{max_k}"),
                mode: str = Query("auto", description="semantic | text | hybrid | auto (hybrid when the index has text)"),
-               text_weight: float = Query(0.5, ge=0.0, le=1.0, description="hybrid: weight of the text ranking"),
+               text_weight: float | None = Query(None, ge=0.0, le=1.0,
+                                                 description="hybrid: weight of the text ranking (default 0.7)"),
                rerank: int = Query(0, description="re-rank this many candidates (0: off)")) -> dict:
         q = q.strip()
         if not q:
