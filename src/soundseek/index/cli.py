@@ -191,8 +191,6 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
 
 
 def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
-    from .manifest import IndexMismatchError, read_manifest
-
     try:
         queries: list = []
         if args.query:
@@ -206,16 +204,21 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
         if args.server:
             results = _search_server(args.server, queries, args.k, args.mode, args.text_weight, args.rerank)
             return _print_results(args, queries, results)
+        from .manifest import read_manifest
         from .search import Searcher
 
         man = read_manifest(args.index)
         if man is None:
             raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
         embedder = embedder_factory(args.model or man.get("model"))
+        if not any(isinstance(q, dict) and "audio" in q for q in queries) and "torch" in sys.modules:
+            # a few text queries: one thread is faster than handing tiny ops to a second
+            # OpenMP thread (20x so on a busy machine, docs/benchmarks.md)
+            sys.modules["torch"].set_num_threads(1)
         searcher = Searcher(args.index, embedder, backend_options={"uri": args.uri} if args.uri else None)
         results = searcher.search_batch(queries, k=args.k, rerank=args.rerank, mode=args.mode,
                                         text_weight=args.text_weight)
-    except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:  # IndexMismatchError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     return _print_results(args, queries, results)
@@ -248,7 +251,7 @@ def format_hit(rank: int, h: dict) -> str:
     reasons = []
     if why.get("matched"):
         reasons.append("words: " + ", ".join(why["matched"]))
-    if why.get("semantic") is not None and why.get("text") is not None:
+    if why.get("semantic") is not None and abs(why["semantic"] - h["score"]) > 1e-9:  # fused or BM25 score shown
         reasons.append(f"semantic {why['semantic']:+.3f}")
     return (f"{rank:4d}  {h['score']:+.4f}  {what}{_moment(h)}" + (f"  [{cap}]" if cap else "")
             + (f"  ({'; '.join(reasons)})" if reasons else ""))
