@@ -38,6 +38,7 @@ mark("import soundseek model code")
 p = Pipeline.load(None); mark("load the model (checkpoint, aisfx, MiniLM)")
 from soundseek.index.search import Searcher
 s = Searcher(sys.argv[1], p); mark("open the index (SQLite, FAISS)")
+torch.set_num_threads(1)  # as `soundseek search` does for text queries
 s.search_text("rain", k=10); mark("first query (embed + search)")
 s.search_text("glass breaking", k=10); mark("second query, same process")
 print(json.dumps(marks))
