@@ -127,7 +127,8 @@ def test_analyze_captions_writes_report_and_plot(tmp_path, capsys):
     assert (tmp_path / "lex" / "lexical.png").stat().st_size > 10_000
 
 
-def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["demo", "default"])
+def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys, model):
     root = tmp_path / "ESC-50"
     (root / "meta").mkdir(parents=True)
     (root / "audio").mkdir()
@@ -142,7 +143,8 @@ def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys):
         sf.write(root / "audio" / name, x.astype(np.float32), sr)
         rows.append(f"{name},{1 + i // 4},{i % 2},{cat},False,{100 + i},A")
     (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
-    code = main(["eval", str(tiny_demo / "run" / "best.pt"), "--zeroshot", "--json",
+    spec = "default" if model == "default" else str(tiny_demo / "run" / "best.pt")  # `eval default` as `search --model default`
+    code = main(["eval", spec, "--zeroshot", "--json",
                  "--set", f"data.path={root}", "--set", "data.format=esc50", "--set", f"data.cache_dir={tmp_path / 'c'}"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)

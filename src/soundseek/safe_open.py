@@ -7,7 +7,8 @@ open), and a file swapped for something else between a check and the open is cau
 * ``nofollow=True`` refuses a symlink in the last path component (``O_NOFOLLOW``);
 * ``root`` refuses a file whose resolved path (read back from ``/proc/self/fd`` where
   available) is not inside ``root``;
-* ``expect=(st_dev, st_ino)`` refuses a file that is not the one recorded earlier.
+* ``expect=(st_dev, st_ino)`` refuses a file that is not the one recorded earlier;
+* ``real_path`` refuses a file reached through a directory swapped for a link since.
 
 Every refusal raises :class:`UnsafeFileError` (an ``OSError`` with a short ``reason``).
 """
@@ -51,7 +52,8 @@ def _inside(path: str, root: str) -> bool:
 
 
 def open_regular(path: str | Path, *, nofollow: bool = False, root: str | Path | None = None,
-                 expect: tuple[int, int] | None = None) -> tuple[int, os.stat_result]:
+                 expect: tuple[int, int] | None = None,
+                 real_path: str | Path | None = None) -> tuple[int, os.stat_result]:
     """Open ``path`` read-only and return ``(fd, fstat result)`` of a verified regular file.
 
     The caller owns ``fd`` (close it, or wrap it with ``os.fdopen``). The descriptor is in
@@ -59,7 +61,8 @@ def open_regular(path: str | Path, *, nofollow: bool = False, root: str | Path |
 
     Raises:
         UnsafeFileError: missing, unreadable, not a regular file, a symlink (``nofollow``),
-            outside ``root``, or not the (device, inode) in ``expect``.
+            outside ``root``, not the (device, inode) in ``expect``, or whose resolved path
+            (the kernel's, read from the descriptor) is not ``real_path``.
     """
     path = Path(path)
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
@@ -81,9 +84,11 @@ def open_regular(path: str | Path, *, nofollow: bool = False, root: str | Path |
             raise UnsafeFileError(path, f"not a regular file ({file_kind(st.st_mode)})")
         if expect is not None and (st.st_dev, st.st_ino) != tuple(expect):
             raise UnsafeFileError(path, "file was replaced since it was indexed", errno.ESTALE)
-        if root is not None:
-            real = _fd_path(fd) or os.path.realpath(path)
-            if not _inside(real, os.path.realpath(root)):
+        if root is not None or real_path is not None:
+            real = _fd_path(fd, path)
+            if real_path is not None and real != str(real_path):
+                raise UnsafeFileError(path, "path changed since it was indexed", errno.ESTALE)
+            if root is not None and not _inside(real, os.path.realpath(root)):
                 raise UnsafeFileError(path, "resolves outside its folder", errno.EACCES)
         os.set_blocking(fd, True)
         return fd, st
@@ -92,13 +97,22 @@ def open_regular(path: str | Path, *, nofollow: bool = False, root: str | Path |
         raise
 
 
-def _fd_path(fd: int) -> str | None:
-    """The path the kernel has for an open descriptor (Linux ``/proc``), or None."""
+def _fd_path(fd: int, path: Path) -> str:
+    """The resolved path of an open descriptor: the kernel's (Linux ``/proc``), else realpath.
+
+    Raises UnsafeFileError when the file was unlinked (replaced) after it was opened."""
     try:
         p = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
-        return None
-    return p if p.startswith(os.sep) and not p.endswith(" (deleted)") else None
+        p = ""
+    if p.endswith(" (deleted)"):
+        raise UnsafeFileError(path, "file was removed or replaced while opening it", errno.ESTALE)
+    if p.startswith(os.sep):
+        return p
+    try:
+        return os.path.realpath(path, strict=True)
+    except OSError as e:
+        raise UnsafeFileError(path, f"cannot resolve ({e.strerror or e})", errno.ESTALE) from None
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}

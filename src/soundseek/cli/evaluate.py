@@ -7,7 +7,7 @@ from soundseek.cli.common import TABLE_UNITS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a soundseek checkpoint (best.pt / last.pt)")
+    p.add_argument("checkpoint", help="a soundseek checkpoint (best.pt / last.pt), or 'default' for the shipped model")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's eval.split)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set data.path=../clotho --set eval.sk=true")
@@ -27,22 +27,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from soundseek.config import apply_overrides
+    from soundseek.models import load
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate, format_table, random_baseline
-    from soundseek.train.loop import load_model
 
-    model, cfg, _ = load_model(args.checkpoint)
-    cfg = apply_overrides(cfg, args.set)
+    model = load(args.checkpoint)
+    sets = list(args.set)
+    keys = {item.split("=", 1)[0].strip() for item in sets}
+    if "data.path" in keys:  # another corpus: the recipe's extra training corpora are not part of it
+        sets = [s for k, s in (("data.extra", "data.extra=[]"), ("data.extra_captions", "data.extra_captions="))
+                if k not in keys] + sets
+    cfg = apply_overrides(model.cfg, sets)
     split = args.split or cfg.eval.split
     if args.export_bias and not (args.sk or cfg.eval.sk):
         raise ValueError("--export-bias needs --sk (or eval.sk=true)")
-    data = prepare(cfg, progress=not args.json)
+    data = prepare(cfg, progress=not args.json, towers=(model.audio_encoder, model.text_encoder))
     if args.zeroshot:
-        from soundseek.train.data import build_encoders
         from soundseek.train.evaluate import zero_shot
 
-        _, text_encoder = build_encoders(cfg)
-        z = zero_shot(model, data, text_encoder, split=args.split or "all", template=args.template)
+        z = zero_shot(model, data, model.text_encoder, split=args.split or "all", template=args.template)
         print(json.dumps(z, indent=2, default=float) if args.json else
               f"zero-shot on {args.split or 'all'}: top-1 {100 * z['top1']:.1f}%  mAP {100 * z['mAP']:.1f}%")
         return 0

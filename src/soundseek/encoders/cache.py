@@ -36,6 +36,8 @@ from tqdm.auto import tqdm
 
 from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
 from soundseek.data.types import Clip
+from soundseek.device import module_device
+from soundseek.padding import pad_sequences
 
 FORMAT_VERSION = 1
 DTYPES = ("float16", "float32")
@@ -113,13 +115,7 @@ class _ShardDir:
 
 def _pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """(T_i, D) arrays -> (B, Tmax, D) float32, (B, Tmax) bool."""
-    tmax = max(1, max(s.shape[0] for s in seqs))
-    out = torch.zeros(len(seqs), tmax, seqs[0].shape[1], dtype=torch.float32)
-    mask = torch.zeros(len(seqs), tmax, dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        out[i, : s.shape[0]] = torch.from_numpy(np.array(s, dtype=np.float32))
-        mask[i, : s.shape[0]] = True
-    return out, mask
+    return pad_sequences(seqs)
 
 
 class AudioStore:
@@ -263,6 +259,7 @@ class FeatureCache:
         loader = DataLoader(_Decode(clips, encoder.sample_rate, max_seconds), batch_size=batch_size,
                             num_workers=num_workers, collate_fn=list)
         buf_k, buf_x, buf_f, computed = [], [], {}, 0
+        dev = module_device(encoder)
         was_training = encoder.training
         encoder.eval()
         bar = tqdm(total=len(clips), desc="audio features", unit="clip", disable=not progress)
@@ -275,6 +272,7 @@ class FeatureCache:
                         failed[clips[j].id] = err
                 if good:
                     wave, mask = batch_waves([x for _, x in good])
+                    wave, mask = wave.to(dev), mask.to(dev)
                     with torch.no_grad():
                         frames, fmask = encoder(wave, mask)
                     frames, fmask = frames.float().cpu().numpy(), fmask.cpu().numpy()

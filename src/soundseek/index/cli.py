@@ -46,8 +46,11 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("index", help="build or update a search index from a folder or corpus",
                               description="Decode + embed every clip of SOURCE into INDEX. Re-running "
                               "processes only new/changed files and drops deleted ones.")
-    p.add_argument("source", help="audio folder (recursive) or manifest/corpus path")
+    p.add_argument("source", nargs="?", default=None, help="audio folder (recursive) or manifest/corpus path")
     p.add_argument("--index", required=True, help="index directory")
+    p.add_argument("--check", action="store_true",
+                   help="verify the index files (manifest, SQLite integrity, vector checksums) and exit: "
+                        "0 all good, 1 damage found")
     p.add_argument("--model", default=None, help="model checkpoint (default: the built-in model)")
     _backend_args(p)
     p.add_argument("--format", default="auto", help="corpus format for load_corpus (auto: folder scan for a directory)")
@@ -68,10 +71,30 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def run_check(index_dir: str) -> int:
+    """``soundseek index --check``: one line per index file; exit 1 when any is damaged."""
+    from ..safe_open import printable
+    from .integrity import check_index
+
+    bad = False
+    for name, status in check_index(index_dir):
+        bad |= status.startswith(("DAMAGED", "missing: no index"))
+        print(f"{name}: {printable(status)}")
+    print("index damaged" if bad else "index ok", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    import sqlite3
+
     from . import build_caption_index, build_index
     from .manifest import IndexMismatchError
 
+    if getattr(args, "check", False):
+        return run_check(args.index)
+    if args.source is None:
+        print("error: give the SOURCE folder or corpus to index (or --check)", file=sys.stderr)
+        return 2
     try:
         opts = _backend_options(args)
         embedder = embedder_factory(args.model)
@@ -107,7 +130,16 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
+        return 2
     return 1 if rep.skipped and rep.total == 0 else 0
+
+
+def _damaged_db(index_dir: str, err: BaseException) -> str:
+    from .integrity import IndexDamagedError, repair_hint
+
+    return str(IndexDamagedError(Path(index_dir) / "index.sqlite", str(err), repair_hint(index_dir)))
 
 
 def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -191,6 +223,8 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
 
 
 def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    import sqlite3
+
     try:
         queries: list = []
         if args.query:
@@ -220,6 +254,9 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
                                         text_weight=args.text_weight)
     except (FileNotFoundError, ValueError, KeyError, TypeError) as e:  # IndexMismatchError is a ValueError
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
         return 2
     return _print_results(args, queries, results)
 
@@ -263,11 +300,19 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.add_argument("--allowed-host", action="append", default=None, metavar="HOST",
+                   help="accepted Host header (repeatable; *.example.org for sub-domains, * for any); "
+                        "default: the --host address, localhost, 127.0.0.1, ::1")
+    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="let pages from ORIGIN (e.g. https://sounds.example.org) call the API (repeatable; "
+                        "default: CORS off)")
     p.set_defaults(run=run_serve)
     return p
 
 
 def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    import sqlite3
+
     from ..extras import MissingExtraError
     from .manifest import read_manifest
 
@@ -277,9 +322,18 @@ def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    man = read_manifest(args.index)
-    if man is None:
-        print(f"error: no index at {args.index}", file=sys.stderr)
+    try:
+        man = read_manifest(args.index)
+        if man is None:
+            print(f"error: no index at {args.index}", file=sys.stderr)
+            return 2
+        embedder = embedder_factory(args.model or man.get("model"))
+        serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
+              cors_origins=args.cors_origin)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    serve(args.index, embedder_factory(args.model or man.get("model")), host=args.host, port=args.port)
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
+        return 2
     return 0

@@ -28,6 +28,7 @@ from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
 from . import itemdata, moments, peaks, textindex
 from .embedder import check_embedder
+from .integrity import IndexDamagedError
 from .metadata import read_tags
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
                        read_manifest, write_json_atomic, MANIFEST)
@@ -43,7 +44,11 @@ def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = No
 
     info = audio_info(path)
     wave = load_audio(path, sample_rate, mono=True, max_seconds=max_seconds)
-    return wave, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+    meta = {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+    kept = wave.shape[-1] / sample_rate
+    if kept + 1.0 < info.duration and (max_seconds is None or kept + 1.0 < max_seconds):
+        meta["clamped"] = kept  # longer than the decoding limit (MAX_DECODE_FRAMES): start only
+    return wave, meta
 
 
 @dataclass
@@ -56,6 +61,7 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    clamped: list[tuple[str, float]] = field(default_factory=list)  # (key, seconds kept) of over-long files
     total: int = 0  # items in the index after the run
     seconds: float = 0.0
 
@@ -113,7 +119,12 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
                 kind: str, extra: dict) -> Store:
     if backend not in BACKENDS and backend not in ("faiss", "milvus"):
         raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
-    man = read_manifest(index_dir)
+    try:
+        man = read_manifest(index_dir)
+    except IndexDamagedError:
+        if not rebuild:
+            raise
+        man = {}  # damaged manifest: wiped with the rest below
     why = outdated_encoder(man, embedder) if man is not None and not rebuild else None
     if why:  # same model, vectors from an earlier encoder computation: rebuild without being asked
         logging.getLogger(__name__).warning("Rebuilding the index %s from scratch: %s.", index_dir, why)
@@ -273,9 +284,14 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         store.log("info", report.summary())
         for key, reason in report.skipped:
             store.log("warning", f"skipped {key}: {reason}")
+        for key, kept in report.clamped:
+            store.log("warning", f"{key}: only the first {kept:.1f} s indexed (longer than the decoding limit)")
         store.close()
     if progress:
         print(report.summary(), file=sys.stderr)
+        for key, kept in report.clamped:
+            print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
+                  file=sys.stderr)
         if report.skipped:
             print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
             for key, reason in report.skipped:
@@ -338,6 +354,7 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             w.error, w.wave = err, None
             w.info = None if err else {**(w.info or {}), "emb": e, "frames": f}
     good = [w for w in need if w.error is None]
+    report.clamped.extend((w.entry.key, w.info["clamped"]) for w in good if "clamped" in w.info)
     if keep_frames and good:
         refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
         for w in good:

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..safe_open import printable
+from .integrity import IndexDamagedError, check_sqlite_file, repair_hint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
@@ -50,6 +51,13 @@ CREATE TABLE IF NOT EXISTS problems(key TEXT PRIMARY KEY, size INTEGER, mtime_ns
 CREATE TABLE IF NOT EXISTS state(k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS log(at REAL, level TEXT, message TEXT);
 """
+
+def _source_of(index_dir: Path) -> str | None:
+    try:
+        return json.loads((index_dir / "manifest.json").read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+
 
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
                 "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias", "dev", "ino")
@@ -116,12 +124,27 @@ class Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.frames = FrameStore(self.dir / "frames")
         self._local = threading.local()
-        if create:
-            self.con.executescript(SCHEMA)
-            for table, column in (("problems", "mode"), ("items", "dev"), ("items", "ino")):
-                cols = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
-                if column not in cols:  # indexes written before these were recorded
-                    self.con.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+        check_sqlite_file(self.db_path, self.repair)
+        try:
+            if create:
+                self.con.executescript(SCHEMA)
+                for table, column in (("problems", "mode"), ("items", "dev"), ("items", "ino")):
+                    cols = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
+                    if column not in cols:  # indexes written before these were recorded
+                        self.con.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+            else:
+                self.con.execute("SELECT COUNT(*) FROM items").fetchone()
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise self.damaged(e) from None
+
+    @property
+    def repair(self) -> str:
+        return repair_hint(self.dir, _source_of(self.dir))
+
+    def damaged(self, err: BaseException) -> IndexDamagedError:
+        """The one-line error for an SQLite failure of this index."""
+        return IndexDamagedError(self.db_path, str(err) or type(err).__name__, self.repair)
 
     @property
     def con(self) -> sqlite3.Connection:

@@ -139,6 +139,14 @@ class Scorer(nn.Module):
     def score_pairs(self, text: Rep, audio: Rep) -> Tensor:
         raise NotImplementedError
 
+    def ot_cost(self, scores: Tensor) -> Tensor:
+        """Transport cost of a (Bt, Ba) score matrix for OT-plan retrieval (METHODS §8).
+
+        Scores of this scorer are cosines of unit vectors, so the cost is their Euclidean
+        distance ``sqrt(2 - 2 s)``. Scorers whose scores are negated distances override this.
+        """
+        return torch.sqrt(torch.clamp(2 - 2 * scores, min=0))
+
     def forward(
         self,
         tokens: Tensor | None,

@@ -76,7 +76,11 @@ class ClipInfo(Hit):
 
 
 class Error(BaseModel):
-    detail: Any = Field(description="what was wrong (a message, or a list of validation errors)")
+    """Every 4xx/5xx body (``soundseek.service.errors``)."""
+
+    status: int = Field(description="the HTTP status")
+    error: str = Field(description="short code, e.g. bad_request, not_found")
+    detail: str = Field(description="what was wrong, one line")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -84,4 +88,5 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Error, "description": "unknown id"},
     413: {"model": Error, "description": "upload too large"},
     415: {"model": Error, "description": "not a readable audio file"},
+    422: {"model": Error, "description": "a parameter of the wrong type"},
 }

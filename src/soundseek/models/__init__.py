@@ -1,0 +1,7 @@
+"""Whole retrieval models: the dual encoder (:class:`RetrievalModel`), its recipe
+(:class:`Config`) and the factory (:func:`create_model`, :func:`load_model`, :func:`load`)."""
+from soundseek.models.config import Config
+from soundseek.models.factory import DEFAULT_CHECKPOINT, build_towers, create_model, load, load_model
+from soundseek.models.retrieval import RetrievalModel
+
+__all__ = ["Config", "RetrievalModel", "DEFAULT_CHECKPOINT", "build_towers", "create_model", "load", "load_model"]
