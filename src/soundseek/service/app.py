@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,7 +54,8 @@ UPLOAD_FRAMING = 16 << 10  # multipart headers/boundaries allowed around an uplo
 
 def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_bytes: int = 20 << 20,
                max_query_chars: int = 1000, max_k: int = MAX_K, allowed_hosts: Sequence[str] | None = None,
-               cors_origins: Sequence[str] | None = None, upload_limits: UploadLimits | None = None) -> FastAPI:
+               cors_origins: Sequence[str] | None = None, upload_limits: UploadLimits | None = None,
+               model_workers: int | None = None) -> FastAPI:
     """Build the FastAPI app. The embedder/model is loaded once (by the caller) and shared.
 
     Args:
@@ -65,8 +68,11 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             and the loopback names.
         cors_origins: origins allowed to call the API from other pages (None: CORS off).
         upload_limits: duration and decoding-time caps of uploaded queries.
+        model_workers: searches running the model at once (default: the CPU count); more
+            requests wait their turn, so 50 clients do not mean 50 model activations in memory.
     """
     searcher = index if isinstance(index, Searcher) else Searcher(index, embedder)
+    model_slots = threading.BoundedSemaphore(max(1, int(model_workers or os.cpu_count() or 1)))
     limits = upload_limits or UploadLimits()
     from ..audio import io as _decoder  # noqa: F401  (imported now, not during the first upload)
     app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
@@ -145,7 +151,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         used = resolve_mode(mode, searcher.has_text)
         t0 = time.perf_counter()
         try:
-            hits = searcher.search_text(q, k=k, rerank=rerank, mode=used, text_weight=text_weight)
+            with model_slots:
+                hits = searcher.search_text(q, k=k, rerank=rerank, mode=used, text_weight=text_weight)
         except ValueError as e:
             raise HTTPException(400, str(e)) from None
         return {"query": q, "k": k, "mode": used, "hits": with_peaks(hits),
@@ -155,7 +162,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     def similar(clip_id: str, k: int = Query(10, description=f"1..{max_k}")) -> dict:
         check_k(k)
         t0 = time.perf_counter()
-        hits = searcher.similar(item_id(clip_id), k)
+        with model_slots:
+            hits = searcher.similar(item_id(clip_id), k)
         if hits is None:
             raise HTTPException(404, "unknown clip id")
         return {"id": int(clip_id), "k": k, "hits": with_peaks(hits),
@@ -185,7 +193,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
                                      name=Path(file.filename or "upload").name)
             except UploadRefused as e:
                 raise HTTPException(e.status, e.detail) from None
-            hits = searcher.search_audio(wave, k=k, sample_rate=sr)
+            with model_slots:
+                hits = searcher.search_audio(wave, k=k, sample_rate=sr)
         finally:
             os.unlink(tmp)
         return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
@@ -239,6 +248,10 @@ def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: i
     (:func:`~soundseek.service.limits.default_allowed_hosts`); pass ``["*"]`` to accept any.
     """
     import uvicorn
+
+    if "torch" in sys.modules:  # requests run the model side by side (model_workers): one thread each
+        workers = int(kwargs.get("model_workers") or os.cpu_count() or 1)
+        sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
     hosts = list(allowed_hosts) if allowed_hosts else default_allowed_hosts(host)
     app = create_app(index_dir, embedder, allowed_hosts=hosts, **kwargs)
