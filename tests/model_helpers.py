@@ -21,7 +21,8 @@ def tiny_bert_dir(root: Path, layers: int = 2, hidden: int = 16, seed: int = 0) 
     tok = BertTokenizerFast(vocab_file=str(model_dir / "vocab.txt"))
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(WORDS), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=2 * hidden, max_position_embeddings=64)
+                     intermediate_size=2 * hidden, max_position_embeddings=64,
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # deterministic in training
     BertModel(cfg).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     return model_dir
@@ -34,3 +35,28 @@ def tiny_sets(root: Path) -> list[str]:
         "encoders.text=hf", f"encoders.text_path={tiny_bert_dir(root)}", "model.embed_dim=8",
         "model.options={pooling: meanmax}", "encoders.max_tokens=8",
     ]
+
+
+def tiny_roberta_dir(root: Path, layers: int = 2, hidden: int = 16, seed: int = 0) -> Path:
+    """A tiny RoBERTa (byte-level BPE tokenizer over single characters) in the HF layout."""
+    import json
+
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    model_dir = Path(root) / f"tiny-roberta-{layers}x{hidden}"
+    if (model_dir / "config.json").is_file():
+        return model_dir
+    model_dir.mkdir(parents=True, exist_ok=True)
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])}
+    for ch in "abcdefghijklmnopqrstuvwxyz\u0120":
+        vocab[ch] = len(vocab)
+    (model_dir / "vocab.json").write_text(json.dumps(vocab))
+    (model_dir / "merges.txt").write_text("#version: 0.2\n")
+    tok = RobertaTokenizerFast(vocab_file=str(model_dir / "vocab.json"), merges_file=str(model_dir / "merges.txt"))
+    torch.manual_seed(seed)
+    cfg = RobertaConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=80, pad_token_id=1,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    RobertaModel(cfg).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return model_dir

@@ -182,3 +182,26 @@ def test_the_library_never_imports_the_trainer():
             offenders.append(f"{'/'.join(rel)}: {bad}")
     assert not offenders, offenders
     assert _imports(SRC / "train" / "loop.py") & {"soundseek.models"}  # the parser sees imports at all
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_root):
+    cfg = tiny_cfg(tiny_root, "encoders.lock_audio=false", "encoders.lock_text=false")
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = create_model(cfg).train()
+        if ckpt:
+            model.enable_gradient_checkpointing()
+        x, m = waves(2)
+        model(model.encode_captions(["a dog barks", "rain falls"]), model.encode_waves(x, m), torch.arange(2)).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert set(grads[0]) == set(grads[1]) and any(k.startswith("audio_encoder.blocks") for k in grads[0])
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_layer_decay_scales_block_learning_rates(tiny_root):
+    model = create_model(tiny_cfg(tiny_root, "encoders.lock_text=false"))
+    groups = {g["name"]: g["lr"] for g in model.param_groups(1.0, {"text_encoder": 0.1}, layer_decay=0.5)}
+    assert groups["text_encoder.block1"] == pytest.approx(0.1) and groups["text_encoder.block0"] == pytest.approx(0.05)
+    assert groups["text_encoder.other"] == pytest.approx(0.025) and groups["scorer"] == 1.0

@@ -17,17 +17,22 @@ def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def _to(t: torch.Tensor, dev: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return t.to(dev, dtype) if t.is_floating_point() else t.to(dev)
+
+
 @torch.no_grad()
 def encode_view(model: RetrievalModel, data: Prepared, view: SplitView, batch: int = 256):
     """Per-caption and per-clip representations of one split (dicts of tensors)."""
     model.eval()
-    dev = next(model.parameters()).device
+    p = next(model.scorer.parameters())
+    dev, dtype = p.device, p.dtype
     texts, audios = [], []
     for s in range(0, view.n_captions, batch):
         if data.text is None:  # the text tower runs live
             texts.append(model.encode_captions(view.captions[s: s + batch]))
             continue
-        tokens, tmask, sent = (t.to(dev) for t in data.text.batch(view.caption_rows[s : s + batch]))
+        tokens, tmask, sent = (_to(t, dev, dtype) for t in data.text.batch(view.caption_rows[s : s + batch]))
         texts.append(model.encode_text(tokens, tmask, sent))
     if data.audio is None:  # the audio tower runs live on each clip's first max_seconds
         from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
@@ -44,7 +49,7 @@ def encode_view(model: RetrievalModel, data: Prepared, view: SplitView, batch: i
             audios.append(model.encode_waves(x.to(dev), m.to(dev)))
         return _cat(texts), _cat(audios)
     for s in range(0, view.n_clips, batch):
-        frames, fmask = (t.to(dev) for t in data.audio.batch(view.clip_rows[s : s + batch]))
+        frames, fmask = (_to(t, dev, dtype) for t in data.audio.batch(view.clip_rows[s : s + batch]))
         audios.append(model.encode_audio(frames, fmask))
     return _cat(texts), _cat(audios)
 

@@ -85,6 +85,11 @@ class Trainer:
             hook = (lambda x, m: aug(x, m)) if _takes_mask(aug) else (lambda x, m: aug(x))
             if self.live_audio:  # on the tower's log-mel spectrogram, in training only
                 _spec_augment_frontend(self.model, aug)
+        self.targets = None
+        if cfg.loss.distill:
+            from soundseek.train.distill import Targets
+
+            self.targets = Targets(cfg.loss.distill, self.train_view)
         self.dataset = None
         if self.live_audio or self.live_text:
             from soundseek.audio.augment import WaveAugment
@@ -101,7 +106,10 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             # buffers (batch-norm statistics) stay per rank; rank 0 writes the checkpoints
-            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, broadcast_buffers=False)
+            # a trained Hugging Face tower computes outputs the loss never uses (BERT's pooler)
+            unused = any(self.model.trained_towers().values())
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False,
+                                                       find_unused_parameters=unused)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.epoch = 0
         self.best = -float("inf")
@@ -178,6 +186,8 @@ class Trainer:
         owners = v.caption_audio[rows]
         local = rows[np.array_split(np.arange(len(rows)), world)[rank]]
         batch: dict[str, Any] = {"clip_ids": torch.as_tensor(owners)}
+        if self.targets is not None:  # the teachers' (B, B) logits of the global batch
+            batch["teacher"] = self.targets.block(rows, owners)
         if (self.live_audio or self.live_text) and loaded is None:
             from soundseek.data.dataset import collate_pairs
 
@@ -204,7 +214,8 @@ class Trainer:
             if world > 1:
                 frames, fmask = dist.pad_to_global(frames, fmask)
             batch.update(frames=frames, frame_mask=fmask)
-        return to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+        dtype = next(self.model.scorer.parameters()).dtype
+        return to_device(batch, self.device, dtype, non_blocking=self.device.type == "cuda")
 
     def _loader(self, batches: list[np.ndarray]):
         """This rank's decoded items of each batch, from DataLoader workers (live towers)."""

@@ -37,9 +37,17 @@ class BatchLoss(nn.Module):
             if self.frame_hook is not None and m.training:
                 frames = self.frame_hook(frames, fmask)
             audio = m.encode_audio(frames, fmask)
-        return m(text, audio, batch["clip_ids"])
+        return m(text, audio, batch["clip_ids"], batch.get("teacher"))
 
 
-def to_device(batch: dict[str, Any], device: torch.device, non_blocking: bool = False) -> dict[str, Any]:
-    """Tensors of ``batch`` moved to ``device`` (other values unchanged)."""
-    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}
+def to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None,
+              non_blocking: bool = False) -> dict[str, Any]:
+    """Tensors of ``batch`` moved to ``device``, floating ones cast to ``dtype`` (the model's)."""
+    def move(v):
+        if not torch.is_tensor(v):
+            return v
+        if dtype is not None and v.is_floating_point():
+            return v.to(device, dtype, non_blocking=non_blocking)
+        return v.to(device, non_blocking=non_blocking)
+
+    return {k: move(v) for k, v in batch.items()}
