@@ -18,12 +18,20 @@ fi
 # checkpoint (CC BY 4.0) through our own torch module, so install it without dependencies.
 $PIP --no-deps aisfx==0.1.2
 
-if [[ "${1:-}" == "--test" ]] && ! command -v chromium >/dev/null 2>&1; then
-  if [[ $(id -u) == 0 ]]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "warning: could not install chromium; browser tests will be skipped" >&2
-  else
-    echo "warning: chromium missing and not root; browser tests will be skipped" >&2
+# --test: Debian's chromium (browser tests), wavpack and fluidsynth (corpus-builder tests).
+if [[ "${1:-}" == "--test" ]]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v wavpack >/dev/null 2>&1 || missing+=(wavpack)
+  command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+  if (( ${#missing[@]} )); then
+    if [[ $(id -u) == 0 ]]; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        "${missing[@]}" >/dev/null) \
+        || echo "warning: could not install ${missing[*]}; the tests that need them will be skipped" >&2
+    else
+      echo "warning: ${missing[*]} missing and not root; the tests that need them will be skipped" >&2
+    fi
   fi
 fi
 $PY -c "import soundseek, torch; print('soundseek', soundseek.__version__, 'torch', torch.__version__)"

@@ -1,24 +1,41 @@
 #!/usr/bin/env bash
 # Rebuild the default model shipped in the package (src/soundseek/assets/default.pt).
 # Needs: the package installed (scripts/setup.sh), ../shared/data/real-sfx-dev beside the repo,
-# and apt-get/dpkg for the Debian corpus (downloaded once into data/debian-sfx, ~5 min).
+# apt-get/dpkg with a package index (`apt-get update`) for the Debian corpus, and Debian's
+# fluidsynth + wavpack (installed below when run as root). The corpus is downloaded once
+# (~6.5 GB of .deb files, cached in $SOUNDSEEK_DEBIAN_CACHE or data/debian-sfx/cache) and built
+# into data/debian-sfx/train (~15 min on 2 cores); features are cached in .soundseek-cache.
+#   bash scripts/train_default_model.sh                 # seed 0 (the shipped model)
+#   bash scripts/train_default_model.sh --set train.seed=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ ! -f data/debian-sfx/train/manifest.jsonl ]]; then
-  python3 -m soundseek prepare debian data/debian-sfx/train --cache data/debian-sfx/cache \
-    --avoid ../shared/data/real-sfx-dev/manifest.jsonl
+if ! command -v fluidsynth >/dev/null || ! command -v wvunpack >/dev/null; then
+  if [[ $(id -u) == 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth wavpack >/dev/null
+  else
+    echo "needs Debian's fluidsynth and wavpack: sudo apt-get install fluidsynth wavpack" >&2; exit 1
+  fi
 fi
+# Training corpus from the allow-list only (never openttd-opensfx / tuxpaint-stamps-*, nor the
+# packages real-sfx-dev came from); a rerun reuses the cache and rewrites the same manifest.
+python3 -m soundseek prepare debian data/debian-sfx/train \
+  --avoid ../shared/data/real-sfx-dev/manifest.jsonl
 python3 -m soundseek train configs/default-model.yaml --restart "$@"
 python3 - <<'PY'
 from soundseek.train.checkpoint import export_inference
 export_inference("runs/default-model/best.pt", "src/soundseek/assets/default.pt")
 print("wrote src/soundseek/assets/default.pt")
 PY
-# Generalisation: the real-sfx-dev test split (never trained on) ...
-python3 -m soundseek eval src/soundseek/assets/default.pt --split test --random \
+M=src/soundseek/assets/default.pt
+# (a) the held-out test split of the Debian training corpus (never trained on) ...
+python3 -m soundseek eval $M --split test --random \
+  --set data.path=data/debian-sfx/train/manifest.jsonl --set "data.extra=[]"
+# (b) ... the real-sfx-dev test split (never trained on) ...
+python3 -m soundseek eval $M --split test --random \
   --set data.path=../shared/data/real-sfx-dev/manifest.jsonl --set "data.extra=[]"
-# ... and the reserved Debian evaluation corpus (openttd-opensfx + tuxpaint-stamps), if built:
+# (c) ... and the reserved Debian evaluation corpus (openttd-opensfx + tuxpaint-stamps), if built
+# (`bash scripts/eval_reserved.sh` builds it and reports this number; never used to choose a recipe).
 if [[ -f data/debian-sfx/eval/manifest.jsonl ]]; then
-  python3 -m soundseek eval src/soundseek/assets/default.pt --split all --random \
+  python3 -m soundseek eval $M --split all --random \
     --set data.path=data/debian-sfx/eval/manifest.jsonl --set "data.extra=[]"
 fi

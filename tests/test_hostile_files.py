@@ -159,11 +159,11 @@ def test_file_names_cannot_forge_log_lines(tmp_path, capsys):
 
 # --- bombs in a folder, bounded in memory ----------------------------------------------------
 _INDEX_CHILD = r"""
-import json, sys, resource
+import json, resource, sys
 from soundseek.index import HashEmbedder, build_index
 rep = build_index(sys.argv[1], HashEmbedder(), sys.argv[2], progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"total": rep.total, "skipped": rep.skipped, "peak_mib": peak}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, this process's peak
+print(json.dumps({"total": rep.total, "skipped": rep.skipped, "clamped": rep.clamped, "peak_mib": peak}))
 """
 
 
@@ -182,6 +182,26 @@ def test_bombs_in_a_folder_are_indexed_or_skipped_in_bounded_memory(tmp_path):
     assert "implausible sample rate 2 Hz" in skipped["bomb_2hz.wav"]
     assert "implausible sample rate 10 Hz" in skipped["bomb_10hz.wav"]
     assert res["total"] == 2  # ok.wav and the first minutes of the two-hour FLAC
+    (key, kept), = res["clamped"]
+    assert key == "bomb_2h.flac" and 300 < kept < 400  # 2^24 frames at 44.1 kHz = 380 s
+    assert "only the first 380.4 s indexed" in (tmp_path / "idx" / "index.log").read_text()
     assert res["peak_mib"] < 1024, res
     assert "Traceback" not in out.stderr
     print(f"indexer peak RSS {res['peak_mib']:.0f} MiB in {time.monotonic() - t0:.1f} s")
+
+
+def test_cli_search_by_a_bomb_is_a_one_line_error(tmp_path, capsys):
+    import argparse
+
+    from soundseek.index.cli import add_search_parser
+
+    root = tmp_path / "s"
+    make_audio_folder(root, n=2, bad=False)
+    _index(root, tmp_path / "idx")
+    bomb = wav_low_rate(tmp_path / "q.wav", 2, 40_000)
+    p = argparse.ArgumentParser()
+    add_search_parser(p.add_subparsers())
+    args = p.parse_args(["search", str(tmp_path / "idx"), "--audio", str(bomb)])
+    assert args.run(args, lambda m: HashEmbedder()) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "implausible sample rate 2 Hz" in err[0]

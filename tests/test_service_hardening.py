@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -189,6 +188,12 @@ def test_swapped_vanished_and_special_files_are_clean_404s(tmp_path, caplog):
         os.unlink(sub)
         (tmp_path / "moved").rename(sub)
         assert c.get(f"/api/clips/{ids[a]}/audio").status_code == 200
+        # replaced by another file with the same bytes (the old inode kept alive: a new inode)
+        os.rename(root / d, tmp_path / "old-inode")
+        shutil.copyfile(tmp_path / "old-inode", root / d)
+        assert "no audio" in _is_error(c.get(f"/api/clips/{ids[d]}/audio"), 404)
+        os.replace(tmp_path / "old-inode", root / d)
+        assert c.get(f"/api/clips/{ids[d]}/audio").status_code == 200
         # vanished
         keep = (root / b).read_bytes()
         (root / b).unlink()
@@ -244,17 +249,39 @@ def _race(c, root: Path, key: str, item: int, secret: Path, n_requests: int) -> 
     return ok, len(res) - ok
 
 
-@pytest.mark.parametrize("n_requests", [200, pytest.param(3000, marks=pytest.mark.slow)])
-def test_symlink_race_leaks_nothing_and_logs_no_traceback(tmp_path, caplog, n_requests):
+@pytest.mark.parametrize("server, n_requests", [("testclient", 200),
+                                                pytest.param("uvicorn", 3000, marks=pytest.mark.slow)])
+def test_symlink_race_leaks_nothing_and_logs_no_traceback(tmp_path, caplog, capfd, server, n_requests):
     root, idx = _index(tmp_path, n=2)
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"TOP-SECRET" * 1000)
-    c = TestClient(create_app(idx, HashEmbedder()), raise_server_exceptions=True)
-    hit = c.get("/api/search", params={"q": "tone", "k": 1}).json()["hits"][0]
-    with caplog.at_level(logging.DEBUG):
-        served, refused = _race(c, root, hit["path"], hit["id"], secret, n_requests)
+    app = create_app(idx, HashEmbedder())
+    if server == "testclient":
+        c = TestClient(app, raise_server_exceptions=True)
+        srv = None
+    else:  # a real server, as deployed: its own error log must stay free of tracebacks too
+        import httpx
+
+        port = _free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="info"))
+        th = threading.Thread(target=srv.run, daemon=True)
+        th.start()
+        while not srv.started:
+            time.sleep(0.05)
+        c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        hit = c.get("/api/search", params={"q": "tone", "k": 1}).json()["hits"][0]
+        with caplog.at_level(logging.DEBUG):
+            served, refused = _race(c, root, hit["path"], hit["id"], secret, n_requests)
+    finally:
+        if srv is not None:
+            c.close()
+            srv.should_exit = True
+            th.join(10)
     assert served + refused == n_requests and refused > 0  # the race really happened
     assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)
+    assert "Traceback" not in capfd.readouterr().err
+    print(f"{server}: {served} served (the indexed bytes), {refused} refused (404), nothing leaked")
 
 
 # --- uploads through a real server ----------------------------------------------------------
@@ -400,3 +427,29 @@ def test_upload_bombs_are_refused_fast_in_bounded_memory(tmp_path):
     assert results["flac_2h"][0] == 413 and "too long" in results["flac_2h"][1]
     assert peak < 1024
     assert "Traceback" not in err
+
+
+def test_serve_defaults_to_bind_and_loopback_hosts_and_logs_refusals(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import soundseek.service.app as app_mod
+    from soundseek.index.cli import add_serve_parser
+
+    _, idx = _index(tmp_path, n=2)
+    ran = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app, **kw))
+    app_mod.serve(idx, HashEmbedder(), host="10.1.2.3", port=8123)
+    assert "accepted Host names: localhost, 127.0.0.1, ::1, 10.1.2.3" in capsys.readouterr().out
+    c = TestClient(ran["app"], base_url="http://10.1.2.3:8123")
+    assert c.get("/api/health").status_code == 200
+    assert c.get("/api/health", headers={"Host": "rebound.example"}).status_code == 400
+    assert logging.getLogger("soundseek.access").handlers  # refusals reach stderr at the default level
+    # the CLI passes --allowed-host / --cors-origin through
+    seen = {}
+    monkeypatch.setattr(app_mod, "serve", lambda index, emb, **kw: seen.update(kw))
+    p = argparse.ArgumentParser()
+    add_serve_parser(p.add_subparsers())
+    args = p.parse_args(["serve", str(idx), "--allowed-host", "sounds.lan", "--allowed-host", "*.lab.example",
+                         "--cors-origin", "https://ui.example"])
+    assert args.run(args, lambda m: HashEmbedder()) == 0
+    assert seen["allowed_hosts"] == ["sounds.lan", "*.lab.example"] and seen["cors_origins"] == ["https://ui.example"]

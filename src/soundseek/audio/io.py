@@ -33,6 +33,8 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
+from ..safe_open import printable
+
 __all__ = [
     "AudioDecodeError",
     "AudioInfo",
@@ -103,7 +105,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         try:
             f = sf.SoundFile(fobj)
         except Exception as e:  # LibsndfileError, RuntimeError, TypeError, OSError ...
-            msg = str(e).strip() or type(e).__name__
+            msg = str(getattr(e, "error_string", "") or e).strip() or type(e).__name__
             raise AudioDecodeError(path, f"unreadable or unsupported format ({msg})") from e
         with f:
             yield f
@@ -232,7 +234,7 @@ def load_audio(
         msg = (f"longer than the decoding limit ({max_frames / sr:g} s at {sr} Hz; file: {total})")
         if too_long == "error":
             raise AudioDecodeError(path, msg)
-        warnings.warn(f"{path}: {msg}: only the first {max_frames / sr:g} s decoded", RuntimeWarning,
+        warnings.warn(f"{printable(str(path))}: {msg}: only the first {max_frames / sr:g} s decoded", RuntimeWarning,
                       stacklevel=2)
     if x.shape[-1] == 0:
         reason = "no audio frames (empty file)" if start == 0 else f"no audio frames after offset {offset:g} s"
@@ -242,7 +244,7 @@ def load_audio(
         n_bad = int(x.size - finite.sum())
         if nonfinite == "error":
             raise AudioDecodeError(path, f"{n_bad} non-finite (NaN/Inf) samples")
-        warnings.warn(f"{path}: replaced {n_bad} non-finite (NaN/Inf) samples by 0", RuntimeWarning,
+        warnings.warn(f"{printable(str(path))}: replaced {n_bad} non-finite (NaN/Inf) samples by 0", RuntimeWarning,
                       stacklevel=2)
         x = np.where(finite, x, np.float32(0.0))
     if deadline is not None and time.monotonic() > deadline:

@@ -22,6 +22,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -55,8 +56,14 @@ class PackageSpec:
             doc and locale folders are always left out.
         drop_prefixes: leading caption words to drop (e.g. the theme name "oxygen").
         folder_context: put the informative parent folder in front of the caption.
-        reader: "files" (plain sound files), "opensfx" (OpenTTD ``.cat`` sample archive) or
-            "tuxpaint_stamps" (stamp sounds with their ``.txt`` descriptions).
+        reader: "files" (plain sound files, WavPack and sounds inside ``.rcc`` / ``.pk3`` /
+            ``.zip`` archives), "opensfx" (OpenTTD ``.cat`` sample archive) or "tuxpaint_stamps"
+            (stamp sounds with their ``.txt`` descriptions).
+        labels: where captions come from: "path" (file names) or a metadata reader of
+            :mod:`soundseek.data.debian_labels` ("hydrogen", "qabcs", "ktuberling", "klettres",
+            "asterisk", "bucklespring"); files the metadata does not name fall back to "path".
+        include: if set, only files matching one of these globs are read.
+        speech: every kept file is speech (captioned as such; counted against the speech cap).
     """
 
     name: str
@@ -65,6 +72,9 @@ class PackageSpec:
     drop_prefixes: tuple[str, ...] = ()
     folder_context: bool = False
     reader: str = "files"
+    labels: str = "path"
+    include: tuple[str, ...] = ()
+    speech: bool = False
 
 
 _VOICE = ("*/voices/*", "*/voice/*", "*/speech/*")
@@ -139,8 +149,50 @@ TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
     PackageSpec("tuxpaint-data", "GPL-2.0-or-later"),
     PackageSpec("tuxtype-data", "GPL-2.0-only"),
     PackageSpec("warmux-data", "GPL-2.0-or-later", exclude=("*/voices/*",), folder_context=True),
+    # everyday sounds, instruments, speech
+    PackageSpec("qabcs-data", "GPL-3.0-or-later", labels="qabcs",
+                include=("*/abcs/all/noises/*", "*/sounds/words/*", "*/sounds/alpha/*")),
+    PackageSpec("hydrogen-drumkits", "GPL-2.0-or-later", labels="hydrogen"),
+    PackageSpec("hydrogen-data", "GPL-2.0-or-later", labels="hydrogen"),
+    PackageSpec("ufoai-sound", "GPL-2.0-or-later", folder_context=True, exclude=("*/voices/*", "*/music/*")),
+    PackageSpec("lmms-common", "GPL-2.0-or-later", folder_context=True,
+                exclude=("*/waveforms/*", "*/shapes/*", "*/themes/*", "*/zynaddsubfx/*")),
+    PackageSpec("gcompris-qt-data", "GPL-3.0-or-later", folder_context=True, drop_prefixes=("resource",),
+                exclude=("*/voices*", "*/explore_world_music/*", "*/intro.ogg", "*/chronos/*")),
+    PackageSpec("emacspeak", "GPL-2.0-or-later", exclude=("*/servers/*", "*/etc/*")),
+    PackageSpec("triplea", "GPL-3.0-or-later", folder_context=True, exclude=("*anthem*", "*/music/*")),
+    PackageSpec("boswars-data", "GPL-2.0-or-later", folder_context=True, exclude=("*/campaigns/*", "*/voice/*")),
+    PackageSpec("overgod-data", "GPL-2.0-or-later"),
+    PackageSpec("mazeofgalious-data", "GPL"),
+    PackageSpec("wordwarvi-sound", "GPL-2.0-or-later"),
+    PackageSpec("micropolis-data", "GPL-3.0-or-later"),
+    PackageSpec("searchandrescue-data", "GPL"),
+    PackageSpec("crossfire-client", "GPL-2.0-or-later"),
+    PackageSpec("krank", "public-domain", folder_context=True),
+    PackageSpec("etw-data", "GPL-2.0-or-later", folder_context=True, exclude=("*/intro/*",)),
+    PackageSpec("neverball-common", "GPL-2.0-or-later"),
+    PackageSpec("caveexpress-data", "GPL-3.0-or-later"),
+    PackageSpec("teeworlds-data", "CC-BY-SA-3.0"),
+    PackageSpec("bucklespring-data", "GPL-2.0-or-later", labels="bucklespring"),
+    PackageSpec("widelands-data", "GPL-2.0-or-later", folder_context=True),
+    PackageSpec("flightgear-data-base", "GPL-2.0-or-later", folder_context=True,  # spoken cockpit callouts left out
+                exclude=("*/ATC/*", "*/Voice*", "*/mk-viii/*", "*/tcas/*")),
+    PackageSpec("redeclipse-data", "CC-BY-SA-3.0", folder_context=True,
+                exclude=("*/voice/*", "*/announcer/*")),
+    PackageSpec("supertuxkart-data", "CC-BY-SA-3.0", exclude=("*/tracks/*",)),
+    PackageSpec("torcs-data", "GPL-2.0-or-later"),
+    # speech only (captioned as speech, capped)
+    PackageSpec("ktuberling-data", "GPL-2.0-or-later", labels="ktuberling", speech=True),
+    PackageSpec("klettres-data", "GPL-2.0-or-later", labels="klettres", speech=True),
+    PackageSpec("asterisk-core-sounds-en-wav", "CC-BY-SA-3.0", labels="asterisk", speech=True,
+                exclude=("*/silence/*",)),
 )
-"""Training packages (checked by hand: sound files with meaningful English names)."""
+"""The training allow-list: the only packages ever read for training (checked by hand: sound
+files with meaningful English names, or metadata naming them)."""
+INSTRUMENT_PACKAGE = "fluid-soundfont-gm"
+"""Sound font whose General MIDI instruments are rendered into the training corpus (:mod:`soundseek.data.instruments`)."""
+SPEECH_SHARE = 0.15
+"""At most this share of a training corpus's clips is speech."""
 
 EVAL_PACKAGES: tuple[PackageSpec, ...] = (
     PackageSpec("openttd-opensfx", "CC-BY-SA-3.0", reader="opensfx"),
@@ -180,8 +232,15 @@ def select_packages(names: Iterable[str] | None, evaluation: bool) -> list[Packa
     if names is None:
         specs = list(table)
     else:
+        names = list(names)
+        (check_eval_packages if evaluation else check_training_packages)(names)
         by_name = {s.name: s for s in table}
-        specs = [by_name.get(n, PackageSpec(n, "see copyright")) for n in names]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"package(s) {', '.join(map(repr, unknown))} not on the "
+                             f"{'evaluation' if evaluation else 'training'} allow-list; every other Debian "
+                             "package is reserved for independent evaluation (see --list)")
+        specs = [by_name[n] for n in names]
     (check_eval_packages if evaluation else check_training_packages)(s.name for s in specs)
     for s in specs:
         if s.reader not in READERS:
@@ -233,14 +292,16 @@ def fetch_package(name: str, cache: Path,
 # ---------------------------------------------------------------- discovery
 @dataclass
 class Found:
-    """A sound to put in the corpus: ``data`` is set for sounds cut out of an archive."""
+    """A sound to put in the corpus: ``data`` is set for sounds cut out of an archive or decoded."""
 
-    origin: str                 # path inside the package (or archive#index)
+    origin: str                 # path inside the package (or archive#member)
     out_name: str               # path under audio/<package>/
     caption: str
     license: str
     path: Path | None = None
     data: bytes | None = None
+    extra: tuple[str, ...] = ()     # more captions from metadata
+    speech: bool = False
 
 
 @dataclass
@@ -270,31 +331,69 @@ def _inner(rel: PurePosixPath) -> str:
     return "/".join(parts)
 
 
-def discover_files(tree: Path, spec: PackageSpec, report: PackageReport,
-                   license_of: Callable[[str], str | None] | None = None) -> Iterator[Found]:
-    """Sound files of an unpacked package with their captions (sorted, deterministic)."""
+def _entries(tree: Path, report: PackageReport) -> Iterator[tuple[PurePosixPath, str, Path | None, bytes | None]]:
+    """``(path for rules/captions, origin, file, bytes)`` of every file and archive member, sorted."""
+    from soundseek.data.debian_archives import ARCHIVE_EXTENSIONS, ArchiveError, read_rcc, read_zip
+
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
         rel = PurePosixPath(path.relative_to(tree).as_posix())
+        if rel.suffix.lower() not in ARCHIVE_EXTENSIONS:
+            yield rel, str(rel), path, None
+            continue
+        try:
+            members = read_rcc(path.read_bytes()) if rel.suffix.lower() == ".rcc" else read_zip(path)
+            for member, body in members:
+                if PurePosixPath(member).suffix.lower() in AUDIO_EXTENSIONS | UNSUPPORTED_AUDIO:
+                    yield rel.parent / rel.stem / member, f"{rel}#{member}", None, body
+        except ArchiveError as e:
+            report.skip(f"unreadable archive ({e})", str(rel))
+
+
+def discover_files(tree: Path, spec: PackageSpec, report: PackageReport,
+                   license_of: Callable[[str], str | None] | None = None) -> Iterator[Found]:
+    """Sound files of an unpacked package (and of archives in it) with captions (sorted, deterministic)."""
+    from soundseek.data.debian_archives import decode_wavpack, wavpack_available
+    from soundseek.data.debian_labels import load_labels
+
+    labels = load_labels(spec.labels, tree)
+    for rel, origin, path, data in _entries(tree, report):
         ext = rel.suffix.lower()
         if ext not in AUDIO_EXTENSIONS and ext not in UNSUPPORTED_AUDIO:
             continue
         report.found += 1
         where = "/" + str(rel)
         if _matches(where, _SKIP_DIRS) or _matches(where.lower(), _SKIP_DIRS):
-            report.skip("music/doc folder", str(rel))
+            report.skip("music/doc folder", origin)
             continue
         if _matches(where, spec.exclude):
-            report.skip("excluded by package rule", str(rel))
+            report.skip("excluded by package rule", origin)
             continue
-        if ext in UNSUPPORTED_AUDIO:
-            report.skip(f"format {ext} not decoded by libsndfile", str(rel))
+        if spec.include and not _matches(where, spec.include):
+            report.skip("not in the package's sound folders", origin)
             continue
-        caption = caption_from_path(rel, spec.drop_prefixes, spec.folder_context)
+        out_name = _inner(rel)
+        if ext == ".wv" and path is not None and wavpack_available():
+            try:
+                data = decode_wavpack(path)
+            except (ValueError, OSError, subprocess.SubprocessError) as e:
+                report.skip(f"WavPack decoding failed ({type(e).__name__})", origin)
+                continue
+            path, out_name = None, out_name[: -len(ext)] + ".wav"
+        elif ext in UNSUPPORTED_AUDIO:
+            hint = " (install the Debian package wavpack)" if ext == ".wv" else ""
+            report.skip(f"format {ext} not decoded by libsndfile{hint}", origin)
+            continue
+        label = labels.get(str(rel))
+        if label is not None:
+            caption, extra, speech = label.captions[0], label.captions[1:], label.speech
+        else:
+            caption, extra, speech = caption_from_path(rel, spec.drop_prefixes, spec.folder_context), (), False
         if caption is None:
-            report.skip("name carries no meaning", str(rel))
+            report.skip("name carries no meaning", origin)
             continue
         lic = (license_of(str(rel)) if license_of else None) or spec.license
-        yield Found(str(rel), _inner(rel), caption, lic, path=path)
+        yield Found(origin, out_name, caption, lic, path=path, data=data, extra=extra,
+                    speech=speech or spec.speech)
 
 
 def sha1_bytes(data: bytes) -> str:
@@ -308,12 +407,26 @@ class BuildResult:
 
     rows: list[dict]
     reports: list[PackageReport]
+    manifest_sha256: str = ""
 
     def summary(self) -> str:
+        """Per-package lines, then totals: found / kept / dropped by reason, speech, rendered."""
         total = sum(r["duration"] for r in self.rows)
         lines = [r.line() for r in self.reports]
-        lines.append(f"{'total':28s} found {sum(r.found for r in self.reports):5d}  kept {len(self.rows):5d}"
-                     f"  ({total / 60:.1f} min of audio)")
+        reasons: dict[str, int] = {}
+        for r in self.reports:
+            for k, v in r.skipped.items():
+                reasons[k] = reasons.get(k, 0) + len(v)
+        speech = sum("speech" in r.get("tags", ()) for r in self.rows)
+        rendered = sum("rendered" in r.get("tags", ()) for r in self.rows)
+        segments = sum("segment" in r.get("tags", ()) for r in self.rows)
+        lines.append(f"{'total':28s} found {sum(r.found for r in self.reports):5d}  clips {len(self.rows):5d}"
+                     f"  ({total / 60:.1f} min of audio; {len(self.rows) - speech - rendered} real non-speech"
+                     f" of which {segments} cut from long recordings, {speech} speech, {rendered} rendered)")
+        lines.append("dropped: " + (", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+                                    or "nothing"))
+        if self.manifest_sha256:
+            lines.append(f"manifest sha256 {self.manifest_sha256}")
         return "\n".join(lines)
 
 
@@ -360,6 +473,63 @@ def write_manifest(rows: list[dict], path: Path) -> None:
     _write_atomic(path, text.encode("utf-8"))
 
 
+_MUSIC_WORDS = frozenset({"music", "musics", "tune", "tunes", "theme", "intro", "title", "song", "songs", "menu",
+                          "highscore", "jingle", "soundtrack", "anthem", "credits", "outro", "mix", "monomix"})
+SILENT_PEAK = 0.003
+
+
+def _segments(item: Found, caption_words: set[str], length: float, max_segments: int,
+              max_source: float) -> list[tuple[float, bytes]] | None:
+    """Up to ``max_segments`` non-overlapping ``length``-second windows (FLAC) of a long recording
+    that is not music (by its path and caption words), silent windows left out; None if not cut."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    words = caption_words | {w.lower() for w in re.split(r"[^A-Za-z]+", item.origin) if w}
+    if words & _MUSIC_WORDS:
+        return None
+    src = io.BytesIO(item.data) if item.data is not None else str(item.path)
+    info = sf.info(src)
+    if info.duration > max_source:
+        return None
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+    audio, sr = sf.read(src, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    out = []
+    step = int(length * sr)
+    for k in range(min(max_segments, len(mono) // step)):
+        seg = mono[k * step: (k + 1) * step]
+        if np.abs(seg).max() < SILENT_PEAK:
+            continue
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(seg, -1, 1), sr, format="FLAC", subtype="PCM_16")
+        out.append((k * length, buf.getvalue()))
+    return out
+
+
+def _cap_speech(rows: list[dict], share: float, reports: dict[str, PackageReport], out_dir: Path) -> list[dict]:
+    """Keep at most ``share`` of the clips as speech: speech rows beyond the cap are dropped (and
+    their copies deleted), chosen by a hash of their path (deterministic, spread over packages
+    and languages)."""
+    speech = [r for r in rows if "speech" in r.get("tags", ())]
+    other = len(rows) - len(speech)
+    allowed = int(share * other / (1 - share)) if share < 1 else len(speech)
+    if len(speech) <= allowed:
+        return rows
+    order = sorted(speech, key=lambda r: hashlib.sha1(r["audio"].encode()).hexdigest())
+    drop = {id(r) for r in order[allowed:]}
+    for r in order[allowed:]:
+        rep = reports.get(r["source"].removesuffix(" (Debian)"))
+        if rep is not None:
+            rep.kept -= 1
+            rep.skip(f"speech over the {share:.0%} cap", r["origin"])
+        (out_dir / r["audio"]).unlink(missing_ok=True)
+    return [r for r in rows if id(r) not in drop]
+
+
 def build_corpus(
     out_dir: Path | str,
     packages: list[PackageSpec],
@@ -370,6 +540,12 @@ def build_corpus(
     fetch: Callable[[str, Path], Path] = fetch_package,
     resolve: Callable[[str], list[str]] = resolve_names,
     log: Callable[[str], None] = lambda s: None,
+    extra_rows: Callable[[], list[dict]] | None = None,
+    speech_share: float = SPEECH_SHARE,
+    templates: bool = False,
+    segment: float = 0.0,
+    max_segments: int = 3,
+    max_source: float = 300.0,
 ) -> BuildResult:
     """Download, unpack, select and copy sound effects; write ``manifest.jsonl`` and ``report.json``.
 
@@ -380,10 +556,20 @@ def build_corpus(
         max_duration, min_duration: clips outside [min, max] seconds are skipped (music, clicks).
         avoid: manifests whose clips (by file content) must not appear in this corpus.
         fetch, resolve: download/unpack and glob expansion (replaceable in tests).
+        extra_rows: called once after the packages; returns more manifest rows whose files it
+            wrote under ``out_dir`` (the rendered instruments).
+        speech_share: at most this share of all clips is speech (rows tagged "speech").
+        templates: add a templated caption to each non-speech clip
+            (:func:`soundseek.data.debian_captions.caption_variants`).
+        segment: if > 0, a non-speech recording longer than ``max_duration`` (and at most
+            ``max_source`` s) whose path and caption say nothing of music is cut into up to
+            ``max_segments`` windows of ``segment`` s (FLAC, mono), each a clip with the file's caption.
 
-    Duplicate files (same bytes) are kept once. Reruns reuse the cache and unchanged copies.
+    Duplicate files (same bytes) are kept once. Reruns reuse the cache and unchanged copies,
+    and give the same manifest byte for byte.
     """
     from soundseek.data import debian_readers as readers
+    from soundseek.data.debian_captions import caption_variants
 
     out_dir, cache = Path(out_dir), Path(cache)
     avoided = manifest_hashes(avoid)
@@ -406,7 +592,8 @@ def build_corpus(
                 if duration is None:
                     report.skip(why or "unreadable", item.origin)
                     continue
-                if not min_duration <= duration <= max_duration:
+                long = duration > max_duration and segment > 0 and not item.speech
+                if not min_duration <= duration <= max_duration and not long:
                     report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s", item.origin)
                     continue
                 data = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
@@ -415,16 +602,47 @@ def build_corpus(
                     report.skip("in an avoided corpus" if digest in avoided else "duplicate (same bytes)", item.origin)
                     continue
                 seen.add(digest)
+                if long:
+                    cuts = _segments(item, set(item.caption.split()), segment, max_segments, max_source)
+                    if not cuts:
+                        report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s"
+                                    + (" (music, or too long to cut)" if cuts is None else ""), item.origin)
+                        continue
+                    for start, body in cuts:
+                        stem = PurePosixPath(item.out_name).with_suffix("")   # "<stem>.segNNN": one split group
+                        rel = PurePosixPath("audio", name, f"{stem}.seg{int(start):03d}.flac")
+                        dest = out_dir / rel
+                        if not (dest.is_file() and dest.stat().st_size == len(body)):
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            _write_atomic(dest, body)
+                        captions = [item.caption, *item.extra]
+                        if templates:
+                            captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
+                        rows.append({"audio": str(rel), "captions": captions, "source": f"{name} (Debian)",
+                                     "license": item.license, "duration": round(segment, 3),
+                                     "origin": f"{item.origin}@{start:g}s", "tags": ["segment"]})
+                    report.kept += 1
+                    continue
                 rel = PurePosixPath("audio", name, item.out_name)
                 dest = out_dir / rel
                 if not (dest.is_file() and dest.stat().st_size == len(data)):
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     _write_atomic(dest, data)
-                rows.append({"audio": str(rel), "captions": [item.caption], "source": f"{name} (Debian)",
-                             "license": item.license, "duration": round(duration, 3), "origin": item.origin})
+                captions = [item.caption, *item.extra]
+                if templates and not item.speech:
+                    captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
+                row = {"audio": str(rel), "captions": captions, "source": f"{name} (Debian)",
+                       "license": item.license, "duration": round(duration, 3), "origin": item.origin}
+                if item.speech:
+                    row["tags"] = ["speech"]
+                rows.append(row)
                 report.kept += 1
             log(report.line())
+    if extra_rows is not None:
+        rows.extend(extra_rows())
+    rows = _cap_speech(rows, speech_share, {r.package: r for r in reports}, out_dir)
     write_manifest(rows, out_dir / "manifest.jsonl")
     detail = {r.package: {"found": r.found, "kept": r.kept, "skipped": r.skipped} for r in reports}
     _write_atomic(out_dir / "report.json", json.dumps(detail, indent=1, sort_keys=True).encode())
-    return BuildResult(rows, reports)
+    digest = hashlib.sha256((out_dir / "manifest.jsonl").read_bytes()).hexdigest()
+    return BuildResult(rows, reports, digest)

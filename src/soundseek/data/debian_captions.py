@@ -19,6 +19,7 @@ Everything is deterministic: no randomness, no dependence on other files.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -33,6 +34,7 @@ ABBREVIATIONS: dict[str, str] = {
     "dmg": "damage", "atk": "attack", "att": "attack", "mg": "machine gun", "ui": "interface",
     "notif": "notification", "elec": "electric", "veh": "vehicle", "ftstep": "footstep",
     "std": "standard", "destroied": "destroyed", "ref": "referee", "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
+    "wp": "weapon", "shotty": "shotgun", "plr": "player",
     "sfx": "", "snd": "", "sound": "", "sounds": "", "wav": "", "ogg": "",
 }
 """Token -> replacement ("" drops the token). Applied after splitting, before compounds."""
@@ -75,7 +77,7 @@ that are not themselves in this list are split, and only if every piece is a kno
 _UNINFORMATIVE_DIRS = frozenset({
     "sound", "sounds", "sfx", "snd", "audio", "data", "wav", "wavs", "ogg", "effects", "soundfx",
     "sound effects", "chunks", "default", "share", "games", "usr", "res", "resources", "assets",
-    "misc", "media", "common", "commondata", "stereo", "mono", "base", "global", "lib", "game",
+    "misc", "media", "common", "commondata", "stereo", "mono", "base", "global", "lib", "game", "resource",
 })
 
 _FREESOUND_PREFIX = re.compile(r"^\d+__[^_]+(?:_[^_]+)*?__")
@@ -203,3 +205,32 @@ def _stems(words: list[str]) -> set[str]:
     out.update(w[:-1] for w in words if w.endswith("s"))
     out.update(w + "s" for w in words)
     return out
+
+
+# ------------------------------------------------------------------ templates
+_GERUNDS: dict[str, str] = {
+    "knock": "knocking", "clap": "clapping", "laugh": "laughing", "scream": "screaming", "shout": "shouting",
+    "yell": "yelling", "whistle": "whistling", "cough": "coughing", "sneeze": "sneezing", "snore": "snoring",
+    "hammer": "hammering", "saw": "sawing", "chop": "chopping", "dig": "digging", "type": "typing",
+    "drink": "drinking", "eat": "eating", "walk": "walking", "run": "running", "jump": "jumping",
+    "kiss": "kissing", "breath": "breathing", "breathe": "breathing", "cheer": "cheering", "sigh": "sighing",
+    "hammering": "hammering", "clapping": "clapping", "knocking": "knocking", "footstep": "walking",
+    "footsteps": "walking", "swim": "swimming", "splash": "splashing", "sweep": "sweeping", "write": "writing",
+}
+"""Label heads that describe a person's action: "someone X-ing" reads right for these only."""
+
+
+def caption_variants(label: str, key: str) -> list[str]:
+    """The label and one templated phrase chosen by a hash of ``key`` (deterministic).
+
+    Templates: "the sound of X", "X sound effect", "a recording of X" for any label, and
+    "someone X-ing ..." when the label starts with a person's action (:data:`_GERUNDS`):
+    ``caption_variants("knock door", "a.wav")`` -> ``["knock door", "someone knocking door"]``.
+    Nothing is added that the label does not state.
+    """
+    words = label.split()
+    options = [f"the sound of {label}", f"{label} sound effect", f"a recording of {label}"]
+    if words and words[0] in _GERUNDS:
+        options.append(" ".join(["someone", _GERUNDS[words[0]]] + words[1:]))
+    pick = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) % len(options)
+    return [label, options[pick]]

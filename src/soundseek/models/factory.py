@@ -166,7 +166,14 @@ def resolve(spec: str | Path | None) -> Path:
 
 
 def load(spec: str | Path | None = "default", towers: bool = True) -> RetrievalModel:
-    """The one entry point from a model spec to a model: ``"default"`` or a checkpoint path."""
+    """The one entry point from a model spec to a model: ``"default"``, a checkpoint path, or
+    ``family:PATH`` — a pretrained model in a local directory (``soundseek.models.spec``, e.g.
+    ``hf-clap:models/clap-htsat-unfused``), built by :func:`create_model` from its family's recipe."""
+    from soundseek.models.spec import family_config, parse_model_spec
+
+    if parse_model_spec(spec) is not None:
+        cfg = family_config(str(spec))
+        return create_model(cfg, cfg.model.embed_dim, cfg.model.embed_dim, towers=towers).eval()
     return load_model(resolve(spec), towers=towers)
 
 

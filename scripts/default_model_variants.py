@@ -1,0 +1,110 @@
+"""Compare recipes for the default model on (a) the held-out test split of the Debian training
+corpus and (b) the held-out real-sfx-dev test split, never on the reserved OpenTTD + Tux Paint set.
+
+    python3 scripts/default_model_variants.py                     # every variant, seed 0
+    python3 scripts/default_model_variants.py base sigmoid --seeds 0 1 2
+    python3 scripts/default_model_variants.py --table             # markdown table of what was run
+
+Each run trains ``configs/default-model.yaml`` with the variant's overrides into
+``runs/variants/<variant>-s<seed>`` (features come from the shared cache) and appends the T2A/A2T
+metrics of both evaluations to ``results/default-model-variants.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "results" / "default-model-variants.jsonl"
+VARIANTS: dict[str, list[str]] = {
+    "base": [],                                                     # mean+max, NT-Xent (t = 0.05)
+    "sigmoid": ["loss.name=sigmoid", "loss.options={}"],            # SigLIP-style pairwise sigmoid
+    "netrvlad": ["model.options={pooling: netrvlad, dropout: 0.1}"],  # learned cluster pooling
+    "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
+    "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
+}
+EVALS = {"corpus": "data/debian-sfx/train/manifest.jsonl", "real-sfx-dev": "../shared/data/real-sfx-dev/manifest.jsonl"}
+
+
+def run(variant: str, seed: int, epochs: int) -> dict:
+    sets = VARIANTS[variant] + [f"train.seed={seed}", f"train.epochs={epochs}",
+                                f"train.out_dir=runs/variants/{variant}-s{seed}"]
+    if variant == "mpnet":
+        path = os.environ.get("MPNET_DIR")
+        if not path:
+            raise SystemExit("mpnet: set MPNET_DIR to an all-mpnet-base-v2 Hugging Face directory")
+        sets.append(f"encoders.text_path={path}")
+    cmd = [sys.executable, "-m", "soundseek", "train", "configs/default-model.yaml", "--restart"]
+    for s in sets:
+        cmd += ["--set", s]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    row: dict = {"variant": variant, "seed": seed, "epochs": epochs}
+    for name, path in EVALS.items():
+        cmd = [sys.executable, "-m", "soundseek", "eval", f"runs/variants/{variant}-s{seed}/best.pt", "--split", "test",
+               "--json", "--set", f"data.path={path}", "--set", "data.extra=[]"]
+        out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        row[name] = json.loads(out[out.index("{"):])
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with OUT.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def _get(d: dict, direction: str, metric: str) -> float | None:
+    for key in (direction, direction.lower(), direction.upper()):
+        if isinstance(d.get(key), dict) and metric in d[key]:
+            return float(d[key][metric])
+    for key in (f"{direction}.{metric}", f"{direction}_{metric}"):
+        if key in d:
+            return float(d[key])
+    return None
+
+
+def table() -> str:
+    rows = [json.loads(x) for x in OUT.read_text().splitlines() if x.strip()]
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    cols = [(e, d, m) for e in EVALS for d, m in (("t2a", "R1"), ("t2a", "R10"), ("t2a", "mAP10"), ("a2t", "R1"))]
+    head = "| variant | seeds | " + " | ".join(f"({'a' if e == 'corpus' else 'b'}) {d.upper()} {m}" for e, d, m in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 2)]
+    for v, rs in by.items():
+        cells = []
+        for e, d, m in cols:
+            vals = [x for x in (_get(r[e], d, m) for r in rs) if x is not None]
+            if not vals:
+                cells.append("–")
+            elif len(vals) == 1:
+                cells.append(f"{vals[0]:.1f}")
+            else:
+                cells.append(f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}")
+        lines.append(f"| {v} | {','.join(str(r['seed']) for r in rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("variants", nargs="*", default=list(VARIANTS), help=f"of {', '.join(VARIANTS)}")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--table", action="store_true", help="print the markdown table of results so far")
+    a = p.parse_args()
+    if a.table:
+        print(table())
+        return
+    for v in a.variants:
+        if v not in VARIANTS:
+            raise SystemExit(f"unknown variant {v!r}; valid: {', '.join(VARIANTS)}")
+    for v in a.variants:
+        for s in a.seeds:
+            run(v, s, a.epochs)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The reserved, independent evaluation: openttd-opensfx + tuxpaint-stamps-* (never trained or
+# tuned on). Builds data/debian-sfx/eval once (no file shared with real-sfx-dev or the training
+# corpus) and evaluates a model on all of it.
+#   bash scripts/eval_reserved.sh [MODEL]        # default: src/soundseek/assets/default.pt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+M=${1:-src/soundseek/assets/default.pt}
+if [[ ! -f data/debian-sfx/eval/manifest.jsonl ]]; then
+  avoid=(../shared/data/real-sfx-dev/manifest.jsonl)
+  [[ -f data/debian-sfx/train/manifest.jsonl ]] && avoid+=(data/debian-sfx/train/manifest.jsonl)
+  python3 -m soundseek prepare debian data/debian-sfx/eval --eval --avoid "${avoid[@]}"
+fi
+python3 -m soundseek eval "$M" --split all --random \
+  --set data.path=data/debian-sfx/eval/manifest.jsonl --set "data.extra=[]"
