@@ -23,3 +23,4 @@ run distributed benchmarks/bench_distributed.py --batch 128 --steps 8 --repeats 
 run index     benchmarks/bench_index.py --sizes 100000 1000000 --clips 300 --repeats 3
 run load      benchmarks/bench_load.py --clients 50 --requests 3000
 run data      benchmarks/bench_data.py --clips 600 --repeats 3
+run finetune  benchmarks/bench_finetune.py --encoders aisfx cnn14 passt --batch 2 --seconds 1 --repeats 1
