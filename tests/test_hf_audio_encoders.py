@@ -125,6 +125,9 @@ def test_wrong_family_and_missing_files(tmp_path):
         build_audio_encoder("hf-ast")
     with pytest.raises(FileNotFoundError, match="never downloads"):
         build_audio_encoder("hf-whisper", path="openai/whisper-tiny")
+    (p / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        build_audio_encoder("hf-hubert", path=str(p))
     (p / "preprocessor_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
         build_audio_encoder("hf-hubert", path=str(p))

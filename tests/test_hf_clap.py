@@ -235,6 +235,18 @@ def test_hf_hub_offline_loads_local_directory(unfused_dir, monkeypatch):
     (broken / "preprocessor_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
         Pipeline.load(f"hf-clap:{broken}")
+    shutil.copy(unfused_dir / "preprocessor_config.json", broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        Pipeline.load(f"hf-clap:{broken}")
+    shutil.copy(unfused_dir / "model.safetensors", broken)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / f).unlink()
+    with pytest.raises(FileNotFoundError, match="no tokenizer files"):
+        Pipeline.load(f"hf-clap:{broken}")
+    from soundseek.cli.main import main
+
+    assert main(["eval", "--model", f"hf-clap:{broken}"]) == 2  # a clear message, no traceback
 
 
 def test_frozen_cached_equals_live(unfused_dir, tmp_path):

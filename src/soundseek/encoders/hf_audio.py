@@ -63,6 +63,9 @@ def _local(path, family: str) -> Path:
     p = require_local_dir(path, family, HINT)
     if not (p / "preprocessor_config.json").is_file():
         raise FileNotFoundError(f"{p} has no preprocessor_config.json; the directory must hold {HINT}")
+    if not any(p.glob("model*.safetensors*")) and not any(p.glob("pytorch_model*.bin*")):
+        raise FileNotFoundError(f"{p} has no weights (model.safetensors or pytorch_model.bin); "
+                                f"the directory must hold {HINT}")
     return p
 
 

@@ -87,6 +87,12 @@ def clap_dir(path: str | Path) -> Path:
     if not (p / "preprocessor_config.json").is_file():
         raise FileNotFoundError(f"{p} has no preprocessor_config.json (the ClapFeatureExtractor settings); "
                                 f"the directory must hold {HINT}")
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+    if not any((p / w).is_file() for w in weights):
+        raise FileNotFoundError(f"{p} has no weights ({', '.join(weights)}); the directory must hold {HINT}")
+    if not any((p / t).is_file() for t in ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
+        raise FileNotFoundError(f"{p} has no tokenizer files (tokenizer.json or vocab.json + merges.txt); "
+                                f"the directory must hold {HINT}")
     return p
 
 
