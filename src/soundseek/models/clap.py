@@ -4,7 +4,8 @@ Three uses, one loader:
 
 * **search model** (``--model hf-clap:PATH``): :class:`ClapAudioEncoder` with
   ``output="embedding"`` gives one *frame* per analysis window — the projected window embedding
-  ``audio_projection(audio_model(...).pooler_output)`` — and :class:`ClapScorer` turns them into
+  ``audio_projection(audio_model(...).pooler_output)`` — and the ``clap`` scorer
+  (:class:`soundseek.scoring.clap.ClapScorer`) turns them into
   ``get_audio_features``: L2-normalised (several windows: the normalised mean of the normalised
   window embeddings). Text: ``get_text_features`` (``text_projection`` of the pooled first token),
   normalised. Scores are cosines; the logit scale is the model's (``logit_scale_a`` /
@@ -18,8 +19,9 @@ Three uses, one loader:
 
 Preprocessing is ``ClapFeatureExtractor``'s, re-done in torch (float32, one batched STFT for all
 windows of a batch, the extractor's own filter banks) because it is the hot path of indexing and
-training and the extractor works clip by clip in numpy (float64; the two agree to ~1e-4 dB): 48 kHz, periodic Hann window ``fft_window_size``, hop ``hop_length``, centred
-reflect padding, power spectrogram, mel (``fusion``: HTK filters without norm; ``rand_trunc``:
+training and the extractor works clip by clip in numpy (float64; the two agree to ~1e-4 dB):
+48 kHz, periodic Hann window ``fft_window_size``, hop ``hop_length``, centred reflect padding,
+power spectrogram, mel (``fusion``: HTK filters without norm; ``rand_trunc``:
 Slaney filters), ``10 log10(max(x, 1e-10))``. Short clips are padded by the extractor's ``padding``
 rule (``repeatpad``: whole repeats then zeros). The tokenizer stays the Hugging Face one (text
 tokenisation is not a hot path and must match the checkpoint's vocabulary exactly).
