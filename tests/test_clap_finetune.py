@@ -106,7 +106,7 @@ def test_lock_groups_partition_the_tower_weights(clap):
     for tower in (ClapAudioEncoder.from_pretrained(clap, output="frames"), ClapTextEncoder.from_pretrained(clap)):
         groups = tower.lock_groups()
         ids = [id(p) for g in groups for p in g.parameters()]
-        assert len(ids) == len(set(ids)) == len(list(tower.parameters())) and len(groups) >= 3
+        assert len(ids) == len(set(ids)) == len(list(tower.parameters())) and len(groups) >= 2
 
 
 def test_clap_finetune_recipe_trains_the_towers_end_to_end(clap, tmp_path, capsys):

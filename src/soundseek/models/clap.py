@@ -281,11 +281,12 @@ class ClapAudioEncoder(AudioEncoder):
         return frames, mask
 
     def lock_groups(self) -> list[nn.Module]:
-        """Blocks in forward order (patch embedding, each HTSAT stage, final norm + projection),
-        for freezing all but the last N."""
+        """Blocks in forward order, for freezing all but the last N: the input BatchNorm and patch
+        embedding, then each HTSAT stage (the last with the final norm and the projection)."""
         enc = self.audio_model.audio_encoder
-        return [nn.ModuleList([enc.batch_norm, enc.patch_embed]), *enc.layers,
-                nn.ModuleList([enc.norm, self.audio_projection])]
+        stages = list(enc.layers)
+        return [nn.ModuleList([enc.batch_norm, enc.patch_embed]), *stages[:-1],
+                nn.ModuleList([stages[-1], enc.norm, self.audio_projection])]
 
     def frames_per_window(self) -> int:
         """T_w: frame-level outputs per ``max_length_s`` window (``freq_ratio`` x time columns)."""
@@ -329,10 +330,12 @@ class ClapTextEncoder(nn.Module):
                    trainable=trainable, name=f"{p.parent.name}/{p.name}", weights_id=_dir_identity(p))
 
     def lock_groups(self) -> list[nn.Module]:
-        """Blocks in forward order (embeddings, each transformer layer, pooler + projection)."""
+        """Blocks in forward order: the embeddings, then each transformer layer (the last with the
+        pooler and the projection)."""
         tm = self.text_model
+        layers = list(tm.encoder.layer)
         tail = [m for m in (getattr(tm, "pooler", None), self.text_projection) if m is not None]
-        return [tm.embeddings, *tm.encoder.layer, nn.ModuleList(tail)]
+        return [tm.embeddings, *layers[:-1], nn.ModuleList([layers[-1], *tail])]
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, Tensor]:
         if isinstance(captions, str):
