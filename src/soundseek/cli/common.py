@@ -7,6 +7,10 @@ from soundseek.config import apply_overrides, load_yaml
 from soundseek.models.config import Config
 
 
+# Metrics are fractions in Python and JSON; printed tables show percent, and say so.
+TABLE_UNITS = "(R1..R50 and mAP in percent; medR, meanR are ranks)"
+
+
 def add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("config", nargs=None if required else "?", help="YAML recipe (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from soundseek.cli.common import TABLE_UNITS
+
 DEMO_QUERIES = [
     "three short high beeps",
     "a low hum",
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[3/4] held-out evaluation on the {split} split")
     m = evaluate(model, data, split, chunk=cfg.eval.chunk)
     print(format_table(m, random_baseline(data.view(split))))
+    print(TABLE_UNITS)
     print("[4/4] text queries against the held-out clips")
     view = data.view(split)
     queries = args.query or (DEMO_QUERIES if not cfg.data.path else view.captions[:: max(1, len(view.captions) // 5)][:5])

@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from soundseek.cli.common import TABLE_UNITS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", default=None,
@@ -79,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{split} split: {m['n_captions']} captions, {m['n_clips']} clips")
         print(format_table(m, base))
+        print(TABLE_UNITS)
         if "modality_gap" in m:
             print(f"modality gap: {m['modality_gap']:.3f}")
         if "t2a_mAP16" in m:
-            print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f}")
+            print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f} %")
     return 0

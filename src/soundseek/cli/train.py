@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from soundseek.cli.common import add_config_args, load_config
+from soundseek.cli.common import TABLE_UNITS, add_config_args, load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
                      sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
         print(f"\n{cfg.eval.split} split ({m['n_captions']} captions, {m['n_clips']} clips):")
         print(format_table(m))
+        print(TABLE_UNITS)
         with open(f"{result['out_dir']}/test_metrics.json", "w", encoding="utf-8") as f:
             json.dump(m, f, indent=2)
     return 0

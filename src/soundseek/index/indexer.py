@@ -26,8 +26,10 @@ import numpy as np
 
 from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
+from . import itemdata, moments, peaks, textindex
 from .embedder import check_embedder
 from .integrity import IndexDamagedError
+from .metadata import read_tags
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
                        read_manifest, write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
@@ -82,6 +84,7 @@ class _Work:
     same_content: bool = False
     mode: int | None = None
     dev_ino: tuple[int, int] | None = None
+    data: itemdata.ItemData = field(default_factory=itemdata.ItemData)
 
 
 def _sha1(path: Path) -> tuple[str, os.stat_result]:
@@ -153,7 +156,7 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 backend_options: dict | None = None, batch_size: int = 16, workers: int = 2,
                 progress: bool = True, rebuild: bool = False, max_seconds: float | None = None,
                 format: str = "auto", retry_failed: bool = False, model: str | None = None,
-                keep_frames: bool = True) -> IndexReport:
+                keep_frames: bool = True, window: float | None = None, hop: float | None = None) -> IndexReport:
     """Index (or update the index of) a folder or corpus.
 
     Args:
@@ -170,6 +173,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         retry_failed: re-try files that failed before and did not change.
         model: model path recorded in the manifest (so ``soundseek search`` can reload it).
         keep_frames: store frame features for re-ranking (False saves disk; rerank then off).
+        window, hop: files longer than ``window`` seconds are also indexed as windows every
+            ``hop`` seconds (:mod:`.moments`); default the embedder's clip length (10 s for the
+            shipped model) and half of it; ``window=0`` turns windows off.
     Returns:
         :class:`IndexReport`; skipped files are also printed (when ``progress``) and logged.
     Raises:
@@ -180,13 +186,16 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
     index_dir = Path(index_dir)
     if batch_size <= 0 or workers <= 0:
         raise ValueError(f"batch_size and workers must be positive, got {batch_size}, {workers}")
+    window, hop = moments.default_window(embedder, window, hop)
     root, entries, problems = enumerate_source(source, format)
     report = IndexReport(str(index_dir))
     index_dir.mkdir(parents=True, exist_ok=True)
     with IndexLock(index_dir):
         store = _init_index(index_dir, embedder, backend, dict(backend_options or {}), rebuild, "clips",
                             {"source": str(Path(source).absolute()), "root": str(root), "model": model,
-                             "max_seconds": max_seconds})
+                             "max_seconds": max_seconds, "window": window, "hop": hop})
+        with store.transaction() as con:
+            itemdata.ensure_schema(con)
         known, failed = store.known(), store.problems()
         # 1. removals
         present = {e.key for e in entries}
@@ -197,12 +206,14 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 for k in gone:
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
+                    itemdata.forget(con, known[k]["id"], g)
                 con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)), gone)
                 store.log("info", f"removed {len(gone)} deleted files", con)
             report.removed = len(gone)
         # 2. plan
         todo: list[_Work] = []
         meta_updates = []
+        with_text = textindex.ids_with_text(store.con)
         report.skipped.extend(problems)
         for e in entries:
             try:
@@ -216,8 +227,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             row = known.get(e.key)
             if row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
                 report.unchanged += 1
-                if (json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags):
-                    meta_updates.append(e)
+                if ((json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags)
+                        or row["id"] not in with_text):  # (an index built before the text index)
+                    meta_updates.append((e, row["id"]))
                 continue
             bad = failed.get(e.key)
             if (bad is not None and not retry_failed and bad["size"] == st.st_size
@@ -226,10 +238,12 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 continue
             todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode))
         if meta_updates:
+            cols = [textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path)) for e, _ in meta_updates]
             with store.transaction() as con:
-                for e in meta_updates:
+                for (e, item_id), c in zip(meta_updates, cols):
                     con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
                                 (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), e.key))
+                    textindex.put(con, item_id, c)
         # 3. decode (threads) + embed (main thread) + commit per batch
         sr = int(embedder.sample_rate)
 
@@ -243,6 +257,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 w.wave, w.info = load_wave(w.entry.path, sr, max_seconds)
                 if w.wave.size == 0:
                     raise ValueError("no audio samples")
+                e = w.entry
+                w.data.text = textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path))
+                w.data.peaks = peaks.compute(w.wave)
             except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
                 w.error = _reason(err)
             return w
@@ -253,11 +270,11 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             for w in _ordered(ex, prepare, todo, window=max(2 * batch_size, 4 * workers)):
                 batch.append(w)
                 if len(batch) >= batch_size:
-                    _commit(store, embedder, batch, report, keep_frames)
+                    _commit(store, embedder, batch, report, keep_frames, (window, hop))
                     bar.update(len(batch))
                     batch = []
             if batch:
-                _commit(store, embedder, batch, report, keep_frames)
+                _commit(store, embedder, batch, report, keep_frames, (window, hop))
                 bar.update(len(batch))
         bar.close()
         # 4. backend
@@ -321,17 +338,29 @@ def _embed(embedder: Any, waves: list[np.ndarray]) -> tuple[list, list, list[str
     return embs, frs, errs
 
 
-def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport, keep_frames: bool = True) -> None:
+def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport, keep_frames: bool = True,
+            windows: tuple[float, float] = (0.0, 0.0)) -> None:
     need = [w for w in batch if w.error is None and not w.same_content]
     if need:
         embs, frames, errs = _embed(embedder, [w.wave for w in need])
         for w, e, f, err in zip(need, embs, frames, errs):
+            if err is None and windows[0] > 0:
+                try:
+                    w.data.spans, w.data.window_emb = moments.embed_windows(
+                        embedder, w.wave, int(embedder.sample_rate), *windows, batch_size=max(1, len(batch)),
+                        frames=w.data.window_frames if keep_frames else None)
+                except Exception:  # noqa: BLE001 - the file stays searchable as a whole
+                    w.data.spans, w.data.window_emb = [], None
             w.error, w.wave = err, None
             w.info = None if err else {**(w.info or {}), "emb": e, "frames": f}
     good = [w for w in need if w.error is None]
     report.clamped.extend((w.entry.key, w.info["clamped"]) for w in good if "clamped" in w.info)
     if keep_frames and good:
         refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
+        for w in good:
+            if w.data.window_frames and len(w.data.window_frames) == len(w.data.spans):
+                w.data.window_refs = store.frames.append(w.data.window_frames)
+            w.data.window_frames = []
     else:
         refs = [(None, None, None, None)] * len(good)
     with store.transaction() as con:
@@ -346,11 +375,13 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             if w.row is not None:
                 con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
                             (*vals, w.row["id"]))
+                item_id = w.row["id"]
                 report.updated += 1
             else:
-                con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
-                            (e.key, *vals))
+                item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
+                                      (e.key, *vals)).lastrowid
                 report.added += 1
+            itemdata.attach(con, item_id, g, w.data)
             con.execute("DELETE FROM problems WHERE key=?", (e.key,))
         for w in batch:
             if w.same_content:
@@ -361,6 +392,7 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
                 if w.row is not None:  # an indexed file went bad: drop its stale entry
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
+                    itemdata.forget(con, w.row["id"], g)
                 con.execute("INSERT OR REPLACE INTO problems(key, size, mtime_ns, reason, at, mode) "
                             "VALUES(?, ?, ?, ?, ?, ?)", (w.entry.key, w.size, w.mtime_ns, w.error, time.time(),
                                                          w.mode))

@@ -157,7 +157,7 @@ def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool
     opts = {**backend_options(manifest, index_dir), **(overrides or {})}
     dim = int(manifest["dim"]) + 1  # folded bias column (METHODS.md §5)
     state = _read_state(index_dir / BACKEND_STATE)
-    gen, count = store.generation, store.count()
+    gen, count = store.generation, store.vector_count()
     same = state.get("backend") == name and state.get("options") == (manifest.get("backend_options") or {})
     since = int(state.get("generation", -1)) if same and isinstance(state.get("generation"), int) else -1
     if since >= 0 and name == "faiss" and not _checksums_ok(index_dir, state):
@@ -203,7 +203,7 @@ def _full_rebuild(index_dir: Path, store: Store, manifest: dict, save: bool, opt
     for ids, emb, bias in store.iter_vectors():
         backend.add(ids, fold_items(emb, bias))
     if save:
-        _save(index_dir, backend, manifest, store.generation, store.count())
+        _save(index_dir, backend, manifest, store.generation, store.vector_count())
     return backend
 
 

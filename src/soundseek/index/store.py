@@ -218,8 +218,21 @@ class Store:
     def ids(self) -> np.ndarray:
         return np.asarray([r[0] for r in self.con.execute("SELECT id FROM items ORDER BY id")], np.int64)
 
+    def vector_count(self) -> int:
+        """Vectors the backend holds: items plus the windows of long recordings."""
+        from .moments import count
+
+        return self.count() + count(self.con)
+
     def iter_vectors(self, since_gen: int = -1, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Yield (ids (n,), embeddings (n, d) float32, bias (n,)) of items changed after ``since_gen``."""
+        """Yield (ids (n,), embeddings (n, d) float32, bias (n,)) of items changed after ``since_gen``,
+        then those of windows (ids offset by ``moments.WINDOW_ID_BASE``)."""
+        from .moments import iter_vectors
+
+        yield from self._iter_items(since_gen, chunk)
+        yield from iter_vectors(self.con, since_gen, chunk)
+
+    def _iter_items(self, since_gen: int, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         last = -1
         while True:
             rows = self.con.execute("SELECT id, embedding, bias FROM items WHERE gen > ? AND id > ? "

@@ -77,6 +77,10 @@ class ModelConfig:
 class LossConfig:
     name: str = "ntxent"
     options: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.05})  # loss constructor kwargs
+    # ensemble distillation (METHODS §7): targets file of `soundseek distill`, weight, temperature
+    distill: str = ""
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
 
 
 @dataclass

@@ -80,6 +80,10 @@ def create_model(cfg: Config, audio_dim: int | None = None, text_dim: int | None
         audio_dim, text_dim = int(audio.out_dim), int(text.out_dim)
     scorer, loss = build_heads(cfg, int(audio_dim), int(text_dim))
     model = RetrievalModel(audio, text, scorer, loss, cfg.model.nuclear_norm)
+    if cfg.loss.distill:
+        from soundseek.losses.distill import DistillationLoss
+
+        model.distill = DistillationLoss(cfg.loss.distill_weight, cfg.loss.distill_temperature)
     if audio is not None and cfg.encoders.lock_audio:
         model.lock_audio(cfg.encoders.audio_unlocked_blocks)
     if text is not None and cfg.encoders.lock_text:

@@ -2,11 +2,12 @@
 
     GET  /                      the search page (static/index.html; ``/?q=dog+barking`` searches on load)
     GET  /api/health            index size, kind, embedder fingerprint
-    GET  /api/search?q=&k=&rerank=   text -> clips
+    GET  /api/search?q=&k=&mode=&rerank=   text -> clips (mode semantic | text | hybrid)
     POST /api/search/audio      multipart ``file`` (+ ``k``): query by example / audio -> captions
+    GET  /api/clips/{id}/similar?k=   sounds like an indexed clip (itself excluded)
     GET  /api/clips/{id}        metadata of one item
     GET  /api/clips/{id}/audio  the indexed file, with HTTP Range (206) so players can seek
-    GET  /openapi.json, /docs   the schema
+    GET  /openapi.json, /docs   the schema; /docs is Swagger UI from bundled files (no CDN)
 
 Security model (docs/security.md): ids are opaque integers looked up in SQLite; no path is
 ever built from a request. A file is opened once (no-follow, regular file, inside the
@@ -23,6 +24,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,8 +34,12 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from ..index import peaks as _peaks
+from ..index.hybrid import MODES, resolve_mode
 from ..index.search import MAX_K, Searcher
 from ..index.source import AUDIO_EXTENSIONS
+from . import models as M
+from .docs import install_docs
 from .errors import install_error_handlers, install_logging
 from .files import audio_response
 from .limits import (BodyLimit, HostCheck, UploadLimits, UploadRefused, clean_query, decode_upload,
@@ -47,7 +54,8 @@ UPLOAD_FRAMING = 16 << 10  # multipart headers/boundaries allowed around an uplo
 
 def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_bytes: int = 20 << 20,
                max_query_chars: int = 1000, max_k: int = MAX_K, allowed_hosts: Sequence[str] | None = None,
-               cors_origins: Sequence[str] | None = None, upload_limits: UploadLimits | None = None) -> FastAPI:
+               cors_origins: Sequence[str] | None = None, upload_limits: UploadLimits | None = None,
+               model_workers: int | None = None) -> FastAPI:
     """Build the FastAPI app. The embedder/model is loaded once (by the caller) and shared.
 
     Args:
@@ -60,12 +68,16 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             and the loopback names.
         cors_origins: origins allowed to call the API from other pages (None: CORS off).
         upload_limits: duration and decoding-time caps of uploaded queries.
+        model_workers: searches running the model at once (default: the CPU count); more
+            requests wait their turn, so 50 clients do not mean 50 model activations in memory.
     """
     searcher = index if isinstance(index, Searcher) else Searcher(index, embedder)
+    model_slots = threading.BoundedSemaphore(max(1, int(model_workers or os.cpu_count() or 1)))
     limits = upload_limits or UploadLimits()
     from ..audio import io as _decoder  # noqa: F401  (imported now, not during the first upload)
-    app = FastAPI(title="soundseek", version="0.1.0",
+    app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Language-based audio retrieval: search sounds by text or by example.")
+    install_docs(app)  # bundled Swagger UI: /docs works offline
     app.state.searcher = searcher
     install_error_handlers(app)
     if cors_origins:
@@ -81,7 +93,7 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     async def guard(request: Request, call_next):
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if not request.url.path.startswith(("/docs", "/redoc")):
+        if not request.url.path.startswith("/docs"):
             response.headers.setdefault("Content-Security-Policy",
                                         "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
                                         "style-src 'self'; script-src 'self'; connect-src 'self'")
@@ -97,15 +109,33 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             raise HTTPException(404, "unknown clip id")
         return int(clip_id)
 
-    @app.get("/api/health")
+    def with_peaks(hits: list[dict]) -> list[dict]:
+        """Add the waveform peaks and a player URL that starts at the hit's moment."""
+        got = _peaks.get_many(searcher.store.con, [h["id"] for h in hits])
+        out = []
+        for h in hits:
+            url = None
+            if h.get("path"):
+                url = f"/api/clips/{h['id']}/audio"
+                if h.get("start") is not None and h.get("end") is not None:
+                    url += f"#t={h['start']:.2f},{h['end']:.2f}"  # media fragment: players start there
+            out.append({**h, "peaks": got.get(h["id"]), "audio_url": url})
+        return out
+
+    @app.get("/api/health", response_model=M.Health)
     def health() -> dict:
         m = searcher.manifest
-        return {"status": "ok", "items": searcher.store.count(), "kind": searcher.kind, "backend": m["backend"],
-                "dim": m["dim"], "fingerprint": m["fingerprint"]}
+        has_text = searcher.has_text
+        return {"status": "ok", "items": searcher.store.count(), "vectors": len(searcher), "kind": searcher.kind,
+                "backend": m["backend"], "dim": m["dim"], "fingerprint": m["fingerprint"], "has_text": has_text,
+                "default_mode": resolve_mode(None, has_text)}
 
-    @app.get("/api/search")
+    @app.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS)
     def search(request: Request, q: str = Query("", description="text query"),
                k: int = Query(10, description=f"1..{max_k}"),
+               mode: str = Query("auto", description="semantic | text | hybrid | auto (hybrid when the index has text)"),
+               text_weight: float | None = Query(None, ge=0.0, le=1.0,
+                                                 description="hybrid: weight of the text ranking (default 0.7)"),
                rerank: int = Query(0, description="re-rank this many candidates (0: off)")) -> dict:
         try:
             q = clean_query(q, _raw_param(request.scope.get("query_string", b""), b"q"))
@@ -116,11 +146,30 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         check_k(k)
         if not 0 <= rerank <= max_k:
             raise HTTPException(400, f"rerank must be between 0 and {max_k}, got {rerank}")
+        if mode not in (*MODES, "auto"):
+            raise HTTPException(400, f"mode must be one of {', '.join(MODES)} or auto, got {mode!r}")
+        used = resolve_mode(mode, searcher.has_text)
         t0 = time.perf_counter()
-        hits = searcher.search_text(q, k=k, rerank=rerank)
-        return {"query": q, "k": k, "hits": hits, "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+        try:
+            with model_slots:
+                hits = searcher.search_text(q, k=k, rerank=rerank, mode=used, text_weight=text_weight)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        return {"query": q, "k": k, "mode": used, "hits": with_peaks(hits),
+                "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
-    @app.post("/api/search/audio")
+    @app.get("/api/clips/{clip_id}/similar", response_model=M.SimilarResponse, responses=M.ERRORS)
+    def similar(clip_id: str, k: int = Query(10, description=f"1..{max_k}")) -> dict:
+        check_k(k)
+        t0 = time.perf_counter()
+        with model_slots:
+            hits = searcher.similar(item_id(clip_id), k)
+        if hits is None:
+            raise HTTPException(404, "unknown clip id")
+        return {"id": int(clip_id), "k": k, "hits": with_peaks(hits),
+                "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+
+    @app.post("/api/search/audio", response_model=M.AudioSearchResponse, responses=M.ERRORS)
     def search_audio(file: UploadFile = File(..., description="audio file (wav/flac/ogg/mp3/aiff)"),
                      k: int = Form(10)) -> dict:
         check_k(k)
@@ -144,13 +193,14 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
                                      name=Path(file.filename or "upload").name)
             except UploadRefused as e:
                 raise HTTPException(e.status, e.detail) from None
-            hits = searcher.search_audio(wave, k=k, sample_rate=sr)
+            with model_slots:
+                hits = searcher.search_audio(wave, k=k, sample_rate=sr)
         finally:
             os.unlink(tmp)
-        return {"filename": file.filename, "k": k, "hits": hits,
+        return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
                 "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
-    @app.get("/api/clips/{clip_id}")
+    @app.get("/api/clips/{clip_id}", response_model=M.ClipInfo, responses=M.ERRORS)
     def clip(clip_id: str) -> dict:
         info = searcher.get(item_id(clip_id))
         if info is None:
@@ -198,6 +248,10 @@ def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: i
     (:func:`~soundseek.service.limits.default_allowed_hosts`); pass ``["*"]`` to accept any.
     """
     import uvicorn
+
+    if "torch" in sys.modules:  # requests run the model side by side (model_workers): one thread each
+        workers = int(kwargs.get("model_workers") or os.cpu_count() or 1)
+        sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
     hosts = list(allowed_hosts) if allowed_hosts else default_allowed_hosts(host)
     app = create_app(index_dir, embedder, allowed_hosts=hosts, **kwargs)
