@@ -235,6 +235,18 @@ def test_hf_hub_offline_loads_local_directory(unfused_dir, monkeypatch):
     (broken / "preprocessor_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
         Pipeline.load(f"hf-clap:{broken}")
+    shutil.copy(unfused_dir / "preprocessor_config.json", broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        Pipeline.load(f"hf-clap:{broken}")
+    shutil.copy(unfused_dir / "model.safetensors", broken)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / f).unlink()
+    with pytest.raises(FileNotFoundError, match="no tokenizer files"):
+        Pipeline.load(f"hf-clap:{broken}")
+    from soundseek.cli.main import main
+
+    assert main(["eval", "--model", f"hf-clap:{broken}"]) == 2  # a clear message, no traceback
 
 
 def test_frozen_cached_equals_live(unfused_dir, tmp_path):
@@ -347,3 +359,22 @@ def test_model_spec_parser():
     with pytest.raises(KeyError, match="Invalid model family 'hf-clip'. Valid: hf-clap"):
         parse_model_spec("hf-clip:models/clap")
     assert "hf-clap" in family_names()
+
+
+def test_moments_inside_long_files_with_clap_windows(unfused_dir, tmp_path):
+    """A long file indexed with CLAP's window (1 s for the tiny model) gets window vectors and its
+    hits carry a moment. (Which moment is the search's business; a random tiny CLAP embeds all
+    windows almost alike, so the windows within the merge margin are merged.)"""
+    from soundseek.index import build_index
+    from soundseek.index.search import Searcher
+    from soundseek.pipeline import Pipeline
+
+    (tmp_path / "sounds").mkdir()
+    parts = [tone(1.0, 200.0 * (i + 1), seed=20 + i) for i in range(4)]
+    sf.write(tmp_path / "sounds" / "long.wav", np.concatenate(parts), 48000, subtype="FLOAT")
+    sf.write(tmp_path / "sounds" / "short.wav", tone(0.7, 950.0, seed=30), 48000, subtype="FLOAT")
+    pipe = Pipeline.load(f"hf-clap:{unfused_dir}")
+    build_index(tmp_path / "sounds", pipe, tmp_path / "idx", progress=False, window=1.0, hop=1.0)
+    hit = Searcher(tmp_path / "idx", pipe).search_audio(parts[2], k=1, sample_rate=48000)[0]
+    assert hit["path"].endswith("long.wav") and hit["score"] > 0.9999
+    assert 0.0 <= hit["start"] <= 2.0 and 3.0 <= hit["end"] <= 4.0 + 1e-6  # covers the matching second

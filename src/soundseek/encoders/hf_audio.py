@@ -63,6 +63,9 @@ def _local(path, family: str) -> Path:
     p = require_local_dir(path, family, HINT)
     if not (p / "preprocessor_config.json").is_file():
         raise FileNotFoundError(f"{p} has no preprocessor_config.json; the directory must hold {HINT}")
+    if not any(p.glob("model*.safetensors*")) and not any(p.glob("pytorch_model*.bin*")):
+        raise FileNotFoundError(f"{p} has no weights (model.safetensors or pytorch_model.bin); "
+                                f"the directory must hold {HINT}")
     return p
 
 
@@ -124,13 +127,16 @@ class Wav2Vec2StyleEncoder(HFAudioEncoder):
         return enc
 
     def lock_groups(self) -> list[nn.Module]:
-        """Front end (feature extractor, projection, positional conv), each transformer layer,
-        the final LayerNorm."""
+        """Front end (feature extractor, projection, positional conv; the encoder LayerNorm of
+        post-norm checkpoints), then each transformer layer, the last with the final LayerNorm of
+        pre-norm (``do_stable_layer_norm``) checkpoints."""
         enc = self.model.encoder
+        stable = bool(getattr(self.model.config, "do_stable_layer_norm", False))
         head = [m for n, m in self.model.named_children() if n != "encoder"]
-        head += [m for n, m in enc.named_children() if n not in ("layers", "layer_norm")]
-        tail = [enc.layer_norm] if hasattr(enc, "layer_norm") else []
-        return [nn.ModuleList(head), *enc.layers, nn.ModuleList(tail)]
+        head += [m for n, m in enc.named_children() if n != "layers" and (n != "layer_norm" or not stable)]
+        layers = list(enc.layers)
+        last = nn.ModuleList([layers[-1]] + ([enc.layer_norm] if stable else []))
+        return [nn.ModuleList(head), *layers[:-1], last]
 
     def _min_samples(self) -> int:
         n = 1
@@ -205,10 +211,10 @@ class ASTEncoder(HFAudioEncoder):
                    trainable=trainable, name=name, weights_id=wid)
 
     def lock_groups(self) -> list[nn.Module]:
-        """Patch embedding, each transformer layer, the final LayerNorm (forward order)."""
+        """Patch embedding, then each transformer layer (the last with the final LayerNorm)."""
         m = self.model
-        layers = m.layers if hasattr(m, "layers") else m.encoder.layer  # transformers 5 / 4 layouts
-        return [m.embeddings, *layers, m.layernorm]
+        layers = list(m.layers if hasattr(m, "layers") else m.encoder.layer)  # transformers 5 / 4 layouts
+        return [m.embeddings, *layers[:-1], nn.ModuleList([layers[-1], m.layernorm])]
 
     def fbank(self, wave: Tensor) -> Tensor:
         """(n,) -> (1 + (n - 400) // 160, n_mels) log-mel fbank (``ASTFeatureExtractor`` without torchaudio)."""
@@ -271,9 +277,12 @@ class WhisperEncoder(HFAudioEncoder):
                    local_files_only=True), trainable=trainable, name=name, weights_id=wid)
 
     def lock_groups(self) -> list[nn.Module]:
-        """Convolutional stem and positions, each transformer layer, the final LayerNorm."""
+        """Convolutional stem and positions, then each transformer layer (the last with the final
+        LayerNorm)."""
         m = self.model
-        return [nn.ModuleList([m.conv1, m.conv2, m.embed_positions]), *m.layers, m.layer_norm]
+        layers = list(m.layers)
+        return [nn.ModuleList([m.conv1, m.conv2, m.embed_positions]), *layers[:-1],
+                nn.ModuleList([layers[-1], m.layer_norm])]
 
     def log_mel(self, segs: Tensor) -> Tensor:
         """(S, n_samples) zero-padded windows -> (S, n_mels, 2 * max_source_positions)."""

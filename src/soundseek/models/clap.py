@@ -4,7 +4,8 @@ Three uses, one loader:
 
 * **search model** (``--model hf-clap:PATH``): :class:`ClapAudioEncoder` with
   ``output="embedding"`` gives one *frame* per analysis window — the projected window embedding
-  ``audio_projection(audio_model(...).pooler_output)`` — and :class:`ClapScorer` turns them into
+  ``audio_projection(audio_model(...).pooler_output)`` — and the ``clap`` scorer
+  (:class:`soundseek.scoring.clap.ClapScorer`) turns them into
   ``get_audio_features``: L2-normalised (several windows: the normalised mean of the normalised
   window embeddings). Text: ``get_text_features`` (``text_projection`` of the pooled first token),
   normalised. Scores are cosines; the logit scale is the model's (``logit_scale_a`` /
@@ -18,8 +19,9 @@ Three uses, one loader:
 
 Preprocessing is ``ClapFeatureExtractor``'s, re-done in torch (float32, one batched STFT for all
 windows of a batch, the extractor's own filter banks) because it is the hot path of indexing and
-training and the extractor works clip by clip in numpy (float64; the two agree to ~1e-4 dB): 48 kHz, periodic Hann window ``fft_window_size``, hop ``hop_length``, centred
-reflect padding, power spectrogram, mel (``fusion``: HTK filters without norm; ``rand_trunc``:
+training and the extractor works clip by clip in numpy (float64; the two agree to ~1e-4 dB):
+48 kHz, periodic Hann window ``fft_window_size``, hop ``hop_length``, centred reflect padding,
+power spectrogram, mel (``fusion``: HTK filters without norm; ``rand_trunc``:
 Slaney filters), ``10 log10(max(x, 1e-10))``. Short clips are padded by the extractor's ``padding``
 rule (``repeatpad``: whole repeats then zeros). The tokenizer stays the Hugging Face one (text
 tokenisation is not a hot path and must match the checkpoint's vocabulary exactly).
@@ -86,6 +88,12 @@ def clap_dir(path: str | Path) -> Path:
     p = require_local_dir(path, FAMILY, HINT)
     if not (p / "preprocessor_config.json").is_file():
         raise FileNotFoundError(f"{p} has no preprocessor_config.json (the ClapFeatureExtractor settings); "
+                                f"the directory must hold {HINT}")
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+    if not any((p / w).is_file() for w in weights):
+        raise FileNotFoundError(f"{p} has no weights ({', '.join(weights)}); the directory must hold {HINT}")
+    if not any((p / t).is_file() for t in ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
+        raise FileNotFoundError(f"{p} has no tokenizer files (tokenizer.json or vocab.json + merges.txt); "
                                 f"the directory must hold {HINT}")
     return p
 
@@ -273,11 +281,12 @@ class ClapAudioEncoder(AudioEncoder):
         return frames, mask
 
     def lock_groups(self) -> list[nn.Module]:
-        """Blocks in forward order (patch embedding, each HTSAT stage, final norm + projection),
-        for freezing all but the last N."""
+        """Blocks in forward order, for freezing all but the last N: the input BatchNorm and patch
+        embedding, then each HTSAT stage (the last with the final norm and the projection)."""
         enc = self.audio_model.audio_encoder
-        return [nn.ModuleList([enc.batch_norm, enc.patch_embed]), *enc.layers,
-                nn.ModuleList([enc.norm, self.audio_projection])]
+        stages = list(enc.layers)
+        return [nn.ModuleList([enc.batch_norm, enc.patch_embed]), *stages[:-1],
+                nn.ModuleList([stages[-1], enc.norm, self.audio_projection])]
 
     def frames_per_window(self) -> int:
         """T_w: frame-level outputs per ``max_length_s`` window (``freq_ratio`` x time columns)."""
@@ -321,10 +330,12 @@ class ClapTextEncoder(nn.Module):
                    trainable=trainable, name=f"{p.parent.name}/{p.name}", weights_id=_dir_identity(p))
 
     def lock_groups(self) -> list[nn.Module]:
-        """Blocks in forward order (embeddings, each transformer layer, pooler + projection)."""
+        """Blocks in forward order: the embeddings, then each transformer layer (the last with the
+        pooler and the projection)."""
         tm = self.text_model
+        layers = list(tm.encoder.layer)
         tail = [m for m in (getattr(tm, "pooler", None), self.text_projection) if m is not None]
-        return [tm.embeddings, *tm.encoder.layer, nn.ModuleList(tail)]
+        return [tm.embeddings, *layers[:-1], nn.ModuleList([layers[-1], *tail])]
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, Tensor]:
         if isinstance(captions, str):
