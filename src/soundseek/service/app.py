@@ -68,8 +68,9 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             and the loopback names.
         cors_origins: origins allowed to call the API from other pages (None: CORS off).
         upload_limits: duration and decoding-time caps of uploaded queries.
-        model_workers: searches running the model at once (default: the CPU count); more
-            requests wait their turn, so 50 clients do not mean 50 model activations in memory.
+        model_workers: searches decoding an upload or running the model at once (default: the
+            CPU count); more requests wait their turn, so 50 clients do not mean 50 decoded
+            uploads and model activations in memory.
     """
     searcher = index if isinstance(index, Searcher) else Searcher(index, embedder)
     model_slots = threading.BoundedSemaphore(max(1, int(model_workers or os.cpu_count() or 1)))
@@ -188,13 +189,14 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
                 raise HTTPException(400, "empty upload")
             t0 = time.perf_counter()
             sr = int(searcher.embedder.sample_rate)
-            try:
-                wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
-                                     name=Path(file.filename or "upload").name)
-            except UploadRefused as e:
-                raise HTTPException(e.status, e.detail) from None
-            with model_slots:
+            with model_slots:  # decoding too: at most model_workers decoded uploads in memory
+                try:
+                    wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
+                                         name=Path(file.filename or "upload").name)
+                except UploadRefused as e:
+                    raise HTTPException(e.status, e.detail) from None
                 hits = searcher.search_audio(wave, k=k, sample_rate=sr)
+                del wave
         finally:
             os.unlink(tmp)
         return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
