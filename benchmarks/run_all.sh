@@ -14,6 +14,7 @@ run tap-naive benchmarks/bench_tap.py --repeats 1 --captions 1045
 run gpa       benchmarks/bench_gpa.py --repeats 3
 run features  benchmarks/bench_features.py --clips 64 --repeats 5
 run encoders  benchmarks/bench_encoders.py --clips 32 --repeats 3
+run hf-frontends benchmarks/bench_hf_frontends.py --clips 16 --repeats 5
 run train     benchmarks/bench_train.py --repeats 20
 run losses    benchmarks/bench_losses.py --batch 64 128 --repeats 7
 run precision benchmarks/bench_precision.py --batch 128 --steps 6 --repeats 3 --epochs 6

@@ -14,7 +14,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for cmd in ("demo", "train", "eval", "features", "data", "experiment", "analyze", "index", "search", "serve", "prepare"):
+    for cmd in ("demo", "train", "eval", "distill", "features", "data", "experiment", "analyze", "index", "search", "serve", "prepare"):
         assert cmd in out
 
 
@@ -150,3 +150,27 @@ def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys, model):
     out = json.loads(capsys.readouterr().out)
     assert 0.0 <= out["top1"] <= 1.0 and 0.5 <= out["mAP"] <= 1.0  # 2 classes: reciprocal rank >= 1/2
     assert len(out["per_fold"]) == 2
+
+
+def test_distill_writes_the_teachers_mean_logits(tiny_demo, tmp_path, capsys):
+    import torch
+
+    from soundseek.models import load
+    from soundseek.train.data import prepare
+    from soundseek.train.distill import Targets, caption_keys
+    from soundseek.train.evaluate import score_view
+
+    ckpt = str(tiny_demo / "run" / "best.pt")
+    out = tmp_path / "teachers.pt"
+    assert main(["distill", ckpt, ckpt, "--out", str(out)]) == 0
+    assert "2 teacher(s)" in capsys.readouterr().out
+    obj = torch.load(out, weights_only=True)
+    model = load(ckpt)
+    data = prepare(model.cfg, progress=False, towers=(model.audio_encoder, model.text_encoder))
+    view = data.view("train")
+    ref = score_view(model, data, view) * model.logit_scale()  # two equal teachers: their mean is one
+    torch.testing.assert_close(obj["logits"], ref.float(), rtol=1e-5, atol=1e-4)
+    assert [tuple(k) for k in obj["captions"]] == caption_keys(view)
+    t = Targets(out, view)
+    rows = np.array([3, 0, 5])
+    torch.testing.assert_close(t.block(rows, view.caption_audio[rows]), obj["logits"][rows][:, view.caption_audio[rows]])

@@ -3,7 +3,8 @@
 paths and strings. Implements the index's ``Embedder`` protocol (``soundseek.index``).
 
 Weights come only from local files or installed packages: :meth:`Pipeline.load` takes
-``"default"`` (the small model shipped in the package) or a checkpoint path.
+``"default"`` (the small model shipped in the package), a checkpoint path or a ``family:PATH``
+spec (e.g. ``hf-clap:DIR``, a Hugging Face CLAP directory).
 
 Example::
 
@@ -45,10 +46,12 @@ class Pipeline:
     # -- constructors -------------------------------------------------------------------
     @classmethod
     def load(cls, model: str | Path | None = None) -> "Pipeline":
-        """``"default"`` (or None) for the shipped model, else a checkpoint path."""
+        """``"default"`` (or None) for the shipped model, a checkpoint path, or ``family:PATH``
+        for a pretrained model in a local directory (e.g. ``hf-clap:models/clap-htsat-unfused``)."""
         from soundseek.models.factory import load, resolve
+        from soundseek.models.spec import parse_model_spec
 
-        return cls(load(model), checkpoint=str(resolve(model)))
+        return cls(load(model), checkpoint=str(model) if parse_model_spec(model) else str(resolve(model)))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "Pipeline":
@@ -169,7 +172,7 @@ class Pipeline:
     @torch.inference_mode()
     def rerank(self, text: str, frames: list[np.ndarray]) -> np.ndarray | None:
         """Pair-wise scores of one query against candidate clips (TAP/GPA); None for global scorers."""
-        if self.cfg.model.scorer == "global" or not frames:
+        if self.cfg.model.scorer in ("global", "clap") or not frames:  # embedding-only scorers
             return None
         return self.model.score(self.text_repr([text]), self.audio_repr(frames))[0].float().cpu().numpy()
 

@@ -229,10 +229,17 @@ class LogMel(nn.Module):
         if bool((lengths < 0).any()) or bool((lengths > n).any()):
             raise ValueError(f"lengths must lie in [0, {n}], got {lengths.tolist()}")
         short = lengths < n
-        if bool(short.any()):  # padding samples are zeros, whatever the caller left there
-            keep = torch.arange(n, device=wave.device)[None, :] < lengths.to(wave.device)[:, None]
-            wave = wave * keep
-        out = self._stft_power(self._pad(wave))
+        padded = self._pad(wave)
+        if bool(short.any()):
+            # samples past a row's end count as zeros, whatever the caller left there; only the
+            # n_fft after the end are read by the row's valid frames, so only those are cleared
+            if padded is wave:
+                padded = wave.clone()
+            off = self.n_fft // 2 if self.center else 0
+            for b in torch.nonzero(short).flatten().tolist():
+                nb = int(lengths[b])
+                padded[b, off + nb: off + min(n, nb + self.n_fft)].zero_()
+        out = self._stft_power(padded)
         if not self.center or self.pad_mode == "constant":
             return out  # zeros past a row's end are exactly what the row alone is padded with
         p, hop = self.n_fft // 2, self.hop_length

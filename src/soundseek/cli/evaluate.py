@@ -7,7 +7,13 @@ from soundseek.cli.common import TABLE_UNITS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a soundseek checkpoint (best.pt / last.pt), or 'default' for the shipped model")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a soundseek checkpoint (best.pt / last.pt), or 'default' for the shipped model")
+    p.add_argument("--model", default=None, metavar="SPEC",
+                   help="instead of a checkpoint: a pretrained model from a local directory, e.g. "
+                        "hf-clap:models/clap-htsat-unfused (zero-shot baseline, same table)")
+    p.add_argument("--data", default=None, metavar="CORPUS",
+                   help="corpus to evaluate on (shorthand for --set data.path=CORPUS)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's eval.split)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set data.path=../clotho --set eval.sk=true")
@@ -31,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate, format_table, random_baseline
 
-    model = load(args.checkpoint)
-    sets = list(args.set)
+    if bool(args.checkpoint) == bool(args.model):
+        raise ValueError("give a checkpoint or --model SPEC (e.g. --model hf-clap:DIR), not both or neither")
+    model = load(args.model or args.checkpoint)
+    sets = (["data.path=" + args.data] if args.data else []) + list(args.set)
     keys = {item.split("=", 1)[0].strip() for item in sets}
     if "data.path" in keys:  # another corpus: the recipe's extra training corpora are not part of it
         sets = [s for k, s in (("data.extra", "data.extra=[]"), ("data.extra_captions", "data.extra_captions="))

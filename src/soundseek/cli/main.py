@@ -18,8 +18,9 @@ from soundseek import __version__
 # (name, module, help) — each module has add_arguments(parser) and run(args) -> int
 COMMANDS = [
     ("demo", "soundseek.cli.demo", "build the synthetic corpus, train, evaluate and search (no downloads)"),
-    ("train", "soundseek.cli.train", "train a model from a YAML recipe on cached features"),
+    ("train", "soundseek.cli.train", "train a model from a YAML recipe (cached features or end to end)"),
     ("eval", "soundseek.cli.evaluate", "evaluate a checkpoint (T2A and A2T metrics)"),
+    ("distill", "soundseek.cli.distill", "write ensemble-distillation targets from trained checkpoints"),
     ("features", "soundseek.cli.features", "extract and cache frozen-encoder features"),
     ("data", "soundseek.cli.data", "inspect corpora (data check) and write the synthetic corpus"),
     ("prepare", "soundseek.cli.prepare", "build corpora from public sources (Debian sound packages)"),
@@ -28,6 +29,7 @@ COMMANDS = [
     ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
     ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
     ("serve", "soundseek.cli.indexing", "serve an index over HTTP with a web page"),
+    ("convert", "soundseek.cli.convert", "convert original checkpoints (LAION-CLAP) to a loadable layout"),
 ]
 
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"soundseek {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -192,7 +192,7 @@ def gather_repr(rep: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], audio: dict[str, torch.Tensor],
-                      clip_ids: torch.Tensor) -> torch.Tensor:
+                      clip_ids: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
     """Loss of the global batch from this rank's local representations.
 
     Args:
@@ -205,7 +205,7 @@ def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], aud
         scores only its own caption rows against every clip (the O(B^2) scoring is split).
     """
     if world_size() == 1:
-        return model.objective(model.score(text, audio), clip_ids)
+        return model.objective(model.score(text, audio), clip_ids, teacher)
     b_local = next(iter(text.values())).shape[0]
     sizes = _sizes(b_local)
     if clip_ids.shape[0] == b_local and sum(sizes) != b_local:
@@ -214,7 +214,7 @@ def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], aud
         raise ValueError(f"clip_ids has {clip_ids.shape[0]} entries; expected the local {b_local} or global {sum(sizes)}")
     audio_all = gather_repr(audio)
     scores = gather_with_grad(model.score(text, audio_all))  # (b_r, B) rows -> (B, B)
-    return model.objective(scores, clip_ids)
+    return model.objective(scores, clip_ids, teacher)  # teacher: (B, B) of the global batch
 
 
 def broadcast_object(obj, src: int = 0):

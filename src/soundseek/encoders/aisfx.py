@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from soundseek.audio.features import aisfx_logmel
-from soundseek.encoders.base import AudioEncoder, ConvBNPair, file_digest, length_mask, pad_to_min, valid_counts
+from soundseek.encoders.base import (AudioEncoder, ConvBNPair, file_digest, length_mask, pad_to_min, short_rows_alone,
+                                     valid_counts)
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_object, strip_prefix
 
 FRONTENDS = ("essentia", "librosa")
@@ -129,15 +130,15 @@ class AisfxEncoder(AudioEncoder):
         if wave.ndim != 2:
             raise ValueError(f"AisfxEncoder expects a wave of shape (B, N), got {tuple(wave.shape)}")
         min_samples = 8 * 1024  # >= 8 frames so T' >= 1
-        n_valid = valid_counts(wave, wave_mask)
+        n_valid = valid_counts(wave, wave_mask).cpu()
         n_eff = torch.where(n_valid > 0, n_valid.clamp(min=min_samples), n_valid)  # alone: zero-padded to 8192
         wave, wave_mask = pad_to_min(wave, wave_mask, min_samples)
-        exact = bool((n_eff < wave.shape[1]).any())  # some row is padded: work per valid length
-        if bool((n_valid < wave.shape[1]).any()):  # samples past a clip's end are zeros, whatever they held
-            wave = wave * wave_mask
-        lengths = n_eff if exact else None
-        t_valid = self.frontend.num_frames(n_eff.cpu())
-        frames = self.forward_mel(self.features(wave, wave_mask, lengths), t_valid if exact else None)
+        exact = bool((n_valid < wave.shape[1]).any())  # some row is padded: work per valid length
+        t_valid = self.frontend.num_frames(n_eff)
+        mel = self.features(wave, wave_mask, n_valid if exact else None)
+        if exact:
+            mel = short_rows_alone(mel, wave, n_valid, min_samples, self.features)
+        frames = self.forward_mel(mel, t_valid if exact else None)
         mask = length_mask(torch.div(t_valid, 8, rounding_mode="floor").to(frames.device), frames.shape[1])
         return frames, mask
 

@@ -113,10 +113,26 @@ def zero_past_end(x: torch.Tensor, lengths: torch.Tensor | None, dim: int = 2) -
         shape = [x.shape[0]] + [1] * (x.ndim - 1)
         shape[dim] = t
         return x.masked_fill(hit.view(shape), 0.0)
-    index: list = [slice(None)] * x.ndim
-    index[0], index[dim] = rows, cols
-    x[tuple(index)] = 0.0
+    for b, c in zip(rows.tolist(), cols.tolist()):  # strided views: far cheaper than index_put_
+        x[b].select(dim - 1, c).zero_()
     return x
+
+
+def short_rows_alone(mel: torch.Tensor, wave: torch.Tensor, n_valid: torch.Tensor, min_samples: int,
+                     features: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Encoders that zero-pad a clip shorter than ``min_samples`` before their front end: give
+    each such row of a batch the frames ``features`` computes for it alone (its valid samples
+    zero-padded to ``min_samples``), in place of ``mel[b, :frames]``. Returns ``mel``.
+
+    Args:
+        mel: (B, T, M) batched features; wave: (B, N); n_valid: (B,) valid samples per row;
+        features: (1, min_samples) wave -> (1, T_min, M) with T_min <= T.
+    """
+    for b in torch.nonzero((n_valid > 0) & (n_valid < min_samples)).flatten().tolist():
+        nv = int(n_valid[b])
+        one = features(F.pad(wave[b:b + 1, :nv], (0, min_samples - nv)))[0]
+        mel[b, : one.shape[0]] = one
+    return mel
 
 
 def valid_counts(wave: torch.Tensor, wave_mask: torch.Tensor | None) -> torch.Tensor:

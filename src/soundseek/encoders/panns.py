@@ -29,7 +29,7 @@ from torch import nn
 
 from soundseek.audio.features import mel_filterbank, panns_logmel
 from soundseek.encoders.base import (AudioEncoder, ConvBNPair, file_digest, length_mask, masked_mean_max, pad_to_min,
-                                     valid_counts, zero_past_end)
+                                     short_rows_alone, valid_counts, zero_past_end)
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_state_dict, strip_prefix
 
 TORCHLIBROSA_KEYS = (
@@ -150,14 +150,14 @@ class _PannsBase(AudioEncoder):
         the clip is alone). A clip shorter than 32 hops is zero-padded to 32 * 320 samples
         (one frame), alone as in a batch."""
         min_samples = 32 * PANNS_FRONTEND["hop_length"]  # at least 32 frames (T' >= 1)
-        n_valid = valid_counts(wave, wave_mask)
-        n_eff = torch.where(n_valid > 0, n_valid.clamp(min=min_samples), n_valid)
+        n_valid = valid_counts(wave, wave_mask).cpu()
+        n_eff = torch.where(n_valid > 0, n_valid.clamp(min=min_samples), n_valid)  # alone: zero-padded
         wave, wave_mask = pad_to_min(wave, wave_mask, min_samples)
-        exact = bool((n_eff < wave.shape[1]).any())
-        if bool((n_valid < wave.shape[1]).any()):  # samples past a clip's end are zeros, whatever they held
-            wave = wave * wave_mask
-        t_valid = self.frontend.num_frames(n_eff.cpu())  # (B,) mel frames of each clip alone
-        mel = self.frontend(wave, n_eff if exact else None)  # (B, T, 64)
+        exact = bool((n_valid < wave.shape[1]).any())
+        t_valid = self.frontend.num_frames(n_eff)  # (B,) mel frames of each clip alone
+        mel = self.frontend(wave, n_valid if exact else None)  # (B, T, 64)
+        if exact:
+            mel = short_rows_alone(mel, wave, n_valid, min_samples, self.frontend)
         x = mel[:, None]  # (B, 1, T, 64)
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         x = self.body(x, t_valid if exact else None)  # (B, 2048, T', F')

@@ -51,7 +51,9 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="verify the index files (manifest, SQLite integrity, vector checksums) and exit: "
                         "0 all good, 1 damage found")
-    p.add_argument("--model", default=None, help="model checkpoint (default: the built-in model)")
+    p.add_argument("--model", default=None,
+                   help="model checkpoint, or family:PATH for a pretrained model in a local directory "
+                        "(e.g. hf-clap:models/clap-htsat-unfused); default: the built-in model")
     _backend_args(p)
     p.add_argument("--format", default="auto", help="corpus format for load_corpus (auto: folder scan for a directory)")
     p.add_argument("--captions", action="store_true", help="index the corpus' captions (audio->text search)")
@@ -157,7 +159,8 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--text-weight", type=float, default=None, metavar="W",
                    help="hybrid: weight of the text ranking in the reciprocal-rank fusion (0..1, default 0.7)")
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
-    p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.add_argument("--model", default=None,
+                   help="model checkpoint or family:PATH (default: the one recorded in the index)")
     p.add_argument("--uri", default=None, help="override the Milvus URI")
     p.add_argument("--server", default=None, metavar="URL",
                    help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
@@ -299,7 +302,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("index", help="index directory")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.add_argument("--model", default=None,
+                   help="model checkpoint or family:PATH (default: the one recorded in the index)")
     p.add_argument("--allowed-host", action="append", default=None, metavar="HOST",
                    help="accepted Host header (repeatable; *.example.org for sub-domains, * for any); "
                         "default: the --host address, localhost, 127.0.0.1, ::1")

@@ -52,6 +52,7 @@ class EncoderConfig:
     max_tokens: int = 32
     batch_size: int = 16
     precision: Literal["fp32", "bf16"] = "fp32"  # feature extraction autocast
+    cache_dtype: Literal["float16", "float32"] = "float16"  # stored frozen features
     # towers are frozen (and may be replaced by their feature cache) unless unlocked here;
     # *_unlocked_blocks > 0 keeps the last N blocks of a locked tower trainable (open_clip's lock_*)
     lock_audio: bool = True
@@ -76,6 +77,10 @@ class ModelConfig:
 class LossConfig:
     name: str = "ntxent"
     options: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.05})  # loss constructor kwargs
+    # ensemble distillation (METHODS §7): targets file of `soundseek distill`, weight, temperature
+    distill: str = ""
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
 
 
 @dataclass

@@ -80,6 +80,10 @@ def create_model(cfg: Config, audio_dim: int | None = None, text_dim: int | None
         audio_dim, text_dim = int(audio.out_dim), int(text.out_dim)
     scorer, loss = build_heads(cfg, int(audio_dim), int(text_dim))
     model = RetrievalModel(audio, text, scorer, loss, cfg.model.nuclear_norm)
+    if cfg.loss.distill:
+        from soundseek.losses.distill import DistillationLoss
+
+        model.distill = DistillationLoss(cfg.loss.distill_weight, cfg.loss.distill_temperature)
     if audio is not None and cfg.encoders.lock_audio:
         model.lock_audio(cfg.encoders.audio_unlocked_blocks)
     if text is not None and cfg.encoders.lock_text:
@@ -162,7 +166,14 @@ def resolve(spec: str | Path | None) -> Path:
 
 
 def load(spec: str | Path | None = "default", towers: bool = True) -> RetrievalModel:
-    """The one entry point from a model spec to a model: ``"default"`` or a checkpoint path."""
+    """The one entry point from a model spec to a model: ``"default"``, a checkpoint path, or
+    ``family:PATH`` — a pretrained model in a local directory (``soundseek.models.spec``, e.g.
+    ``hf-clap:models/clap-htsat-unfused``), built by :func:`create_model` from its family's recipe."""
+    from soundseek.models.spec import family_config, parse_model_spec
+
+    if parse_model_spec(spec) is not None:
+        cfg = family_config(str(spec))
+        return create_model(cfg, cfg.model.embed_dim, cfg.model.embed_dim, towers=towers).eval()
     return load_model(resolve(spec), towers=towers)
 
 

@@ -85,6 +85,7 @@ class RetrievalModel(nn.Module):
         self.scorer = scorer
         self.loss = loss
         self.nuclear_norm = nuclear_norm
+        self.distill = None  # optional soundseek.losses.distill.DistillationLoss
         self.cfg = None  # the recipe it was built from (set by soundseek.models.create_model)
 
     @classmethod
@@ -181,7 +182,8 @@ class RetrievalModel(nn.Module):
         return self.scorer.ot_cost(scores)
 
     # -- training ----------------------------------------------------------------------
-    def forward(self, text: dict, audio: dict, clip_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, text: dict, audio: dict, clip_ids: torch.Tensor,
+                teacher: torch.Tensor | None = None) -> torch.Tensor:
         """Loss of a batch of aligned (caption i, clip i) pairs.
 
         In a torch.distributed group the batch is this rank's share of a global batch: the
@@ -192,12 +194,18 @@ class RetrievalModel(nn.Module):
         from soundseek import distributed as dist
 
         if dist.world_size() > 1:
-            return dist.global_batch_loss(self, text, audio, clip_ids)
-        return self.objective(self.score(text, audio), clip_ids)
+            return dist.global_batch_loss(self, text, audio, clip_ids, teacher)
+        return self.objective(self.score(text, audio), clip_ids, teacher)
 
-    def objective(self, scores: torch.Tensor, clip_ids: torch.Tensor) -> torch.Tensor:
-        """The training objective of a (B, B) score matrix: loss plus regulariser."""
+    def objective(self, scores: torch.Tensor, clip_ids: torch.Tensor,
+                  teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """The training objective of a (B, B) score matrix: loss plus regulariser; with
+        ``teacher`` (B, B) ensemble logits and a ``distill`` term, mixed with distillation."""
         loss = self.loss(scores, clip_ids)
+        if teacher is not None:
+            if self.distill is None:
+                raise ValueError("teacher logits given but the model has no distillation term (loss.distill)")
+            loss = self.distill.combine(loss, scores * self.logit_scale_tensor(), teacher)
         if self.nuclear_norm:
             loss = loss + self.nuclear_norm * self.regulariser()
         return loss
@@ -213,6 +221,11 @@ class RetrievalModel(nn.Module):
             proj = getattr(m, "project_", None)
             if callable(proj):
                 proj()
+
+    def logit_scale_tensor(self) -> torch.Tensor | float:
+        """The loss's live scale, differentiable when learnable (1.0 without one)."""
+        scale = getattr(self.loss, "scale", None)
+        return scale() if callable(scale) else 1.0
 
     def logit_scale(self) -> float:
         """The live multiplier the loss applies to scores (``exp(logit_scale)`` when learnable,

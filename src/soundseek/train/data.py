@@ -72,7 +72,7 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, to
     corpus = corpus if corpus is not None else load_training_corpus(cfg)
     audio_enc, text_enc = towers if towers is not None else build_encoders(cfg)
     audio_enc.to(device), text_enc.to(device)
-    cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
+    cache = FeatureCache(Path(cfg.data.cache_dir) / "features", dtype=cfg.encoders.cache_dtype)
     live_audio, live_text = live_sides(cfg)
     astore = tstore = None
     with torch.inference_mode(), autocast(device, cfg.encoders.precision):

@@ -85,6 +85,11 @@ class Trainer:
             hook = (lambda x, m: aug(x, m)) if _takes_mask(aug) else (lambda x, m: aug(x))
             if self.live_audio:  # on the tower's log-mel spectrogram, in training only
                 _spec_augment_frontend(self.model, aug)
+        self.targets = None
+        if cfg.loss.distill:
+            from soundseek.train.distill import Targets
+
+            self.targets = Targets(cfg.loss.distill, self.train_view)
         self.dataset = None
         if self.live_audio or self.live_text:
             from soundseek.audio.augment import WaveAugment
@@ -181,6 +186,8 @@ class Trainer:
         owners = v.caption_audio[rows]
         local = rows[np.array_split(np.arange(len(rows)), world)[rank]]
         batch: dict[str, Any] = {"clip_ids": torch.as_tensor(owners)}
+        if self.targets is not None:  # the teachers' (B, B) logits of the global batch
+            batch["teacher"] = self.targets.block(rows, owners)
         if (self.live_audio or self.live_text) and loaded is None:
             from soundseek.data.dataset import collate_pairs
 

@@ -37,7 +37,7 @@ class BatchLoss(nn.Module):
             if self.frame_hook is not None and m.training:
                 frames = self.frame_hook(frames, fmask)
             audio = m.encode_audio(frames, fmask)
-        return m(text, audio, batch["clip_ids"])
+        return m(text, audio, batch["clip_ids"], batch.get("teacher"))
 
 
 def to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None,
