@@ -70,6 +70,19 @@ def test_summary_line_always(idx, capsys, tmp_path):
     assert rc == 0 and "items (+6 new" in err and "indexing" not in err
 
 
+def test_index_window_flags(idx, capsys, tmp_path):
+    _, root = idx
+    rc, _, err = _run(["index", str(root), "--index", str(tmp_path / "w"), "--no-progress", "--window", "0.3",
+                       "--hop", "0.1"], capsys)
+    assert rc == 0, err
+    s = soundseek.Index.open(tmp_path / "w", embedder=HashEmbedder())
+    assert len(s.searcher) > len(s) == 6  # the 0.4-0.65 s files got windows
+    hit = s.search(root / "low" / "tone_05.ogg", k=1)[0]
+    assert hit["path"] == "low/tone_05.ogg"
+    rc, _, err = _run(["index", str(root), "--index", str(tmp_path / "w2"), "--window", "0.3", "--hop", "0.5"], capsys)
+    assert rc == 2 and "hop" in err
+
+
 @pytest.fixture(scope="module")
 def server(idx):
     uvicorn = pytest.importorskip("uvicorn")
