@@ -46,12 +46,21 @@ def _run(args, capsys):
     return rc, out.out, out.err
 
 
-def test_only_the_soundseek_logger_is_configured():
+@pytest.fixture
+def restore_logging():
+    """configure_logging changes process-wide state: put the soundseek logger back after."""
+    log = logging.getLogger("soundseek")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+def test_only_the_soundseek_logger_is_configured(restore_logging):
     root_handlers = list(logging.getLogger().handlers)
     cli_main.configure_logging()
     cli_main.configure_logging()  # idempotent: one handler
     log = logging.getLogger("soundseek")
-    assert sum(getattr(h, "_soundseek", False) for h in log.handlers) == 1 and log.level == logging.INFO
+    assert sum(isinstance(h, cli_main._StderrHandler) for h in log.handlers) == 1 and log.level == logging.INFO
     assert logging.getLogger().handlers == root_handlers and logging.getLogger("faiss.loader").level == logging.NOTSET
     cli_main.configure_logging(quiet=True)
     assert log.level == logging.WARNING
