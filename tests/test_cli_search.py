@@ -62,6 +62,15 @@ def test_only_the_soundseek_logger_is_configured(restore_logging):
     log = logging.getLogger("soundseek")
     assert sum(isinstance(h, cli_main._StderrHandler) for h in log.handlers) == 1 and log.level == logging.INFO
     assert logging.getLogger().handlers == root_handlers and logging.getLogger("faiss.loader").level == logging.NOTSET
+    own = logging.getLogger("soundseek.access")  # a logger with its own handler prints once, there
+    mine = next(h for h in log.handlers if isinstance(h, cli_main._StderrHandler))
+    rec = lambda name: logging.LogRecord(name, logging.WARNING, __file__, 1, "x", None, None)  # noqa: E731
+    had = list(own.handlers)
+    own.handlers[:] = [logging.NullHandler()]
+    try:
+        assert not mine.filter(rec("soundseek.access")) and mine.filter(rec("soundseek.index"))
+    finally:
+        own.handlers[:] = had
     cli_main.configure_logging(quiet=True)
     assert log.level == logging.WARNING
     cli_main.configure_logging(verbose=True)

@@ -56,10 +56,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of the record (never a stale stream)."""
+    """Writes to whatever ``sys.stderr`` is at the time of the record (never a stale stream),
+    except records of a ``soundseek.*`` logger that has a handler of its own (the service's
+    access log): those are printed once, by that handler."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "soundseek" and logging.getLogger(record.name).handlers:
+            return False
+        return super().filter(record)
 
     @property
     def stream(self):  # type: ignore[override]
