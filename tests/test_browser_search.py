@@ -1,6 +1,9 @@
-"""The search page in a real headless Chromium (playwright): search, play, upload errors."""
+"""The search page in a real headless Chromium (playwright): search, waveforms, play (from a
+moment), find similar, history (Back), keyboard, upload errors. A failing test leaves a
+screenshot (path printed in the test output)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -18,7 +21,10 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 uvicorn = pytest.importorskip("uvicorn")
 
-from index_helpers import make_audio_folder, write_manifest  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from index_helpers import SR, make_audio_folder, tone, write_manifest  # noqa: E402
 from soundseek.index import HashEmbedder, build_index  # noqa: E402
 from soundseek.service.app import create_app  # noqa: E402
 
@@ -37,7 +43,14 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web")
     root = tmp / "sounds"
     freqs = make_audio_folder(root, n=8, bad=False)
-    build_index(write_manifest(root, freqs), HashEmbedder(), tmp / "idx", progress=False)
+    # a long take: four tones not otherwise in the library, 1 s each
+    long_freqs = (150.0, 2500.0, 620.0, 4800.0)
+    sf.write(root / "long_take.wav", np.concatenate([tone(f, 1.0, seed=30 + i) for i, f in enumerate(long_freqs)]), SR)
+    man = write_manifest(root, freqs)
+    with open(man, "a") as f:
+        f.write('{"audio": "long_take.wav", "captions": ["a long take of four tones"], "tags": ["take"]}\n')
+    build_index(man, HashEmbedder(), tmp / "idx", progress=False, window=1.0, hop=0.5)
+    sf.write(tmp / "third_tone.wav", tone(long_freqs[2], 1.0, seed=32), SR)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(tmp / "idx", HashEmbedder()), host="127.0.0.1", port=port,
                                         log_level="warning"))
@@ -70,7 +83,7 @@ def test_search_play_upload_error(server, page, tmp_path):
     page.press("#q", "Enter")
     rows = page.locator("#results li.hit")
     rows.first.wait_for(timeout=10_000)
-    assert rows.count() == 8 and page.url.endswith("/?q=low+tone")
+    assert rows.count() == 9 and page.url.endswith("/?q=low+tone")
     assert "a low tone" in rows.first.inner_text()
     # play the first clip and watch it progress
     page.eval_on_selector("#results li.hit audio", "a => { a.muted = true; return a.play(); }")
@@ -106,3 +119,100 @@ def test_shareable_url_runs_search_on_load(server, page):
     page.locator("#results li.hit").first.wait_for(timeout=10_000)
     assert page.input_value("#q") == "high tone" and page.input_value("#k") == "20"
     assert "high" in page.locator("#results li.hit").first.inner_text()
+
+
+def _nonblank_pixels(page, selector: str) -> int:
+    return page.eval_on_selector(selector, """c => {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n; }""")
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, tmp_path):
+    """On a failure inside the block, save a full-page screenshot and print its path (pytest
+    shows it with the failure)."""
+    try:
+        yield
+    except BaseException:
+        path = tmp_path / "failure.png"
+        try:
+            page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot of the page at the failure: {path}")
+        finally:
+            raise
+
+
+def test_waveform_moment_similar_back(server, page, tmp_path):
+    with screenshot_on_failure(page, tmp_path):
+        _waveform_moment_similar_back(server, page)
+
+
+def _waveform_moment_similar_back(server, page):
+    base, tmp = server
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/")
+    page.fill("#q", "high tone")
+    page.press("#q", "Enter")
+    first = page.locator("#results li.hit").first
+    first.wait_for(timeout=10_000)
+    assert page.url.endswith("/?q=high+tone")
+    # waveform thumbnails drawn on a canvas, durations shown, why it matched
+    page.wait_for_function("() => document.querySelectorAll('#results canvas.wave').length > 0")
+    page.wait_for_timeout(200)
+    assert _nonblank_pixels(page, "#results li.hit canvas.wave") > 200
+    assert " s" in first.locator(".hit-meta").inner_text()
+    assert "words:" in first.locator(".why").inner_text()
+    # query by example: the third tone of the long take -> that file, its moment, played from there
+    page.set_input_files("#file", str(tmp / "third_tone.wav"))
+    page.click("#upload-button")
+    page.wait_for_function("() => (document.querySelector('#status').textContent || '').includes('third_tone')")
+    top = page.locator("#results li.hit").first
+    assert "long_take.wav" in top.inner_text() and "moment" in top.locator(".hit-meta").inner_text()
+    start = float(top.locator("audio").get_attribute("data-start"))
+    assert 1.5 <= start <= 2.25
+    page.eval_on_selector("#results li.hit audio", "a => { a.muted = true; }")
+    top.locator("button.play").click()
+    page.wait_for_function(f"() => {{ const a = document.querySelector('#results li.hit audio');"
+                           f" return !a.paused && a.currentTime >= {start - 0.05} && !a.error; }}", timeout=10_000)
+    # find similar (k kept) -> a new history entry; Back restores the earlier query and its results
+    page.goto(base + "/?q=low+tone&k=20")
+    page.locator("#results li.hit").first.wait_for(timeout=10_000)
+    first_id = page.locator("#results li.hit").first.get_attribute("data-id")
+    page.locator("#results li.hit button.similar").first.click()
+    page.wait_for_function("() => location.search.includes('similar=')")
+    page.wait_for_function("() => (document.querySelector('#status').textContent || '').includes('sounds like #')")
+    assert f"similar={first_id}" in page.url and "k=20" in page.url
+    ids = page.eval_on_selector_all("#results li.hit", "els => els.map(e => e.dataset.id)")
+    assert ids and first_id not in ids
+    page.go_back()
+    page.wait_for_function("() => (document.querySelector('#status').textContent || '').includes('low tone')")
+    assert page.input_value("#q") == "low tone" and page.input_value("#k") == "20"
+    assert page.url.endswith("/?q=low+tone&k=20")
+    # keyboard: j moves into the results, s finds similar from the focused row
+    page.locator("body").click()
+    page.keyboard.press("j")
+    assert page.evaluate("document.activeElement.classList.contains('hit')")
+    page.keyboard.press("j")
+    second = page.evaluate("document.activeElement.dataset.id")
+    page.keyboard.press("s")
+    page.wait_for_function(f"() => location.search.includes('similar={second}')")
+    # an error clears stale results
+    page.goto(base + "/?q=low+tone")
+    page.locator("#results li.hit").first.wait_for(timeout=10_000)
+    page.goto(base + "/?q=low+tone&mode=bogus")
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    assert page.locator("#results li.hit").count() == 0
+    assert not errors, errors
+
+
+def test_docs_work_offline(server, page):
+    base, _ = server
+    external: list[str] = []
+    page.on("request", lambda r: external.append(r.url) if not r.url.startswith(base) else None)
+    page.goto(base + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=15_000)
+    assert "/api/search" in page.inner_text(".swagger-ui")
+    assert not external, external

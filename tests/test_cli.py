@@ -14,7 +14,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for cmd in ("demo", "train", "eval", "features", "data", "experiment", "analyze", "index", "search", "serve", "prepare"):
+    for cmd in ("demo", "train", "eval", "distill", "features", "data", "experiment", "analyze", "index", "search", "serve", "prepare"):
         assert cmd in out
 
 
@@ -127,7 +127,8 @@ def test_analyze_captions_writes_report_and_plot(tmp_path, capsys):
     assert (tmp_path / "lex" / "lexical.png").stat().st_size > 10_000
 
 
-def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["demo", "default"])
+def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys, model):
     root = tmp_path / "ESC-50"
     (root / "meta").mkdir(parents=True)
     (root / "audio").mkdir()
@@ -142,9 +143,34 @@ def test_eval_zero_shot_on_esc50_layout(tiny_demo, tmp_path, capsys):
         sf.write(root / "audio" / name, x.astype(np.float32), sr)
         rows.append(f"{name},{1 + i // 4},{i % 2},{cat},False,{100 + i},A")
     (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
-    code = main(["eval", str(tiny_demo / "run" / "best.pt"), "--zeroshot", "--json",
+    spec = "default" if model == "default" else str(tiny_demo / "run" / "best.pt")  # `eval default` as `search --model default`
+    code = main(["eval", spec, "--zeroshot", "--json",
                  "--set", f"data.path={root}", "--set", "data.format=esc50", "--set", f"data.cache_dir={tmp_path / 'c'}"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert 0.0 <= out["top1"] <= 1.0 and 0.5 <= out["mAP"] <= 1.0  # 2 classes: reciprocal rank >= 1/2
     assert len(out["per_fold"]) == 2
+
+
+def test_distill_writes_the_teachers_mean_logits(tiny_demo, tmp_path, capsys):
+    import torch
+
+    from soundseek.models import load
+    from soundseek.train.data import prepare
+    from soundseek.train.distill import Targets, caption_keys
+    from soundseek.train.evaluate import score_view
+
+    ckpt = str(tiny_demo / "run" / "best.pt")
+    out = tmp_path / "teachers.pt"
+    assert main(["distill", ckpt, ckpt, "--out", str(out)]) == 0
+    assert "2 teacher(s)" in capsys.readouterr().out
+    obj = torch.load(out, weights_only=True)
+    model = load(ckpt)
+    data = prepare(model.cfg, progress=False, towers=(model.audio_encoder, model.text_encoder))
+    view = data.view("train")
+    ref = score_view(model, data, view) * model.logit_scale()  # two equal teachers: their mean is one
+    torch.testing.assert_close(obj["logits"], ref.float(), rtol=1e-5, atol=1e-4)
+    assert [tuple(k) for k in obj["captions"]] == caption_keys(view)
+    t = Targets(out, view)
+    rows = np.array([3, 0, 5])
+    torch.testing.assert_close(t.block(rows, view.caption_audio[rows]), obj["logits"][rows][:, view.caption_audio[rows]])

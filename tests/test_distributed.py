@@ -166,6 +166,48 @@ def _fit_worker(out: str) -> None:
                     "history": full.history}, root / "fit.pt")
 
 
+def finetune_prepared(root: str) -> Prepared:
+    """Toy features for the audio side (cached) and a tiny BERT text tower trained live on
+    captions made of its vocabulary."""
+    from dataclasses import replace
+
+    from model_helpers import WORDS, tiny_bert_dir
+
+    from soundseek.encoders import build_audio_encoder, build_text_encoder
+
+    p = f64_prepared()
+    g = np.random.default_rng(0)
+    words = WORDS[5:]
+    splits = {}
+    for name, v in p.splits.items():
+        caps = [" ".join(g.choice(words, size=int(g.integers(2, 5)))) for _ in range(v.n_captions)]
+        splits[name] = replace(v, captions=caps)
+    torch.manual_seed(0)
+    audio = build_audio_encoder("small_cnn", channels=2, n_blocks=1, out_dim=p.audio_dim)
+    text = build_text_encoder("hf", path=str(tiny_bert_dir(Path(root), hidden=p.text_dim)), max_length=8)
+    return replace(p, text=None, splits=splits, towers=(audio.double(), text.double()))
+
+
+FINETUNE_SETS = ["encoders.lock_text=false", "model.options={pooling: meanmax, text_pooling: mean}"]
+
+
+def finetune_steps(root: str, out: Path) -> dict:
+    """Loss and gradients of two Trainer steps with a trained text tower."""
+    from soundseek.train.loop import Trainer
+
+    trainer = Trainer(make_config(out, *FINETUNE_SETS), finetune_prepared(root))
+    res = {}
+    for step, rows in enumerate((ROWS, ROWS[::-1])):
+        loss = trainer.train_step(rows)
+        res[step] = {"loss": loss, "grads": {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                                             if p.grad is not None}}
+    return res
+
+
+def _finetune_worker(out: str) -> None:
+    torch.save(finetune_steps(out, Path(out) / "unused"), Path(out) / f"finetune-rank{dist.rank()}.pt")
+
+
 # -- tests --------------------------------------------------------------------------------
 def assert_same(a: dict, b: dict, what: str, rtol: float = 1e-10, atol: float = 1e-12) -> None:
     assert abs(a["loss"] - b["loss"]) <= atol + rtol * abs(b["loss"]), (what, a["loss"], b["loss"])
@@ -245,3 +287,18 @@ def test_helpers_are_no_ops_without_a_process_group():
             dist.init_from_env("mpi")
         finally:
             del os.environ["WORLD_SIZE"]
+
+
+def test_two_process_fine_tuning_of_a_tower_equals_one_process(tmp_path, float64):
+    """A trained text tower (tiny BERT, live captions): the same loss and gradients, the
+    tower's included, over two steps (DistributedDataParallel with an unused BERT pooler)."""
+    from model_helpers import tiny_bert_dir
+
+    tiny_bert_dir(tmp_path, hidden=16)  # written once, read by every process
+    spawn(_finetune_worker, str(tmp_path))
+    ref = finetune_steps(str(tmp_path), tmp_path / "ref")
+    assert any(k.startswith("text_encoder.model.encoder.layer.1") for k in ref[0]["grads"])
+    for r in range(WORLD):
+        got = torch.load(tmp_path / f"finetune-rank{r}.pt", weights_only=True)
+        for step in (0, 1):
+            assert_same(got[step], ref[step], f"fine-tuned tower, rank {r}, step {step}", rtol=1e-9, atol=1e-11)

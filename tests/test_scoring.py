@@ -114,9 +114,9 @@ def test_projection_head():
 
 
 def test_registry_and_build_errors():
-    assert SCORERS.names() == ["global", "gpa", "tap"]
-    with pytest.raises(KeyError, match="Valid: global, gpa, tap"):
-        build_scorer("clap", audio_dim=4, text_dim=4)
+    assert SCORERS.names() == ["clap", "global", "gpa", "tap"]
+    with pytest.raises(KeyError, match="Valid: clap, global, gpa, tap"):
+        build_scorer("clip", audio_dim=4, text_dim=4)
     with pytest.raises(ConfigError, match="Unknown option 'n_heads' for scorer 'tap'. Valid: audio_dim"):
         build_scorer("tap", audio_dim=4, text_dim=4, n_heads=2)
     with pytest.raises(ValueError, match="Invalid similarity 'dot'. Valid: cosine, mahalanobis"):

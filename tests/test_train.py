@@ -110,11 +110,13 @@ def test_checkpoint_loading_refuses_code_and_garbage(tmp_path):
 
     bad = tmp_path / "evil.pt"
     bad.write_bytes(pickle.dumps({"format": "soundseek-checkpoint", "x": Evil()}))
-    with pytest.raises(ValueError, match="not a loadable soundseek checkpoint"):
+    with pytest.raises(ValueError, match="could run code, so soundseek refuses it") as e:
         load_checkpoint(bad)
+    assert "weights_only" not in str(e.value)  # soundseek's message, never torch's advice to unsafe-load
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a soundseek checkpoint") as e:
         load_checkpoint(tmp_path / "junk.pt")
+    assert "weights_only" not in str(e.value)
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="no format tag"):
         load_checkpoint(tmp_path / "other.pt")

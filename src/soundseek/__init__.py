@@ -13,3 +13,12 @@ Data flows one way through the sub-packages::
 from __future__ import annotations
 
 __version__ = "0.1.0"
+__all__ = ["Index", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Index":  # imported on first use: ``import soundseek`` stays light
+        from .index.api import Index
+
+        return Index
+    raise AttributeError(f"module 'soundseek' has no attribute {name!r}")

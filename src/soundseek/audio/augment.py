@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SpecAugment", "MASK_VALUES"]
+__all__ = ["SpecAugment", "MASK_VALUES", "WaveAugment", "mixup_waves"]
 
 MASK_VALUES = ("zero", "mean")
 
@@ -101,3 +101,51 @@ class SpecAugment(nn.Module):
     def extra_repr(self) -> str:
         return (f"time_masks={self.time_masks}, time_width={self.time_width}, freq_masks={self.freq_masks}, "
                 f"freq_width={self.freq_width}, p={self.p}, mask_value={self.mask_value!r}")
+
+
+class WaveAugment:
+    """Waveform augmentation of one training clip (numpy, in a DataLoader worker).
+
+    Args:
+        gain_db: random gain, uniform in [-gain_db, +gain_db] dB (0: off).
+        shift: random circular time shift of up to this fraction of the clip (0: off).
+    Call: ``aug(x (n,) float32, rng: np.random.Generator) -> (n,) float32``.
+    """
+
+    def __init__(self, gain_db: float = 0.0, shift: float = 0.0) -> None:
+        if gain_db < 0 or not 0.0 <= shift <= 1.0:
+            raise ValueError(f"gain_db must be >= 0 and shift in [0, 1], got {gain_db}, {shift}")
+        self.gain_db, self.shift = float(gain_db), float(shift)
+
+    @property
+    def active(self) -> bool:
+        return self.gain_db > 0 or self.shift > 0
+
+    def __call__(self, x, rng):
+        import numpy as np
+
+        if self.gain_db > 0:
+            x = x * np.float32(10 ** (rng.uniform(-self.gain_db, self.gain_db) / 20))
+        if self.shift > 0 and x.shape[-1] > 1:
+            k = int(rng.integers(-int(self.shift * x.shape[-1]), int(self.shift * x.shape[-1]) + 1))
+            x = np.roll(x, k, axis=-1)
+        return x.astype(np.float32, copy=False)
+
+
+def mixup_waves(wave: torch.Tensor, mask: torch.Tensor, p: float, alpha: float = 0.4,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix each clip of a (B, N) batch, with probability ``p``, with another clip of the batch:
+    ``x_i <- lam x_i + (1 - lam) x_j``, ``lam = max(l, 1 - l)``, ``l ~ Beta(alpha, alpha)``, so
+    the clip that its caption describes stays dominant. Masks are OR-ed. Returns (wave, mask)."""
+    b = wave.shape[0]
+    if p <= 0 or b < 2:
+        return wave, mask
+    apply = torch.rand(b, generator=generator) < p
+    partner = (torch.arange(b) + torch.randint(1, b, (b,), generator=generator)) % b  # never itself
+    beta = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha))
+    lam = beta.sample((b,))
+    lam = torch.maximum(lam, 1 - lam).to(wave.dtype)
+    lam = torch.where(apply, lam, torch.ones_like(lam)).to(wave.device)
+    partner = partner.to(wave.device)
+    mixed = lam[:, None] * wave + (1 - lam[:, None]) * wave[partner]
+    return mixed, mask | (mask[partner] & apply.to(mask.device)[:, None])

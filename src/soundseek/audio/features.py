@@ -187,38 +187,101 @@ class LogMel(nn.Module):
         """Sample mask (B, N) -> frame mask (B, T); see :func:`frame_mask`."""
         return frame_mask(wave_mask, self.hop_length, self.n_fft, self.center)
 
-    def _power(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, N) -> |STFT|^power (B, F, T) (torch.stft's layout)."""
-        if wave.ndim == 1:
-            wave = wave[None]
-        if wave.ndim != 2:
-            raise ValueError(f"LogMel expects a wave of shape (B, N), got {tuple(wave.shape)}")
+    def _pad(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, n) -> the padded wave the frames are cut from (centre padding or one full frame)."""
         n = wave.shape[-1]
         if self.center:
             p = self.n_fft // 2
             mode = self.pad_mode
             if mode == "reflect" and n <= p:
                 mode = "constant"  # too short to reflect
-            wave = nn.functional.pad(wave[:, None, :], (p, p), mode=mode)[:, 0]
-        elif n < self.n_fft:
-            wave = nn.functional.pad(wave, (0, self.n_fft - n))
-        spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, window=self.window.to(wave.dtype),
-                          center=False, return_complex=True)  # (B, F, T)
+            return nn.functional.pad(wave[:, None, :], (p, p), mode=mode)[:, 0]
+        if n < self.n_fft:
+            return nn.functional.pad(wave, (0, self.n_fft - n))
+        return wave
+
+    def _stft_power(self, padded: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(padded, self.n_fft, self.hop_length, self.win_length,
+                          window=self.window.to(padded.dtype), center=False, return_complex=True)  # (B, F, T)
         if self.power == 2.0:  # re^2 + im^2: ~2x faster than abs().pow(2) or view_as_real().pow(2).sum(-1)
             return torch.addcmul(spec.real.square(), spec.imag, spec.imag)
         return spec.abs().pow(self.power)
 
-    def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, N) -> |STFT|^power (B, T, n_fft // 2 + 1)."""
-        return self._power(wave).transpose(1, 2)
+    def _power(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) -> |STFT|^power (B, F, T) (torch.stft's layout).
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """wave (B, N) float -> (B, T, n_mels) (contiguous)."""
-        mel = self.mel_fb.to(wave.dtype).T @ self._power(wave)  # (M, F) @ (B, F, T) -> (B, M, T)
+        With ``lengths`` (B,) valid samples per row (prefix), each row's first
+        ``num_frames(lengths[b])`` frames are those of the row's valid samples alone: samples
+        past a row's length are treated as zeros, and the frames whose window reaches the
+        centre padding at the row's own end (reflect / replicate / circular padding, which
+        the batch applies at the batch's end instead) are recomputed from that row's tail.
+        Frames past a row's count are computed from padding and carry no meaning."""
+        if wave.ndim == 1:
+            wave = wave[None]
+        if wave.ndim != 2:
+            raise ValueError(f"LogMel expects a wave of shape (B, N), got {tuple(wave.shape)}")
+        n = wave.shape[-1]
+        if lengths is None:
+            return self._stft_power(self._pad(wave))
+        lengths = torch.as_tensor(lengths).reshape(-1).to("cpu", torch.long)
+        if lengths.shape[0] != wave.shape[0]:
+            raise ValueError(f"lengths must have one entry per row ({wave.shape[0]}), got {tuple(lengths.shape)}")
+        if bool((lengths < 0).any()) or bool((lengths > n).any()):
+            raise ValueError(f"lengths must lie in [0, {n}], got {lengths.tolist()}")
+        short = lengths < n
+        padded = self._pad(wave)
+        if bool(short.any()):
+            # samples past a row's end count as zeros, whatever the caller left there; only the
+            # n_fft after the end are read by the row's valid frames, so only those are cleared
+            if padded is wave:
+                padded = wave.clone()
+            off = self.n_fft // 2 if self.center else 0
+            for b in torch.nonzero(short).flatten().tolist():
+                nb = int(lengths[b])
+                padded[b, off + nb: off + min(n, nb + self.n_fft)].zero_()
+        out = self._stft_power(padded)
+        if not self.center or self.pad_mode == "constant":
+            return out  # zeros past a row's end are exactly what the row alone is padded with
+        p, hop = self.n_fft // 2, self.hop_length
+        for b in torch.nonzero(short).flatten().tolist():
+            nb = int(lengths[b])
+            t_b = int(num_frames(nb, hop, self.n_fft, True))
+            if t_b == 0:
+                continue
+            # frames t >= t0 have a window reaching past the row's last sample
+            t0 = max(0, (p + nb - self.n_fft) // hop + 1)
+            start = t0 * hop - p  # first sample (row coordinates) of frame t0's window
+            if nb <= p or self.pad_mode == "circular" or start < 0 or nb - start <= p:
+                frames = self._stft_power(self._pad(wave[b:b + 1, :nb]))[..., :t_b]
+                out[b, :, :t_b] = frames[0]
+                continue
+            tail = nn.functional.pad(wave[b:b + 1, None, start:nb], (0, p), mode=self.pad_mode)[:, 0]
+            frames = self._stft_power(tail)[..., : t_b - t0]
+            out[b, :, t0:t_b] = frames[0]
+        return out
+
+    def spectrogram(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) -> |STFT|^power (B, T, n_fft // 2 + 1); ``lengths``: see :meth:`forward`."""
+        return self._power(wave, lengths).transpose(1, 2)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """wave (B, N) float -> (B, T, n_mels) (contiguous).
+
+        ``lengths`` (B,) int, optional: valid samples per row (padding last). Row b's first
+        ``num_frames(lengths[b])`` frames then equal those of ``wave[b, :lengths[b]]`` computed
+        alone (STFT edges and the ``top_db`` peak follow the row's own length); later frames
+        are computed from padding and must be masked by the caller (:meth:`frame_mask`)."""
+        mel = self.mel_fb.to(wave.dtype).T @ self._power(wave, lengths)  # (M, F) @ (B, F, T) -> (B, M, T)
         if self.log == "db":
             mel = 10.0 * torch.log10(mel.clamp(min=self.amin))
             if self.top_db is not None:
-                peak = mel.amax(dim=(1, 2), keepdim=True)
+                if lengths is None:
+                    peak = mel.amax(dim=(1, 2), keepdim=True)
+                else:
+                    t_valid = num_frames(torch.as_tensor(lengths).reshape(-1).to(mel.device, torch.long),
+                                         self.hop_length, self.n_fft, self.center)
+                    valid = torch.arange(mel.shape[-1], device=mel.device)[None, None, :] < t_valid[:, None, None]
+                    peak = mel.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
                 mel = torch.maximum(mel, peak - self.top_db)
         elif self.log != "none":
             x = (mel * self.log_scale + self.log_offset).clamp(min=self.amin)

@@ -7,20 +7,33 @@ polyphase filter (``scipy.signal.resample_poly``, rational ``up/down`` reduced b
 Every failure to decode raises :class:`AudioDecodeError` (a ``ValueError``) whose message
 names the file and the reason, so a corpus checker can report it and move on.
 
+Decoding is bounded by what will be used, whatever the header claims: files are opened once
+and only if they are regular files (a FIFO named ``x.wav`` is refused, never blocked on);
+sample rates outside ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]`` are refused before any sample is
+read (a 40 KB WAV declaring 2 Hz would otherwise resample to hours of audio); at most
+``max_seconds`` (and never more than ``max_frames`` input frames, default
+``MAX_DECODE_FRAMES``) are read, block by block and down-mixed per block, so peak memory is
+about one mono copy of what is kept; an optional ``deadline`` stops a slow decode.
+
 Masks returned here are *prefix* masks: the valid samples come first, the padding last.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
 from scipy.signal import resample_poly
+
+from ..safe_open import printable
 
 __all__ = [
     "AudioDecodeError",
@@ -32,10 +45,18 @@ __all__ = [
     "segment",
     "batch_waves",
     "NONFINITE_POLICIES",
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "MAX_DECODE_FRAMES",
 ]
 
 NONFINITE_POLICIES = ("error", "zero")
+LONG_POLICIES = ("clamp", "error")
 _MARGIN = 64  # input samples read past max_seconds (resample_poly's filter spans ~10 of them)
+MIN_SAMPLE_RATE = 1000  # Hz; below this a header is absurd (and resampling it explodes)
+MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters use
+MAX_DECODE_FRAMES = 1 << 24  # input frames decoded per call at most (~5.8 min at 48 kHz, 64 MiB mono)
+_BLOCK_VALUES = 1 << 20  # samples (frames x channels) decoded per block
 
 
 class AudioDecodeError(ValueError):
@@ -70,20 +91,32 @@ class AudioInfo:
     subtype: str = ""  # e.g. "PCM_16", "VORBIS"
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioDecodeError(path, "file not found")
-    if not path.is_file():
-        raise AudioDecodeError(path, "not a regular file")
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[sf.SoundFile]:
+    """Open once, as a verified regular file (never blocks on a FIFO/device), and decode from
+    that descriptor."""
+    from ..safe_open import UnsafeFileError, open_regular
 
-
-def _open(path: Path) -> sf.SoundFile:
-    _check_file(path)
     try:
-        return sf.SoundFile(str(path))
-    except Exception as e:  # LibsndfileError, RuntimeError, TypeError, OSError ...
-        msg = str(e).strip() or type(e).__name__
-        raise AudioDecodeError(path, f"unreadable or unsupported format ({msg})") from e
+        fd, _ = open_regular(path)
+    except UnsafeFileError as e:
+        raise AudioDecodeError(path, e.reason) from None
+    with os.fdopen(fd, "rb") as fobj:
+        try:
+            f = sf.SoundFile(fobj)
+        except Exception as e:  # LibsndfileError, RuntimeError, TypeError, OSError ...
+            msg = str(getattr(e, "error_string", "") or e).strip() or type(e).__name__
+            raise AudioDecodeError(path, f"unreadable or unsupported format ({msg})") from e
+        with f:
+            yield f
+
+
+def _check_header(path: Path, sr: int, channels: int) -> None:
+    if channels <= 0 or sr <= 0:
+        raise AudioDecodeError(path, f"invalid header (sample rate {sr}, channels {channels})")
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(path, f"implausible sample rate {sr} Hz (accepted: {MIN_SAMPLE_RATE}.."
+                                     f"{MAX_SAMPLE_RATE} Hz)")
 
 
 def audio_info(path: str | Path) -> AudioInfo:
@@ -96,8 +129,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     with _open(path) as f:
         sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
         fmt, subtype = str(f.format), str(f.subtype)
-    if sr <= 0 or ch <= 0:
-        raise AudioDecodeError(path, f"invalid header (sample rate {sr}, channels {ch})")
+    _check_header(path, sr, ch)
     return AudioInfo(duration=frames / sr, sample_rate=sr, channels=ch, format=fmt, frames=frames,
                      subtype=subtype)
 
@@ -135,72 +167,164 @@ def load_audio(
     max_seconds: float | None = None,
     offset: float = 0.0,
     nonfinite: Literal["error", "zero"] = "error",
+    max_frames: int | None = MAX_DECODE_FRAMES,
+    too_long: Literal["clamp", "error"] = "clamp",
+    deadline: float | None = None,
 ) -> np.ndarray:
     """Decode ``path``, down-mix, resample to ``sample_rate``.
 
     Only ``[offset, offset + max_seconds)`` is read from the file (seek + bounded read), so
-    keeping 10 s of a one-hour file decodes 10 s.
+    keeping 10 s of a one-hour file decodes 10 s. The read is also capped at ``max_frames``
+    input frames whatever ``max_seconds`` says; audio past the cap is dropped with a
+    ``RuntimeWarning`` (``too_long="clamp"``) or refused (``too_long="error"``). A file cut
+    short (truncated WAV/FLAC/OGG) is decoded as far as it is readable.
 
     Args:
         path: any format libsndfile reads (wav, flac, ogg/vorbis/opus, mp3, aiff, ...).
         sample_rate: target rate in Hz (e.g. 32000 for PANNs).
         mono: down-mix by the channel mean. If False the result keeps its channels.
-        max_seconds: keep at most this many seconds (None: the whole file).
+        max_seconds: keep at most this many seconds (None: the whole file, up to ``max_frames``).
         offset: start reading at this time (seconds).
         nonfinite: what to do with NaN/Inf samples (possible in float wav files):
             ``"error"`` (default) raises AudioDecodeError; ``"zero"`` replaces them by 0
             and emits a ``RuntimeWarning`` naming the file.
+        max_frames: hard cap on input frames decoded (None: no cap — only for trusted files).
+        too_long: what to do when the audio to read exceeds ``max_frames``.
+        deadline: a ``time.monotonic()`` value; decoding past it raises AudioDecodeError.
     Returns:
         (n,) float32 when ``mono`` else (channels, n) float32; n >= 1.
     Raises:
-        AudioDecodeError: file missing / not a file / unreadable / corrupt / zero frames /
-            offset past the end / non-finite samples (with ``nonfinite="error"``).
+        AudioDecodeError: file missing / not a regular file / unreadable / corrupt / zero
+            frames / implausible sample rate / offset past the end / longer than ``max_frames``
+            (with ``too_long="error"``) / past ``deadline`` / non-finite samples (with
+            ``nonfinite="error"``).
         ValueError: invalid arguments.
     """
     path = Path(path)
     if nonfinite not in NONFINITE_POLICIES:
         raise ValueError(f"Invalid nonfinite policy {nonfinite!r}. Valid: {', '.join(NONFINITE_POLICIES)}")
+    if too_long not in LONG_POLICIES:
+        raise ValueError(f"Invalid too_long policy {too_long!r}. Valid: {', '.join(LONG_POLICIES)}")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    if max_seconds is not None and max_seconds <= 0:
+    if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive or None, got {max_seconds!r}")
-    if offset < 0:
+    if not offset >= 0:
         raise ValueError(f"offset must be >= 0, got {offset!r}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1 or None, got {max_frames!r}")
     with _open(path) as f:
-        sr = int(f.samplerate)
-        if sr <= 0 or f.channels <= 0:
-            raise AudioDecodeError(path, f"invalid header (sample rate {sr}, channels {f.channels})")
+        sr, channels, declared = int(f.samplerate), int(f.channels), int(f.frames)
+        _check_header(path, sr, channels)
         start = int(round(offset * sr))
         # a few extra input samples so the resampling filter sees real context at the cut
-        n_read = -1 if max_seconds is None else max(1, int(math.ceil(max_seconds * sr))) + _MARGIN
-        try:
-            if start > 0:
-                if f.frames > 0 and start >= f.frames:
-                    raise AudioDecodeError(
-                        path, f"offset {offset:g} s is past the end (duration {f.frames / sr:g} s)")
+        want = None if max_seconds is None else max(1, int(math.ceil(max_seconds * sr))) + _MARGIN
+        if start > 0:
+            if declared > 0 and start >= declared:
+                raise AudioDecodeError(
+                    path, f"offset {offset:g} s is past the end (duration {declared / sr:g} s)")
+            try:
                 f.seek(start)
-            data = f.read(frames=n_read, dtype="float32", always_2d=True)  # (n, C)
-        except AudioDecodeError:
-            raise
-        except Exception as e:
-            msg = str(e).strip() or type(e).__name__
-            raise AudioDecodeError(path, f"corrupt or truncated data ({msg})") from e
-    if data.shape[0] == 0:
+            except Exception as e:
+                msg = str(e).strip() or type(e).__name__
+                raise AudioDecodeError(path, f"corrupt or truncated data ({msg})") from e
+        x, clamped = _read_blocks(f, path, want, max_frames, mono, deadline)
+    if clamped:
+        total = f"{declared / sr:g} s" if declared > 0 else "unknown length"
+        msg = (f"longer than the decoding limit ({max_frames / sr:g} s at {sr} Hz; file: {total})")
+        if too_long == "error":
+            raise AudioDecodeError(path, msg)
+        warnings.warn(f"{printable(str(path))}: {msg}: only the first {max_frames / sr:g} s decoded", RuntimeWarning,
+                      stacklevel=2)
+    if x.shape[-1] == 0:
         reason = "no audio frames (empty file)" if start == 0 else f"no audio frames after offset {offset:g} s"
         raise AudioDecodeError(path, reason)
-    finite = np.isfinite(data)
+    finite = np.isfinite(x)
     if not finite.all():
-        n_bad = int(data.size - finite.sum())
+        n_bad = int(x.size - finite.sum())
         if nonfinite == "error":
             raise AudioDecodeError(path, f"{n_bad} non-finite (NaN/Inf) samples")
-        warnings.warn(f"{path}: replaced {n_bad} non-finite (NaN/Inf) samples by 0", RuntimeWarning,
+        warnings.warn(f"{printable(str(path))}: replaced {n_bad} non-finite (NaN/Inf) samples by 0", RuntimeWarning,
                       stacklevel=2)
-        data = np.where(finite, data, np.float32(0.0))
-    x = data.mean(axis=1) if mono else np.ascontiguousarray(data.T)  # (n,) | (C, n)
-    x = resample(x.astype(np.float32, copy=False), sr, int(sample_rate))
+        x = np.where(finite, x, np.float32(0.0))
+    if deadline is not None and time.monotonic() > deadline:
+        raise AudioDecodeError(path, "decoding took too long")
+    x = resample(x, sr, int(sample_rate))
     if max_seconds is not None:
         x = x[..., : max(1, int(math.ceil(max_seconds * sample_rate)))]
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _read_readable(f: sf.SoundFile, n: int, start: int, step: int = 4096) -> np.ndarray | None:
+    """After a failed read of ``n`` frames from ``start``: re-read in small steps and return
+    the frames decoded before the damage (None when the file cannot seek back)."""
+    try:
+        if not f.seekable():
+            return None
+        f.seek(start)
+    except Exception:  # noqa: BLE001
+        return None
+    parts, got = [], 0
+    while got < n:
+        try:
+            d = f.read(frames=min(step, n - got), dtype="float32", always_2d=True)
+        except Exception:  # noqa: BLE001 - the damaged part starts here
+            break
+        if d.shape[0] == 0:
+            break
+        parts.append(d)
+        got += d.shape[0]
+    return np.concatenate(parts) if parts else None
+
+
+def _read_blocks(f: sf.SoundFile, path: Path, want: int | None, max_frames: int | None, mono: bool,
+                 deadline: float | None) -> tuple[np.ndarray, bool]:
+    """Read up to ``min(want, max_frames)`` frames block by block (down-mixing each block when
+    ``mono``), stopping early at the end of the readable data. Returns (x, clamped) where
+    ``clamped`` says more audio was wanted than ``max_frames`` allowed."""
+    ch = int(f.channels)
+    limit = want if max_frames is None else (max_frames if want is None else min(want, max_frames))
+    block = max(256, _BLOCK_VALUES // ch)
+    parts: list[np.ndarray] = []
+    # pages of an np.empty buffer cost memory only once written, so the cap can size it
+    buf = np.empty(limit, np.float32) if (mono and limit is not None) else None
+    got = 0
+    origin = f.tell() if f.seekable() else 0
+    while limit is None or got < limit:
+        n = block if limit is None else min(block, limit - got)
+        block_start = origin + got
+        try:
+            data = f.read(frames=n, dtype="float32", always_2d=True)  # (n, C)
+        except Exception as e:
+            data = _read_readable(f, n, block_start)
+            if data is None or data.shape[0] == 0:
+                if got > 0:  # truncated after some good data: keep what was readable
+                    break
+                msg = str(e).strip() or type(e).__name__
+                raise AudioDecodeError(path, f"corrupt or truncated data ({msg})") from e
+            n = data.shape[0] + 1  # the end of the readable data: stop after this block
+        if data.shape[0] == 0:
+            break
+        if buf is not None:  # mono into one buffer: no second copy at the end
+            np.mean(data, axis=1, dtype=np.float32, out=buf[got:got + data.shape[0]])
+        else:
+            parts.append(data.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(data.T))
+        got += data.shape[0]
+        if data.shape[0] < n:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise AudioDecodeError(path, "decoding took too long")
+    clamped = False
+    if max_frames is not None and got >= max_frames and (want is None or want > max_frames):
+        try:  # is there more audio than the cap let us read?
+            clamped = f.read(frames=1, dtype="float32", always_2d=True).shape[0] > 0
+        except Exception:  # noqa: BLE001 - unreadable past the cap: nothing more to keep
+            clamped = False
+    if buf is not None:
+        return buf[:got], clamped
+    if not parts:
+        return (np.zeros(0, np.float32) if mono else np.zeros((ch, 0), np.float32)), clamped
+    return np.concatenate(parts, axis=-1).astype(np.float32, copy=False), clamped
 
 
 def _is_torch(x: Any) -> bool:

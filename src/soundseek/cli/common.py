@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 
 from soundseek.config import apply_overrides, load_yaml
-from soundseek.train.config import Config
+from soundseek.models.config import Config
+
+
+# Metrics are fractions in Python and JSON; printed tables show percent, and say so.
+TABLE_UNITS = "(R1..R50 and mAP in percent; medR, meanR are ranks)"
 
 
 def add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from soundseek.cli.common import TABLE_UNITS
+
 DEMO_QUERIES = [
     "three short high beeps",
     "a low hum",
@@ -28,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def demo_config(args: argparse.Namespace):
     from soundseek.config import apply_overrides, load_yaml
-    from soundseek.train.config import Config
+    from soundseek.models.config import Config
 
     wd = Path(args.workdir)
     base = load_yaml(Config, args.config) if args.config else Config()
@@ -41,7 +43,7 @@ def demo_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from soundseek.train.data import build_encoders, prepare
+    from soundseek.train.data import prepare
     from soundseek.train.evaluate import encode_view, evaluate, format_table, random_baseline
     from soundseek.train.loop import Trainer, load_model
 
@@ -53,19 +55,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"      {name}: {v.n_clips} clips, {v.n_captions} captions")
     print(f"[2/4] training ({cfg.model.scorer} scorer, {cfg.loss.name} loss, {cfg.train.epochs} epochs)")
     result = Trainer(cfg, data).fit(resume=True)
-    model, _, _ = load_model(Path(result["out_dir"]) / "best.pt")
+    model, _, _ = load_model(Path(result["out_dir"]) / "best.pt", towers=data.towers)
     split = cfg.eval.split if cfg.eval.split in data.splits else cfg.data.val_split
     print(f"[3/4] held-out evaluation on the {split} split")
     m = evaluate(model, data, split, chunk=cfg.eval.chunk)
     print(format_table(m, random_baseline(data.view(split))))
+    print(TABLE_UNITS)
     print("[4/4] text queries against the held-out clips")
     view = data.view(split)
-    _, text_enc = build_encoders(cfg)
     queries = args.query or (DEMO_QUERIES if not cfg.data.path else view.captions[:: max(1, len(view.captions) // 5)][:5])
     _, audio = encode_view(model, data, view)
     with torch.inference_mode():
-        feats = text_enc(list(queries))
-        scores = model.score(model.encode_text(feats.tokens, feats.mask, feats.sentence), audio).float()
+        scores = model.score(model.encode_captions(list(queries)), audio).float()
     for q, row in zip(queries, scores):
         print(f"\n  query: {q!r}")
         for rank, j in enumerate(torch.argsort(row, descending=True, stable=True)[:5].tolist(), 1):

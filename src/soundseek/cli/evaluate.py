@@ -3,9 +3,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from soundseek.cli.common import TABLE_UNITS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a soundseek checkpoint (best.pt / last.pt)")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a soundseek checkpoint (best.pt / last.pt), or 'default' for the shipped model")
+    p.add_argument("--model", default=None, metavar="SPEC",
+                   help="instead of a checkpoint: a pretrained model from a local directory, e.g. "
+                        "hf-clap:models/clap-htsat-unfused (zero-shot baseline, same table)")
+    p.add_argument("--data", default=None, metavar="CORPUS",
+                   help="corpus to evaluate on (shorthand for --set data.path=CORPUS)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's eval.split)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set data.path=../clotho --set eval.sk=true")
@@ -25,22 +33,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from soundseek.config import apply_overrides
+    from soundseek.models import load
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate, format_table, random_baseline
-    from soundseek.train.loop import load_model
 
-    model, cfg, _ = load_model(args.checkpoint)
-    cfg = apply_overrides(cfg, args.set)
+    if bool(args.checkpoint) == bool(args.model):
+        raise ValueError("give a checkpoint or --model SPEC (e.g. --model hf-clap:DIR), not both or neither")
+    model = load(args.model or args.checkpoint)
+    sets = (["data.path=" + args.data] if args.data else []) + list(args.set)
+    keys = {item.split("=", 1)[0].strip() for item in sets}
+    if "data.path" in keys:  # another corpus: the recipe's extra training corpora are not part of it
+        sets = [s for k, s in (("data.extra", "data.extra=[]"), ("data.extra_captions", "data.extra_captions="))
+                if k not in keys] + sets
+    cfg = apply_overrides(model.cfg, sets)
     split = args.split or cfg.eval.split
     if args.export_bias and not (args.sk or cfg.eval.sk):
         raise ValueError("--export-bias needs --sk (or eval.sk=true)")
-    data = prepare(cfg, progress=not args.json)
+    data = prepare(cfg, progress=not args.json, towers=(model.audio_encoder, model.text_encoder))
     if args.zeroshot:
-        from soundseek.train.data import build_encoders
         from soundseek.train.evaluate import zero_shot
 
-        _, text_encoder = build_encoders(cfg)
-        z = zero_shot(model, data, text_encoder, split=args.split or "all", template=args.template)
+        z = zero_shot(model, data, model.text_encoder, split=args.split or "all", template=args.template)
         print(json.dumps(z, indent=2, default=float) if args.json else
               f"zero-shot on {args.split or 'all'}: top-1 {100 * z['top1']:.1f}%  mAP {100 * z['mAP']:.1f}%")
         return 0
@@ -68,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{split} split: {m['n_captions']} captions, {m['n_clips']} clips")
         print(format_table(m, base))
+        print(TABLE_UNITS)
         if "modality_gap" in m:
             print(f"modality gap: {m['modality_gap']:.3f}")
         if "t2a_mAP16" in m:
-            print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f}")
+            print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f} %")
     return 0

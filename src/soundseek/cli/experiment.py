@@ -14,4 +14,5 @@ def run(args: argparse.Namespace) -> int:
 
     out = run_grid(args.grid, progress=not args.quiet, only=args.only)
     print(out["table"])
+    print("(mean ± std over seeds; R1..R50 and mAP in percent, medR and meanR are ranks)")
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from soundseek.cli.common import add_config_args, load_config
+from soundseek.cli.common import TABLE_UNITS, add_config_args, load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,11 +31,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"best validation {cfg.train.monitor}: {result['best']:.4f}  ({result['out_dir']}/best.pt)")
     if not args.no_eval and cfg.eval.split in data.splits:
-        model, _, _ = load_model(f"{result['out_dir']}/best.pt")
+        model, _, _ = load_model(f"{result['out_dir']}/best.pt", towers=data.towers)
         m = evaluate(model, data, cfg.eval.split, chunk=cfg.eval.chunk, sk=cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
                      sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
         print(f"\n{cfg.eval.split} split ({m['n_captions']} captions, {m['n_clips']} clips):")
         print(format_table(m))
+        print(TABLE_UNITS)
         with open(f"{result['out_dir']}/test_metrics.json", "w", encoding="utf-8") as f:
             json.dump(m, f, indent=2)
     return 0

@@ -4,12 +4,14 @@ Launched with ``torchrun`` the environment carries RANK / WORLD_SIZE / MASTER_AD
 :func:`init_from_env` then joins the group (gloo on CPU, NCCL on CUDA). Without it every
 helper degrades to the single-process no-op.
 
-Cross-process negatives (issue 5): :func:`global_batch_loss` makes N processes with local
-batches b_r train exactly the objective of one process on the concatenated batch
-(``sum b_r``): representations are all-gathered *with gradients*, each rank scores its own
-captions against every clip of the global batch, the score rows are all-gathered (again with
-gradients), every rank evaluates the loss of the whole (B, B) matrix, and
-:func:`average_gradients` turns the per-rank gradients into dL/dtheta.
+Cross-process negatives: :func:`global_batch_loss` (called by ``RetrievalModel.forward`` in a
+process group) makes N processes with local batches b_r train exactly the objective of one
+process on the concatenated batch (``sum b_r``): representations are all-gathered *with
+gradients*, each rank scores its own captions against every clip of the global batch, the
+score rows are all-gathered (again with gradients) and every rank evaluates the loss of the
+whole (B, B) matrix, as open_clip's ``ClipLoss(gather_with_grad=True)`` does. The backward of
+the gather sums the ranks' (identical) losses' gradients, so each rank holds N x its shard's
+share of dL/dtheta; ``DistributedDataParallel``'s gradient average then gives dL/dtheta.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import torch.distributed as tdist
 __all__ = [
     "available", "world_size", "rank", "local_rank", "local_world_size", "is_main", "barrier",
     "init_from_env", "device", "configure_threads", "gather_with_grad", "gather_repr",
-    "pad_to_global", "global_batch_loss", "average_gradients", "broadcast_object", "all_gather_object",
+    "pad_to_global", "global_batch_loss", "broadcast_object", "all_gather_object",
 ]
 
 
@@ -141,7 +143,7 @@ class _AllGatherGrad(torch.autograd.Function):
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's ``x`` along dim 0 (rank order). If ``x`` requires grad, the
     gradient of the result flows back to each rank's own shard, summed over the ranks' (identical)
-    losses, see :func:`average_gradients`. Shards may differ in length along dim 0 only."""
+    losses (DistributedDataParallel then averages over the ranks). Shards may differ in length along dim 0 only."""
     if world_size() == 1:
         return x
     sizes = _sizes(x.shape[0])
@@ -190,11 +192,11 @@ def gather_repr(rep: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], audio: dict[str, torch.Tensor],
-                      clip_ids: torch.Tensor) -> torch.Tensor:
+                      clip_ids: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
     """Loss of the global batch from this rank's local representations.
 
     Args:
-        model: a :class:`soundseek.model.RetrievalModel` (``score``, ``loss``, ``nuclear_norm``).
+        model: a :class:`soundseek.models.RetrievalModel` (``score``, ``objective``).
         text, audio: this rank's caption / clip representations (local pairs i <-> i).
         clip_ids: (B,) clip ids of the *global* batch (rank order), or (b_r,) local ids, which
             are then all-gathered; equal ids are positives, also across processes.
@@ -203,7 +205,7 @@ def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], aud
         scores only its own caption rows against every clip (the O(B^2) scoring is split).
     """
     if world_size() == 1:
-        return model(text, audio, clip_ids)
+        return model.objective(model.score(text, audio), clip_ids, teacher)
     b_local = next(iter(text.values())).shape[0]
     sizes = _sizes(b_local)
     if clip_ids.shape[0] == b_local and sum(sizes) != b_local:
@@ -212,38 +214,7 @@ def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], aud
         raise ValueError(f"clip_ids has {clip_ids.shape[0]} entries; expected the local {b_local} or global {sum(sizes)}")
     audio_all = gather_repr(audio)
     scores = gather_with_grad(model.score(text, audio_all))  # (b_r, B) rows -> (B, B)
-    loss = model.loss(scores, clip_ids)
-    if getattr(model, "nuclear_norm", 0.0):
-        loss = loss + model.nuclear_norm * model.regulariser()
-    return loss
-
-
-def average_gradients(module: torch.nn.Module) -> None:
-    """All-reduce and average gradients. With :func:`gather_with_grad` each rank holds
-    world_size x its shard's share of dL/dtheta (plus world_size x 1/world_size of the terms
-    every rank computes in full, e.g. a learnable temperature), so the average is exactly
-    dL/dtheta. Parameters without a gradient on some rank get zeros there (same collectives)."""
-    n = world_size()
-    if n == 1:
-        return
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        return
-    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device())
-    tdist.all_reduce(has, op=tdist.ReduceOp.MAX)  # a grad on any rank -> a grad on all ranks
-    live = [p for p, h in zip(params, has.tolist()) if h]
-    for p in live:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    if not live:
-        return
-    flat = torch.cat([p.grad.reshape(-1) for p in live])  # one collective instead of one per tensor
-    tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
-    flat.div_(n)
-    off = 0
-    for p in live:
-        p.grad.copy_(flat[off: off + p.numel()].view_as(p.grad))
-        off += p.numel()
+    return model.objective(scores, clip_ids, teacher)  # teacher: (B, B) of the global batch
 
 
 def broadcast_object(obj, src: int = 0):

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from soundseek import distributed as dist
-from soundseek.train.checkpoint import atomic_write_bytes
+from soundseek.device import autocast, module_device
+from soundseek.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def cache_features_sharded(cache, clips: Sequence, captions: Sequence[str], audi
     mine_a = clips[shard_range(len(clips))]
     mine_t = unique[shard_range(len(unique))]
     show = progress and dist.is_main()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with torch.inference_mode(), autocast(module_device(audio_encoder), precision):
         a = cache.audio_features(mine_a, audio_encoder, batch_size=batch_size, max_seconds=max_seconds,
                                  progress=show) if mine_a else None
         t = cache.text_features(mine_t, text_encoder, batch_size=text_batch_size, progress=show) if mine_t else None
@@ -163,7 +164,9 @@ def extract_features(cfg, corpus=None, progress: bool = True) -> dict[str, int]:
     read it; afterwards ``soundseek.train.data.prepare(cfg)`` on any rank finds every item
     cached."""
     from soundseek.encoders.cache import FeatureCache
-    from soundseek.train.data import build_encoders, load_training_corpus
+    from soundseek.data.training import load_training_corpus
+    from soundseek.device import select_device
+    from soundseek.models.factory import build_towers
 
     if corpus is None:
         if not dist.is_main():
@@ -171,7 +174,9 @@ def extract_features(cfg, corpus=None, progress: bool = True) -> dict[str, int]:
         corpus = load_training_corpus(cfg)
         if dist.is_main():
             dist.barrier()
-    audio_enc, text_enc = build_encoders(cfg)
+    audio_enc, text_enc = build_towers(cfg)
+    device = select_device(cfg.train.device)
+    audio_enc.to(device), text_enc.to(device)
     captions, _ = corpus.pairs()
     cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
     return cache_features_sharded(cache, corpus.clips, captions, audio_enc, text_enc,

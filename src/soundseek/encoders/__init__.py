@@ -8,7 +8,10 @@ never from a hub)::
     build_audio_encoder("passt", path="passt-s-f128-p16-s10-ap.476-swa.pt")  # official PaSST-S
     build_audio_encoder("atst", path="atstframe_base.ckpt")        # official ATST-Frame (base)
     build_audio_encoder("small_cnn", out_dim=256)                 # random init, trainable
+    build_audio_encoder("hf-clap", path="models/clap-htsat-unfused")  # CLAP audio tower (frame level)
+    build_audio_encoder("hf-ast", path="models/ast")                # also hf-wav2vec2/-hubert/-wavlm/-whisper
     build_text_encoder("hf", path=None, pooling="mean")           # all-MiniLM-L6-v2 from its wheel
+    build_text_encoder("hf-clap", path="models/clap-htsat-unfused")   # CLAP text tower + projection
 """
 from __future__ import annotations
 
@@ -73,6 +76,41 @@ def _small_cnn(**kw):
     return SmallCNN(**kw)
 
 
+def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = True,
+                   window_batch: int = 16):
+    from soundseek.models.clap import ClapAudioEncoder
+
+    if path is None:
+        from soundseek.config import ConfigError
+
+        raise ConfigError("hf-clap needs path= a local Hugging Face ClapModel directory (never downloaded)")
+    return ClapAudioEncoder.from_pretrained(path, output=output, project=project, trainable=trainable,
+                                            window_batch=window_batch)
+
+
+def _hf_audio(family: str):
+    def build(path=None, trainable: bool = True):
+        from soundseek.encoders import hf_audio
+
+        return hf_audio.build(family, path=path, trainable=trainable)
+
+    return build
+
+
+def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, project_tokens: bool = True,
+                  trainable: bool = True):
+    """CLAP text tower; its sentence vector is always CLAP's projected pooled token (``pooling``
+    is accepted for the common text-encoder signature and does not apply)."""
+    from soundseek.models.clap import ClapTextEncoder
+
+    if path is None:
+        from soundseek.config import ConfigError
+
+        raise ConfigError("hf-clap needs a text path: a local Hugging Face ClapModel directory (never downloaded)")
+    return ClapTextEncoder.from_pretrained(path, max_length=max_length, project_tokens=project_tokens,
+                                           trainable=trainable)
+
+
 def _hf_text(path=None, pooling: str = "mean", max_length: int = 32):
     from soundseek.encoders.text import HFTextEncoder
 
@@ -85,17 +123,21 @@ AUDIO_ENCODERS.add("resnet38", _panns("ResNet38"))
 AUDIO_ENCODERS.add("passt", _passt)
 AUDIO_ENCODERS.add("atst", _atst)
 AUDIO_ENCODERS.add("small_cnn", _small_cnn)
+AUDIO_ENCODERS.add("hf-clap", _hf_clap_audio)
+for _family in ("hf-ast", "hf-hubert", "hf-wav2vec2", "hf-wavlm", "hf-whisper"):
+    AUDIO_ENCODERS.add(_family, _hf_audio(_family))
 TEXT_ENCODERS.add("hf", _hf_text)
+TEXT_ENCODERS.add("hf-clap", _hf_clap_text)
 TEXT_ENCODERS.add("minilm", _hf_text)
 
 
 def build_audio_encoder(name: str, **kw):
-    """Build a registered audio encoder (names: aisfx, atst, cnn14, resnet38, passt, small_cnn)."""
+    """Build a registered audio encoder (names: ``AUDIO_ENCODERS.names()``)."""
     return AUDIO_ENCODERS.get(name)(**kw)
 
 
 def build_text_encoder(name: str, **kw):
-    """Build a registered text encoder (names: hf, minilm — both a local Hugging Face directory)."""
+    """Build a registered text encoder (hf, minilm: a local Hugging Face encoder; hf-clap: CLAP's text tower)."""
     return TEXT_ENCODERS.get(name)(**kw)
 
 

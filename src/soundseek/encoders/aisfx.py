@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from soundseek.audio.features import aisfx_logmel
-from soundseek.encoders.base import AudioEncoder, ConvBNPair, file_digest, pad_to_min, pool_mask
+from soundseek.encoders.base import (AudioEncoder, ConvBNPair, file_digest, length_mask, pad_to_min, short_rows_alone,
+                                     valid_counts)
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_object, strip_prefix
 
 FRONTENDS = ("essentia", "librosa")
@@ -62,8 +63,8 @@ def essentia_mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = 2048, n_mels: in
 class _Block(ConvBNPair):
     """Two 3x3 conv-BN-ReLU layers, then 2x2 max pooling when ``pool``."""
 
-    def forward(self, x: torch.Tensor, pool: bool) -> torch.Tensor:
-        x = self.convs(x)
+    def forward(self, x: torch.Tensor, pool: bool, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.convs(x, lengths)
         return F.max_pool2d(x, 2) if pool else x
 
 
@@ -77,6 +78,7 @@ class AisfxEncoder(AudioEncoder):
 
     sample_rate = SAMPLE_RATE
     out_dim = 512
+    computation = 2
 
     def __init__(self, frontend: str = "essentia") -> None:
         super().__init__()
@@ -94,29 +96,50 @@ class AisfxEncoder(AudioEncoder):
             setattr(self, f"conv_block{i + 1}", _Block(chans[i], chans[i + 1]))
         self.weights_id = "random"
 
-    def features(self, wave: torch.Tensor, wave_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised log-mel (B, T, 96) exactly as the network expects it."""
+    def features(self, wave: torch.Tensor, wave_mask: torch.Tensor | None = None,
+                 lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised log-mel (B, T, 96) exactly as the network expects it; ``lengths`` (B,):
+        valid samples per row (each row's frames as if alone, see ``LogMel.forward``)."""
         if self.peak_normalize:
             w = wave if wave_mask is None else wave * wave_mask
             peak = w.abs().amax(dim=1, keepdim=True)
             wave = wave / torch.where(peak > 0, peak, torch.ones_like(peak))
-        return self.frontend(wave) / SPEC_MAX
+        return self.frontend(wave, lengths) / SPEC_MAX
 
-    def forward_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """Network on normalised log-mel (B, T, 96) -> frames (B, T // 8, 512)."""
+    def forward_mel(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Network on normalised log-mel (B, T, 96) -> frames (B, T // 8, 512).
+
+        ``lengths`` (B,): valid mel frames per row; each row's first ``lengths // 8`` output
+        frames are then those of its first ``lengths`` mel frames alone (the step after a
+        row's end is zeroed before every convolution, as the convolution's own padding would
+        be; the floor-mode poolings keep valid frames apart from padded ones)."""
         x = mel[:, None]  # (B, 1, T, 96)
         for i in range(1, 5):
-            x = getattr(self, f"conv_block{i}")(x, pool=i < 4)
+            x = getattr(self, f"conv_block{i}")(x, pool=i < 4, lengths=lengths)
+            if lengths is not None and i < 4:
+                lengths = torch.div(lengths, 2, rounding_mode="floor")
         return x.mean(dim=3).transpose(1, 2)  # (B, T', 512)
 
     def forward(self, wave: torch.Tensor, wave_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args: wave (B, N) float32 at 44.1 kHz, wave_mask (B, N) bool or None.
-        Returns: frames (B, T', 512), frame_mask (B, T') bool."""
+        """Args: wave (B, N) float32 at 44.1 kHz, wave_mask (B, N) bool prefix mask or None.
+        Returns: frames (B, T', 512), frame_mask (B, T') bool.
+
+        A clip's valid frames do not depend on the batch: they equal those of the clip
+        encoded alone (a clip shorter than 8 hops alone is zero-padded to 8 * 1024 samples,
+        giving one frame; in a batch it gets the same frame)."""
         if wave.ndim != 2:
             raise ValueError(f"AisfxEncoder expects a wave of shape (B, N), got {tuple(wave.shape)}")
-        wave, wave_mask = pad_to_min(wave, wave_mask, 8 * 1024)  # >= 8 frames so T' >= 1
-        frames = self.forward_mel(self.features(wave, wave_mask))
-        mask = pool_mask(self.frontend.frame_mask(wave_mask), (2, 2, 2))[:, : frames.shape[1]]
+        min_samples = 8 * 1024  # >= 8 frames so T' >= 1
+        n_valid = valid_counts(wave, wave_mask).cpu()
+        n_eff = torch.where(n_valid > 0, n_valid.clamp(min=min_samples), n_valid)  # alone: zero-padded to 8192
+        wave, wave_mask = pad_to_min(wave, wave_mask, min_samples)
+        exact = bool((n_valid < wave.shape[1]).any())  # some row is padded: work per valid length
+        t_valid = self.frontend.num_frames(n_eff)
+        mel = self.features(wave, wave_mask, n_valid if exact else None)
+        if exact:
+            mel = short_rows_alone(mel, wave, n_valid, min_samples, self.features)
+        frames = self.forward_mel(mel, t_valid if exact else None)
+        mask = length_mask(torch.div(t_valid, 8, rounding_mode="floor").to(frames.device), frames.shape[1])
         return frames, mask
 
     @staticmethod

@@ -21,15 +21,49 @@ import torch.nn.functional as F
 from torch import nn
 
 
+COMPUTATION_CHANGES = {
+    2: "a clip's embedding no longer depends on the other clips batched with it",
+}
+
+
+def computation_change(version: int) -> str:
+    """What changed in the outputs at encoder computation ``version``."""
+    return COMPUTATION_CHANGES.get(int(version), f"computation version {version}")
+
+
 class AudioEncoder(nn.Module):
-    """Base class: subclasses set ``sample_rate``/``out_dim`` and implement ``forward``."""
+    """Base class: subclasses set ``sample_rate``/``out_dim`` and implement ``forward``.
+
+    ``computation`` numbers the way ``forward`` computes its output; an encoder bumps it when
+    the same weights and options start giving different vectors, so that feature caches and
+    indexes keyed by ``config()`` are recomputed. Version 1 is left out of ``config()`` (the
+    keys written before the field existed stay valid); version 2 is the valid-length-exact
+    computation of padded batches (a clip's frames do not depend on its batch).
+    """
 
     sample_rate: int = 0
     out_dim: int = 0
+    computation: int = 1
 
     def config(self) -> dict:
         """Identifies the encoder for cache keys; subclasses add their options/weights."""
-        return {"class": type(self).__name__, "sample_rate": self.sample_rate, "out_dim": self.out_dim}
+        cfg = {"class": type(self).__name__, "sample_rate": self.sample_rate, "out_dim": self.out_dim}
+        if self.computation > 1:
+            cfg["computation"] = self.computation
+        return cfg
+
+    def previous_configs(self) -> list[dict]:
+        """``config()`` as earlier computation versions of this encoder wrote it (oldest
+        first): a cache or index keyed by one of these holds vectors this code no longer
+        produces and must be rebuilt."""
+        cfg = self.config()
+        out = []
+        for v in range(1, self.computation):
+            old = {k: x for k, x in cfg.items() if k != "computation"}
+            if v > 1:
+                old["computation"] = v
+            out.append(old)
+        return out
 
 
 class ConvBNPair(nn.Module):
@@ -45,10 +79,72 @@ class ConvBNPair(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.bn2 = nn.BatchNorm2d(cout)
 
-    def convs(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, cin, T, F) -> (B, cout, T, F)."""
-        x = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(x)))
+    def convs(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, cin, T, F) -> (B, cout, T, F); ``lengths`` (B,): valid time steps per row (see
+        :func:`zero_past_end`)."""
+        x = F.relu(self.bn1(self.conv1(zero_past_end(x, lengths))))
+        return F.relu(self.bn2(self.conv2(zero_past_end(x, lengths))))
+
+
+def zero_past_end(x: torch.Tensor, lengths: torch.Tensor | None, dim: int = 2) -> torch.Tensor:
+    """Zero time step ``lengths[b]`` of each row ``b`` whose length is shorter than the batch.
+
+    Makes a batched 3-wide, zero-padded convolution along ``dim`` equal, on each row's first
+    ``lengths[b]`` steps, to the convolution of that row alone: alone, the step after the
+    row's end is the convolution's own zero padding; in a batch it holds padding activations
+    (the log-mel of silence, BatchNorm shifts, ...). Only that one step is read by the valid
+    outputs of a kernel of width 3, so it is the only one cleared; later steps keep whatever
+    they hold and must be masked downstream. In place when autograd does not need ``x``.
+
+    Args:
+        x: (B, C, T, ...) activations; lengths: (B,) int or None (nothing to do).
+    """
+    if lengths is None:
+        return x
+    t = x.shape[dim]
+    lengths = lengths.to(x.device)
+    rows = torch.nonzero(lengths < t).flatten()
+    if rows.numel() == 0:
+        return x
+    cols = lengths[rows]
+    if torch.is_grad_enabled() and x.requires_grad:
+        hit = torch.zeros(x.shape[0], t, dtype=torch.bool, device=x.device)
+        hit[rows, cols] = True
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        shape[dim] = t
+        return x.masked_fill(hit.view(shape), 0.0)
+    for b, c in zip(rows.tolist(), cols.tolist()):  # strided views: far cheaper than index_put_
+        x[b].select(dim - 1, c).zero_()
+    return x
+
+
+def short_rows_alone(mel: torch.Tensor, wave: torch.Tensor, n_valid: torch.Tensor, min_samples: int,
+                     features: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Encoders that zero-pad a clip shorter than ``min_samples`` before their front end: give
+    each such row of a batch the frames ``features`` computes for it alone (its valid samples
+    zero-padded to ``min_samples``), in place of ``mel[b, :frames]``. Returns ``mel``.
+
+    Args:
+        mel: (B, T, M) batched features; wave: (B, N); n_valid: (B,) valid samples per row;
+        features: (1, min_samples) wave -> (1, T_min, M) with T_min <= T.
+    """
+    for b in torch.nonzero((n_valid > 0) & (n_valid < min_samples)).flatten().tolist():
+        nv = int(n_valid[b])
+        one = features(F.pad(wave[b:b + 1, :nv], (0, min_samples - nv)))[0]
+        mel[b, : one.shape[0]] = one
+    return mel
+
+
+def valid_counts(wave: torch.Tensor, wave_mask: torch.Tensor | None) -> torch.Tensor:
+    """(B,) long: valid samples per row of a (B, N) batch with a prefix mask (N when no mask)."""
+    if wave_mask is None:
+        return torch.full((wave.shape[0],), wave.shape[-1], dtype=torch.long, device=wave.device)
+    return wave_mask.long().sum(-1)
+
+
+def length_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """(B,) lengths -> (B, t) bool prefix mask."""
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:

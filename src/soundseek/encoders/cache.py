@@ -36,6 +36,9 @@ from tqdm.auto import tqdm
 
 from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
 from soundseek.data.types import Clip
+from soundseek.device import module_device
+from soundseek.fileio import atomic_write_bytes
+from soundseek.padding import pad_sequences
 
 FORMAT_VERSION = 1
 DTYPES = ("float16", "float32")
@@ -46,21 +49,11 @@ def _sha1(obj) -> str:
 
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: np.save(f, arr))
 
 
 def _atomic_write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj).encode("utf-8")))
 
 
 class _ShardDir:
@@ -113,13 +106,7 @@ class _ShardDir:
 
 def _pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """(T_i, D) arrays -> (B, Tmax, D) float32, (B, Tmax) bool."""
-    tmax = max(1, max(s.shape[0] for s in seqs))
-    out = torch.zeros(len(seqs), tmax, seqs[0].shape[1], dtype=torch.float32)
-    mask = torch.zeros(len(seqs), tmax, dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        out[i, : s.shape[0]] = torch.from_numpy(np.array(s, dtype=np.float32))
-        mask[i, : s.shape[0]] = True
-    return out, mask
+    return pad_sequences(seqs)
 
 
 class AudioStore:
@@ -263,6 +250,7 @@ class FeatureCache:
         loader = DataLoader(_Decode(clips, encoder.sample_rate, max_seconds), batch_size=batch_size,
                             num_workers=num_workers, collate_fn=list)
         buf_k, buf_x, buf_f, computed = [], [], {}, 0
+        dev = module_device(encoder)
         was_training = encoder.training
         encoder.eval()
         bar = tqdm(total=len(clips), desc="audio features", unit="clip", disable=not progress)
@@ -275,6 +263,7 @@ class FeatureCache:
                         failed[clips[j].id] = err
                 if good:
                     wave, mask = batch_waves([x for _, x in good])
+                    wave, mask = wave.to(dev), mask.to(dev)
                     with torch.no_grad():
                         frames, fmask = encoder(wave, mask)
                     frames, fmask = frames.float().cpu().numpy(), fmask.cpu().numpy()

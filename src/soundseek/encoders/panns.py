@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundseek.audio.features import mel_filterbank, panns_logmel
-from soundseek.encoders.base import AudioEncoder, ConvBNPair, file_digest, masked_mean_max, pad_to_min, pool_mask
+from soundseek.encoders.base import (AudioEncoder, ConvBNPair, file_digest, length_mask, masked_mean_max, pad_to_min,
+                                     short_rows_alone, valid_counts, zero_past_end)
 from soundseek.encoders.checkpoint import CheckpointError, load_into, load_state_dict, strip_prefix
 
 TORCHLIBROSA_KEYS = (
@@ -63,8 +64,9 @@ def torchlibrosa_buffers(n_fft: int = 1024, n_mels: int = 64, sample_rate: int =
 class ConvBlock(ConvBNPair):
     """Two 3x3 conv-BN-ReLU layers then 2-D pooling (official ``ConvBlock``)."""
 
-    def forward(self, x: torch.Tensor, pool: tuple[int, int] = (2, 2)) -> torch.Tensor:
-        x = self.convs(x)
+    def forward(self, x: torch.Tensor, pool: tuple[int, int] = (2, 2), lengths: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        x = self.convs(x, lengths)
         return F.avg_pool2d(x, kernel_size=pool) if pool != (1, 1) else x
 
 
@@ -84,11 +86,12 @@ class BasicBlock(nn.Module):
         elif cin != cout:
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,): valid time steps of the block's *output* (see ``zero_past_end``)."""
         out = F.avg_pool2d(x, 2) if self.stride == 2 else x
-        out = F.relu(self.bn1(self.conv1(out)))
+        out = F.relu(self.bn1(self.conv1(zero_past_end(out, lengths))))
         out = F.dropout(out, p=0.1, training=self.training)
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(self.conv2(zero_past_end(out, lengths)))
         identity = self.downsample(x) if self.downsample is not None else x
         return F.relu(out + identity)
 
@@ -106,8 +109,14 @@ class ResNetBody(nn.Module):
                 cin = planes
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,): valid time steps of the input (halved by each stride-2 block)."""
+        for i in range(1, 5):
+            for block in getattr(self, f"layer{i}"):
+                if lengths is not None and block.stride == 2:
+                    lengths = torch.div(lengths, 2, rounding_mode="floor")
+                x = block(x, lengths)
+        return x
 
 
 class _PannsBase(AudioEncoder):
@@ -115,6 +124,7 @@ class _PannsBase(AudioEncoder):
 
     sample_rate = 32000
     out_dim = 2048
+    computation = 2
     time_factors: tuple[int, ...] = ()
     arch = ""
 
@@ -126,21 +136,36 @@ class _PannsBase(AudioEncoder):
         self.fc_audioset = nn.Linear(2048, classes_num)
         self.weights_id = "random"
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, T, F) -> (B, C, T', F')
+    def body(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, T, F) -> (B, C, T', F'); ``lengths`` (B,): valid time steps of each row."""
         raise NotImplementedError
 
     def forward(self, wave: torch.Tensor, wave_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args: wave (B, N) at 32 kHz, wave_mask (B, N) bool. Returns frames (B, T', 2048), mask (B, T')."""
-        # at least 32 frames (T' >= 1); the added samples are masked out
-        wave, wave_mask = pad_to_min(wave, wave_mask, 32 * PANNS_FRONTEND["hop_length"])
-        mel = self.frontend(wave)  # (B, T, 64)
-        fmask = self.frontend.frame_mask(wave_mask)  # (B, T)
+        """Args: wave (B, N) at 32 kHz, wave_mask (B, N) bool prefix mask. Returns frames (B, T', 2048),
+        mask (B, T').
+
+        A clip's valid frames equal those of the clip encoded alone, whatever its batch: the
+        STFT's reflect padding is taken at the clip's own end, and the step after each row's
+        end is zeroed before every 3x3 convolution (as the convolution's zero padding is when
+        the clip is alone). A clip shorter than 32 hops is zero-padded to 32 * 320 samples
+        (one frame), alone as in a batch."""
+        min_samples = 32 * PANNS_FRONTEND["hop_length"]  # at least 32 frames (T' >= 1)
+        n_valid = valid_counts(wave, wave_mask).cpu()
+        n_eff = torch.where(n_valid > 0, n_valid.clamp(min=min_samples), n_valid)  # alone: zero-padded
+        wave, wave_mask = pad_to_min(wave, wave_mask, min_samples)
+        exact = bool((n_valid < wave.shape[1]).any())
+        t_valid = self.frontend.num_frames(n_eff)  # (B,) mel frames of each clip alone
+        mel = self.frontend(wave, n_valid if exact else None)  # (B, T, 64)
+        if exact:
+            mel = short_rows_alone(mel, wave, n_valid, min_samples, self.frontend)
         x = mel[:, None]  # (B, 1, T, 64)
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
-        x = self.body(x)  # (B, 2048, T', F')
+        x = self.body(x, t_valid if exact else None)  # (B, 2048, T', F')
         frames = x.mean(dim=3).transpose(1, 2)  # (B, T', 2048)
-        mask = pool_mask(fmask, self.time_factors)[:, : frames.shape[1]]
-        return frames, mask
+        t_out = t_valid
+        for f in self.time_factors:
+            t_out = torch.div(t_out, f, rounding_mode="floor")
+        return frames, length_mask(t_out.to(frames.device), frames.shape[1])
 
     def clip(self, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Official clip head on valid frames: embedding (B, 2048) and clipwise_output (B, 527)."""
@@ -206,10 +231,12 @@ class Cnn14(_PannsBase):
         for i in range(6):
             setattr(self, f"conv_block{i + 1}", ConvBlock(chans[i], chans[i + 1]))
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         for i in range(1, 7):
-            x = getattr(self, f"conv_block{i}")(x, (2, 2) if i < 6 else (1, 1))
+            x = getattr(self, f"conv_block{i}")(x, (2, 2) if i < 6 else (1, 1), lengths)
             x = F.dropout(x, p=0.2, training=self.training)
+            if lengths is not None and i < 6:
+                lengths = torch.div(lengths, 2, rounding_mode="floor")
         return x
 
 
@@ -225,8 +252,11 @@ class ResNet38(_PannsBase):
         self.resnet = ResNetBody((3, 4, 6, 3))
         self.conv_block_after1 = ConvBlock(512, 2048)
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(self.conv_block1(x, (2, 2)), p=0.2, training=self.training)
-        x = F.avg_pool2d(self.resnet(x), 2)
+    def body(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        half = (lambda n: None if n is None else torch.div(n, 2, rounding_mode="floor"))
+        x = F.dropout(self.conv_block1(x, (2, 2), lengths), p=0.2, training=self.training)
+        lengths = half(lengths)
+        x = F.avg_pool2d(self.resnet(x, lengths), 2)
+        lengths = half(half(half(half(lengths))))  # three stride-2 layers, then the pooling above
         x = F.dropout(x, p=0.2, training=self.training)
-        return F.dropout(self.conv_block_after1(x, (1, 1)), p=0.2, training=self.training)
+        return F.dropout(self.conv_block_after1(x, (1, 1), lengths), p=0.2, training=self.training)

@@ -46,9 +46,14 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("index", help="build or update a search index from a folder or corpus",
                               description="Decode + embed every clip of SOURCE into INDEX. Re-running "
                               "processes only new/changed files and drops deleted ones.")
-    p.add_argument("source", help="audio folder (recursive) or manifest/corpus path")
+    p.add_argument("source", nargs="?", default=None, help="audio folder (recursive) or manifest/corpus path")
     p.add_argument("--index", required=True, help="index directory")
-    p.add_argument("--model", default=None, help="model checkpoint (default: the built-in model)")
+    p.add_argument("--check", action="store_true",
+                   help="verify the index files (manifest, SQLite integrity, vector checksums) and exit: "
+                        "0 all good, 1 damage found")
+    p.add_argument("--model", default=None,
+                   help="model checkpoint, or family:PATH for a pretrained model in a local directory "
+                        "(e.g. hf-clap:models/clap-htsat-unfused); default: the built-in model")
     _backend_args(p)
     p.add_argument("--format", default="auto", help="corpus format for load_corpus (auto: folder scan for a directory)")
     p.add_argument("--captions", action="store_true", help="index the corpus' captions (audio->text search)")
@@ -59,15 +64,39 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="wipe the index first (e.g. after changing model)")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     p.add_argument("--no-frames", action="store_true", help="do not keep frame features (no --rerank later)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="files longer than this are also indexed as windows, so hits point at moments "
+                        "(default: the model's clip length, 10 s; 0: off)")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS", help="window hop (default: half a window)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_index)
     return p
 
 
+def run_check(index_dir: str) -> int:
+    """``soundseek index --check``: one line per index file; exit 1 when any is damaged."""
+    from ..safe_open import printable
+    from .integrity import check_index
+
+    bad = False
+    for name, status in check_index(index_dir):
+        bad |= status.startswith(("DAMAGED", "missing: no index"))
+        print(f"{name}: {printable(status)}")
+    print("index damaged" if bad else "index ok", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    import sqlite3
+
     from . import build_caption_index, build_index
     from .manifest import IndexMismatchError
 
+    if getattr(args, "check", False):
+        return run_check(args.index)
+    if args.source is None:
+        print("error: give the SOURCE folder or corpus to index (or --check)", file=sys.stderr)
+        return 2
     try:
         opts = _backend_options(args)
         embedder = embedder_factory(args.model)
@@ -90,16 +119,29 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
                 from soundseek.distributed.shard import build_index_distributed as build
 
                 dist.configure_threads()
+            progress = not (args.no_progress or getattr(args, "quiet", False))
             rep = build(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
-                        batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
+                        batch_size=args.batch_size, workers=args.workers, progress=progress,
                         rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
-                        retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames)
+                        retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames,
+                        window=args.window, hop=args.hop)
             if rep is None:  # ranks > 0 under torchrun
                 return 0
+            if not progress:  # build_index prints the summary (and skipped files) with progress on
+                print(rep.summary(), file=sys.stderr)
     except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
+        return 2
     return 1 if rep.skipped and rep.total == 0 else 0
+
+
+def _damaged_db(index_dir: str, err: BaseException) -> str:
+    from .integrity import IndexDamagedError, repair_hint
+
+    return str(IndexDamagedError(Path(index_dir) / "index.sqlite", str(err), repair_hint(index_dir)))
 
 
 def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -111,9 +153,18 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--queries", default=None,
                    help="file of queries: one text per line, or JSON lines {\"text\": ...} / {\"audio\": path}")
     p.add_argument("--rerank", type=int, default=0, metavar="K'", help="re-rank the top K' with the pair-wise scorer")
+    p.add_argument("--mode", default=None, choices=["semantic", "text", "hybrid"],
+                   help="text queries: vectors, file names/tags (BM25), or both fused (default: hybrid "
+                        "when the index has text)")
+    p.add_argument("--text-weight", type=float, default=None, metavar="W",
+                   help="hybrid: weight of the text ranking in the reciprocal-rank fusion (0..1, default 0.7)")
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
-    p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.add_argument("--model", default=None,
+                   help="model checkpoint or family:PATH (default: the one recorded in the index)")
     p.add_argument("--uri", default=None, help="override the Milvus URI")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
+                        "model: a warm query in milliseconds; INDEX is then only a label")
     p.set_defaults(run=run_search)
     return p
 
@@ -132,9 +183,50 @@ def _read_queries(path: str) -> list:
     return out
 
 
+def _search_server(base: str, queries: list, k: int, mode: str | None, text_weight: float | None,
+                   rerank: int) -> list[list[dict]]:
+    """The queries answered by a running ``soundseek serve`` at ``base`` (stdlib HTTP only)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    import uuid
+
+    base = base.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(f"--server must be an http(s) URL, got {base!r}")
+    out = []
+    for q in queries:
+        if isinstance(q, dict) and "audio" in q:
+            path = Path(q["audio"])
+            data = path.read_bytes()
+            boundary = uuid.uuid4().hex
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n{k}\r\n"
+                    f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+                    "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+            req = urllib.request.Request(base + "/api/search/audio", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        else:
+            text = q["text"] if isinstance(q, dict) else q
+            params = {"q": text, "k": k, "rerank": rerank, "mode": mode or "auto"}
+            if text_weight is not None:
+                params["text_weight"] = text_weight
+            req = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                out.append(json.loads(r.read())["hits"])
+        except urllib.error.HTTPError as e:
+            try:
+                detail = json.loads(e.read()).get("detail")
+            except ValueError:
+                detail = e.reason
+            raise ValueError(f"server answered {e.code}: {detail}") from None
+        except urllib.error.URLError as e:
+            raise FileNotFoundError(f"cannot reach {base} ({e.reason}); start it with `soundseek serve INDEX`") from None
+    return out
+
+
 def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
-    from .manifest import IndexMismatchError, read_manifest
-    from .search import Searcher
+    import sqlite3
 
     try:
         queries: list = []
@@ -146,15 +238,33 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
             queries.extend(_read_queries(args.queries))
         if not queries:
             raise ValueError("give a text query, --audio FILE or --queries FILE")
+        if args.server:
+            results = _search_server(args.server, queries, args.k, args.mode, args.text_weight, args.rerank)
+            return _print_results(args, queries, results)
+        from .manifest import read_manifest
+        from .search import Searcher
+
         man = read_manifest(args.index)
         if man is None:
             raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
         embedder = embedder_factory(args.model or man.get("model"))
+        if not any(isinstance(q, dict) and "audio" in q for q in queries) and "torch" in sys.modules:
+            # a few text queries: one thread is faster than handing tiny ops to a second
+            # OpenMP thread (20x so on a busy machine, docs/benchmarks.md)
+            sys.modules["torch"].set_num_threads(1)
         searcher = Searcher(args.index, embedder, backend_options={"uri": args.uri} if args.uri else None)
-        results = searcher.search_batch(queries, k=args.k, rerank=args.rerank)
-    except (IndexMismatchError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        results = searcher.search_batch(queries, k=args.k, rerank=args.rerank, mode=args.mode,
+                                        text_weight=args.text_weight)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:  # IndexMismatchError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
+        return 2
+    return _print_results(args, queries, results)
+
+
+def _print_results(args: argparse.Namespace, queries: list, results: list[list[dict]]) -> int:
     for q, hits in zip(queries, results):
         label = q if isinstance(q, str) else (q.get("text") or q.get("audio"))
         if args.json:
@@ -162,10 +272,29 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
             continue
         print(f"# {label}")
         for rank, h in enumerate(hits, 1):
-            what = h.get("text") or h.get("path") or ""
-            cap = "; ".join(h["captions"][:2]) if h.get("path") else ""
-            print(f"{rank:4d}  {h['score']:+.4f}  {what}" + (f"  [{cap}]" if cap else ""))
+            print(format_hit(rank, h))
     return 0
+
+
+def _moment(h: dict) -> str:
+    a, b, d = h.get("start"), h.get("end"), h.get("duration")
+    if a is None or b is None or (a <= 0.0 and d is not None and b >= d - 1e-6):
+        return ""
+    return f"  @{a:.1f}-{b:.1f}s"
+
+
+def format_hit(rank: int, h: dict) -> str:
+    """One result line: rank, score, path, moment, why it matched, captions."""
+    what = h.get("text") or h.get("path") or ""
+    cap = "; ".join(h["captions"][:2]) if h.get("path") and h.get("captions") else ""
+    why = h.get("why") or {}
+    reasons = []
+    if why.get("matched"):
+        reasons.append("words: " + ", ".join(why["matched"]))
+    if why.get("semantic") is not None and abs(why["semantic"] - h["score"]) > 1e-9:  # fused or BM25 score shown
+        reasons.append(f"semantic {why['semantic']:+.3f}")
+    return (f"{rank:4d}  {h['score']:+.4f}  {what}{_moment(h)}" + (f"  [{cap}]" if cap else "")
+            + (f"  ({'; '.join(reasons)})" if reasons else ""))
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -173,18 +302,42 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("index", help="index directory")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", default=None, help="model checkpoint (default: the one recorded in the index)")
+    p.add_argument("--model", default=None,
+                   help="model checkpoint or family:PATH (default: the one recorded in the index)")
+    p.add_argument("--allowed-host", action="append", default=None, metavar="HOST",
+                   help="accepted Host header (repeatable; *.example.org for sub-domains, * for any); "
+                        "default: the --host address, localhost, 127.0.0.1, ::1")
+    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="let pages from ORIGIN (e.g. https://sounds.example.org) call the API (repeatable; "
+                        "default: CORS off)")
     p.set_defaults(run=run_serve)
     return p
 
 
 def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
-    from ..service.app import serve
+    import sqlite3
+
+    from ..extras import MissingExtraError
     from .manifest import read_manifest
 
-    man = read_manifest(args.index)
-    if man is None:
-        print(f"error: no index at {args.index}", file=sys.stderr)
+    try:
+        from ..service.app import serve
+    except MissingExtraError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    serve(args.index, embedder_factory(args.model or man.get("model")), host=args.host, port=args.port)
+
+    try:
+        man = read_manifest(args.index)
+        if man is None:
+            print(f"error: no index at {args.index}", file=sys.stderr)
+            return 2
+        embedder = embedder_factory(args.model or man.get("model"))
+        serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
+              cors_origins=args.cors_origin)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
+        return 2
     return 0

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+import stat
 import sys
 import time
 from collections import deque
@@ -21,10 +24,14 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
+from . import itemdata, moments, peaks, textindex
 from .embedder import check_embedder
-from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, read_manifest,
-                       write_json_atomic, MANIFEST)
+from .integrity import IndexDamagedError
+from .metadata import read_tags
+from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
+                       read_manifest, write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
 from .store import Store
 
@@ -37,7 +44,11 @@ def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = No
 
     info = audio_info(path)
     wave = load_audio(path, sample_rate, mono=True, max_seconds=max_seconds)
-    return wave, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+    meta = {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+    kept = wave.shape[-1] / sample_rate
+    if kept + 1.0 < info.duration and (max_seconds is None or kept + 1.0 < max_seconds):
+        meta["clamped"] = kept  # longer than the decoding limit (MAX_DECODE_FRAMES): start only
+    return wave, meta
 
 
 @dataclass
@@ -50,6 +61,7 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    clamped: list[tuple[str, float]] = field(default_factory=list)  # (key, seconds kept) of over-long files
     total: int = 0  # items in the index after the run
     seconds: float = 0.0
 
@@ -70,14 +82,19 @@ class _Work:
     info: dict | None = None
     error: str | None = None
     same_content: bool = False
+    mode: int | None = None
+    dev_ino: tuple[int, int] | None = None
+    data: itemdata.ItemData = field(default_factory=itemdata.ItemData)
 
 
-def _sha1(path: Path) -> str:
+def _sha1(path: Path) -> tuple[str, os.stat_result]:
+    """(sha1, fstat) of the regular file at ``path``, read from one descriptor."""
     h = hashlib.sha1()
-    with open(path, "rb") as f:
+    fd, st = open_regular(path)  # never blocks on a FIFO swapped in after the scan
+    with os.fdopen(fd, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    return h.hexdigest(), st
 
 
 def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator:
@@ -102,7 +119,16 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
                 kind: str, extra: dict) -> Store:
     if backend not in BACKENDS and backend not in ("faiss", "milvus"):
         raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
-    man = read_manifest(index_dir)
+    try:
+        man = read_manifest(index_dir)
+    except IndexDamagedError:
+        if not rebuild:
+            raise
+        man = {}  # damaged manifest: wiped with the rest below
+    why = outdated_encoder(man, embedder) if man is not None and not rebuild else None
+    if why:  # same model, vectors from an earlier encoder computation: rebuild without being asked
+        logging.getLogger(__name__).warning("Rebuilding the index %s from scratch: %s.", index_dir, why)
+        rebuild = True
     if man is not None and rebuild:
         for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "backend_state.json",
                      "vectors.faiss", "vectors.faiss.meta.json", MANIFEST):
@@ -130,7 +156,7 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 backend_options: dict | None = None, batch_size: int = 16, workers: int = 2,
                 progress: bool = True, rebuild: bool = False, max_seconds: float | None = None,
                 format: str = "auto", retry_failed: bool = False, model: str | None = None,
-                keep_frames: bool = True) -> IndexReport:
+                keep_frames: bool = True, window: float | None = None, hop: float | None = None) -> IndexReport:
     """Index (or update the index of) a folder or corpus.
 
     Args:
@@ -147,6 +173,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         retry_failed: re-try files that failed before and did not change.
         model: model path recorded in the manifest (so ``soundseek search`` can reload it).
         keep_frames: store frame features for re-ranking (False saves disk; rerank then off).
+        window, hop: files longer than ``window`` seconds are also indexed as windows every
+            ``hop`` seconds (:mod:`.moments`); default the embedder's clip length (10 s for the
+            shipped model) and half of it; ``window=0`` turns windows off.
     Returns:
         :class:`IndexReport`; skipped files are also printed (when ``progress``) and logged.
     Raises:
@@ -157,13 +186,16 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
     index_dir = Path(index_dir)
     if batch_size <= 0 or workers <= 0:
         raise ValueError(f"batch_size and workers must be positive, got {batch_size}, {workers}")
+    window, hop = moments.default_window(embedder, window, hop)
     root, entries, problems = enumerate_source(source, format)
     report = IndexReport(str(index_dir))
     index_dir.mkdir(parents=True, exist_ok=True)
     with IndexLock(index_dir):
         store = _init_index(index_dir, embedder, backend, dict(backend_options or {}), rebuild, "clips",
                             {"source": str(Path(source).absolute()), "root": str(root), "model": model,
-                             "max_seconds": max_seconds})
+                             "max_seconds": max_seconds, "window": window, "hop": hop})
+        with store.transaction() as con:
+            itemdata.ensure_schema(con)
         known, failed = store.known(), store.problems()
         # 1. removals
         present = {e.key for e in entries}
@@ -174,12 +206,14 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 for k in gone:
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
+                    itemdata.forget(con, known[k]["id"], g)
                 con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)), gone)
                 store.log("info", f"removed {len(gone)} deleted files", con)
             report.removed = len(gone)
         # 2. plan
         todo: list[_Work] = []
         meta_updates = []
+        with_text = textindex.ids_with_text(store.con)
         report.skipped.extend(problems)
         for e in entries:
             try:
@@ -187,35 +221,45 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             except OSError as err:
                 report.skipped.append((e.key, f"unreadable ({err.strerror or err})"))
                 continue
+            if not stat.S_ISREG(st.st_mode):  # FIFO/device/socket: never opened
+                report.skipped.append((e.key, f"not a regular file ({file_kind(st.st_mode)})"))
+                continue
             row = known.get(e.key)
             if row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
                 report.unchanged += 1
-                if (json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags):
-                    meta_updates.append(e)
+                if ((json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags)
+                        or row["id"] not in with_text):  # (an index built before the text index)
+                    meta_updates.append((e, row["id"]))
                 continue
             bad = failed.get(e.key)
             if (bad is not None and not retry_failed and bad["size"] == st.st_size
-                    and bad["mtime_ns"] == st.st_mtime_ns):
+                    and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
                 report.skipped.append((e.key, bad["reason"]))
                 continue
-            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row))
+            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode))
         if meta_updates:
+            cols = [textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path)) for e, _ in meta_updates]
             with store.transaction() as con:
-                for e in meta_updates:
+                for (e, item_id), c in zip(meta_updates, cols):
                     con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
                                 (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), e.key))
+                    textindex.put(con, item_id, c)
         # 3. decode (threads) + embed (main thread) + commit per batch
         sr = int(embedder.sample_rate)
 
         def prepare(w: _Work) -> _Work:
             try:
-                w.sha1 = _sha1(w.entry.path)
+                w.sha1, st = _sha1(w.entry.path)
+                w.dev_ino = (st.st_dev, st.st_ino)
                 if w.row is not None and w.row["sha1"] == w.sha1:
                     w.same_content = True
                     return w
                 w.wave, w.info = load_wave(w.entry.path, sr, max_seconds)
                 if w.wave.size == 0:
                     raise ValueError("no audio samples")
+                e = w.entry
+                w.data.text = textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path))
+                w.data.peaks = peaks.compute(w.wave)
             except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
                 w.error = _reason(err)
             return w
@@ -226,11 +270,11 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             for w in _ordered(ex, prepare, todo, window=max(2 * batch_size, 4 * workers)):
                 batch.append(w)
                 if len(batch) >= batch_size:
-                    _commit(store, embedder, batch, report, keep_frames)
+                    _commit(store, embedder, batch, report, keep_frames, (window, hop))
                     bar.update(len(batch))
                     batch = []
             if batch:
-                _commit(store, embedder, batch, report, keep_frames)
+                _commit(store, embedder, batch, report, keep_frames, (window, hop))
                 bar.update(len(batch))
         bar.close()
         # 4. backend
@@ -240,13 +284,18 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         store.log("info", report.summary())
         for key, reason in report.skipped:
             store.log("warning", f"skipped {key}: {reason}")
+        for key, kept in report.clamped:
+            store.log("warning", f"{key}: only the first {kept:.1f} s indexed (longer than the decoding limit)")
         store.close()
     if progress:
         print(report.summary(), file=sys.stderr)
+        for key, kept in report.clamped:
+            print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
+                  file=sys.stderr)
         if report.skipped:
             print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
             for key, reason in report.skipped:
-                print(f"  {key}: {reason}", file=sys.stderr)
+                print(f"  {printable(key)}: {printable(reason)}", file=sys.stderr)
     return report
 
 
@@ -289,16 +338,29 @@ def _embed(embedder: Any, waves: list[np.ndarray]) -> tuple[list, list, list[str
     return embs, frs, errs
 
 
-def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport, keep_frames: bool = True) -> None:
+def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport, keep_frames: bool = True,
+            windows: tuple[float, float] = (0.0, 0.0)) -> None:
     need = [w for w in batch if w.error is None and not w.same_content]
     if need:
         embs, frames, errs = _embed(embedder, [w.wave for w in need])
         for w, e, f, err in zip(need, embs, frames, errs):
+            if err is None and windows[0] > 0:
+                try:
+                    w.data.spans, w.data.window_emb = moments.embed_windows(
+                        embedder, w.wave, int(embedder.sample_rate), *windows, batch_size=max(1, len(batch)),
+                        frames=w.data.window_frames if keep_frames else None)
+                except Exception:  # noqa: BLE001 - the file stays searchable as a whole
+                    w.data.spans, w.data.window_emb = [], None
             w.error, w.wave = err, None
             w.info = None if err else {**(w.info or {}), "emb": e, "frames": f}
     good = [w for w in need if w.error is None]
+    report.clamped.extend((w.entry.key, w.info["clamped"]) for w in good if "clamped" in w.info)
     if keep_frames and good:
         refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
+        for w in good:
+            if w.data.window_frames and len(w.data.window_frames) == len(w.data.spans):
+                w.data.window_refs = store.frames.append(w.data.window_frames)
+            w.data.window_frames = []
     else:
         refs = [(None, None, None, None)] * len(good)
     with store.transaction() as con:
@@ -307,27 +369,32 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             e, info = w.entry, w.info
             vals = (str(e.path), str(e.path.resolve()), info["duration"], info["sample_rate"], info["channels"],
                     w.size, w.mtime_ns, w.sha1, json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta),
-                    e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g)
+                    e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g, *(w.dev_ino or (None, None)))
             cols = ("path, realpath, duration, sample_rate, channels, size, mtime_ns, sha1, captions, tags, meta, "
-                    "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen")
+                    "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen, dev, ino")
             if w.row is not None:
                 con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
                             (*vals, w.row["id"]))
+                item_id = w.row["id"]
                 report.updated += 1
             else:
-                con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
-                            (e.key, *vals))
+                item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
+                                      (e.key, *vals)).lastrowid
                 report.added += 1
+            itemdata.attach(con, item_id, g, w.data)
             con.execute("DELETE FROM problems WHERE key=?", (e.key,))
         for w in batch:
             if w.same_content:
-                con.execute("UPDATE items SET size=?, mtime_ns=? WHERE id=?", (w.size, w.mtime_ns, w.row["id"]))
+                con.execute("UPDATE items SET size=?, mtime_ns=?, dev=?, ino=? WHERE id=?",
+                            (w.size, w.mtime_ns, *(w.dev_ino or (None, None)), w.row["id"]))
                 report.unchanged += 1
             elif w.error is not None:
                 if w.row is not None:  # an indexed file went bad: drop its stale entry
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
-                con.execute("INSERT OR REPLACE INTO problems VALUES(?, ?, ?, ?, ?)",
-                            (w.entry.key, w.size, w.mtime_ns, w.error, time.time()))
+                    itemdata.forget(con, w.row["id"], g)
+                con.execute("INSERT OR REPLACE INTO problems(key, size, mtime_ns, reason, at, mode) "
+                            "VALUES(?, ?, ?, ?, ?, ?)", (w.entry.key, w.size, w.mtime_ns, w.error, time.time(),
+                                                         w.mode))
                 report.skipped.append((w.entry.key, w.error))
 

@@ -3,7 +3,8 @@
 The SQLite store is the source of truth; the backend (FAISS file or Milvus collection) is a
 cache of it, stamped with the store *generation* it reflects in ``backend_state.json``.
 When stale it is brought up to date incrementally (tombstones + rows changed since) or
-rebuilt, then saved atomically (METHODS.md §8).
+rebuilt, then saved atomically (METHODS.md §8). The FAISS files' CRC-32s are stamped in the
+state too and checked on open: a damaged file is rebuilt from SQLite, never searched.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..config import ConfigError
 from .backends.base import VectorBackend, build_backend, fold_items
+from .integrity import IndexDamagedError, file_crc32, read_json, repair_hint
 from .store import Store
 
 FORMAT_VERSION = 1
@@ -37,12 +39,72 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def read_manifest(index_dir: str | Path) -> dict | None:
+    """The manifest of ``index_dir`` (None if there is none).
+
+    Raises:
+        IndexDamagedError: the file is empty, truncated, not JSON or not an index manifest.
+    """
     p = Path(index_dir) / MANIFEST
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+    if not p.is_file():
+        return None
+    repair = repair_hint(index_dir)
+    man = read_json(p, "index manifest", repair)
+    if not isinstance(man, dict) or not {"fingerprint", "dim", "backend"} <= set(man):
+        raise IndexDamagedError(p, "not an index manifest (fingerprint/dim/backend missing)", repair)
+    return man
+
+
+def _read_state(path: Path) -> dict:
+    """backend_state.json, or {} when missing or damaged (it only stamps a cache of SQLite)."""
+    if not path.is_file():
+        return {}
+    try:
+        state = read_json(path, "backend state", "")
+    except IndexDamagedError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _checksums_ok(index_dir: Path, state: dict) -> bool:
+    """True when the backend files match the CRC-32s stamped at save time (or none were)."""
+    sums = state.get("checksums")
+    if not isinstance(sums, dict):
+        return True  # written before checksums were recorded
+    for name, crc in sums.items():
+        p = index_dir / name
+        if "/" in name or not p.is_file() or file_crc32(p) != crc:
+            return False
+    return True
+
+
+def outdated_encoder(manifest: dict, embedder: Any) -> str | None:
+    """Why the index holds vectors of the *same* model computed by an earlier version of its
+    audio encoder (``AudioEncoder.previous_configs``), so it must be rebuilt; None otherwise."""
+    enc = getattr(embedder, "audio_encoder", None)
+    previous = getattr(enc, "previous_configs", None)
+    stored = manifest.get("fingerprint")
+    if not callable(previous) or stored is None or stored == embedder.fingerprint():
+        return None
+    for cfg in previous():
+        try:
+            fp = embedder.fingerprint(cfg)
+        except TypeError:  # an embedder without versioned fingerprints
+            return None
+        if fp == stored:
+            from soundseek.encoders.base import computation_change
+
+            return (f"it was built by an earlier computation of the {cfg.get('class', 'audio')} encoder "
+                    f"(version {cfg.get('computation', 1)}, now {enc.computation}: "
+                    f"{computation_change(enc.computation)})")
+    return None
 
 
 def check_compatible(manifest: dict, embedder: Any, index_dir: Path) -> None:
     fp = embedder.fingerprint()
+    why = outdated_encoder(manifest, embedder)
+    if why:
+        raise IndexMismatchError(f"Index {index_dir} must be rebuilt: {why}. Run `soundseek index` on it "
+                                 "again (it rebuilds such an index by itself).")
     if manifest.get("fingerprint") != fp or int(manifest.get("dim", -1)) != int(embedder.dim):
         raise IndexMismatchError(
             f"Index {index_dir} was built with embedder {manifest.get('fingerprint')!r} "
@@ -94,11 +156,12 @@ def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool
     name = manifest["backend"]
     opts = {**backend_options(manifest, index_dir), **(overrides or {})}
     dim = int(manifest["dim"]) + 1  # folded bias column (METHODS.md §5)
-    state_path = index_dir / BACKEND_STATE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    gen, count = store.generation, store.count()
+    state = _read_state(index_dir / BACKEND_STATE)
+    gen, count = store.generation, store.vector_count()
     same = state.get("backend") == name and state.get("options") == (manifest.get("backend_options") or {})
-    since = int(state.get("generation", -1)) if same else -1
+    since = int(state.get("generation", -1)) if same and isinstance(state.get("generation"), int) else -1
+    if since >= 0 and name == "faiss" and not _checksums_ok(index_dir, state):
+        since = -1  # damaged vector file: rebuilt from SQLite below, never searched
     backend: VectorBackend | None = None
     if since >= 0:
         try:
@@ -140,12 +203,17 @@ def _full_rebuild(index_dir: Path, store: Store, manifest: dict, save: bool, opt
     for ids, emb, bias in store.iter_vectors():
         backend.add(ids, fold_items(emb, bias))
     if save:
-        _save(index_dir, backend, manifest, store.generation, store.count())
+        _save(index_dir, backend, manifest, store.generation, store.vector_count())
     return backend
 
 
 def _save(index_dir: Path, backend: VectorBackend, manifest: dict, gen: int, count: int) -> None:
-    backend.save(_backend_path(index_dir, manifest) if manifest["backend"] == "faiss" else None)
-    write_json_atomic(index_dir / BACKEND_STATE, {"backend": manifest["backend"], "generation": gen,
-                                                  "options": manifest.get("backend_options") or {},
-                                                  "count": count, "saved": time.time()})
+    state = {"backend": manifest["backend"], "generation": gen, "options": manifest.get("backend_options") or {},
+             "count": count, "saved": time.time()}
+    if manifest["backend"] == "faiss":
+        path = _backend_path(index_dir, manifest)
+        backend.save(path)
+        state["checksums"] = {n: file_crc32(index_dir / n) for n in (path.name, path.name + ".meta.json")}
+    else:
+        backend.save(None)
+    write_json_atomic(index_dir / BACKEND_STATE, state)

@@ -1,8 +1,10 @@
 """Query an index: text -> audio, audio -> audio (query by example), audio -> text (caption
 index), batched, with optional two-stage re-ranking (METHODS.md §8).
 
-Hits are plain dicts ``{"id", "score", "path", "duration", "captions", "tags"}`` (re-ranked
-hits add ``"index_score"``; caption-index hits add ``"text"`` and ``"clip"``).
+Hits are plain dicts ``{"id", "score", "path", "duration", "captions", "tags", "start", "end",
+"why"}``: ``start``/``end`` (seconds) locate the matching moment of a long recording (the whole
+file otherwise), ``why`` says why it matched (semantic score, BM25 score, matched words).
+Re-ranked hits add ``"index_score"``; caption-index hits add ``"text"`` and ``"clip"``.
 """
 from __future__ import annotations
 
@@ -73,38 +75,176 @@ class Searcher:
         return True
 
     # --- core ------------------------------------------------------------------------------
-    def search_vectors(self, queries: np.ndarray, k: int = 10) -> list[list[dict]]:
-        """(q, dim) L2-normalised query embeddings -> hits per query (score = q.x + bias)."""
+    @property
+    def has_text(self) -> bool:
+        """True when the index has words to search (file names, tags, captions)."""
+        from .textindex import has_text
+
+        if self.kind != "clips":
+            return False
+        return has_text(self.store.con)
+
+    def search_vectors(self, queries: np.ndarray, k: int = 10, texts: Sequence[str] | None = None) -> list[list[dict]]:
+        """(q, dim) L2-normalised query embeddings -> hits per query (score = q.x + bias), at
+        most ``k`` files each: the windows of a long recording are grouped into one hit whose
+        ``start``/``end`` (seconds) mark the moment (:mod:`.moments`). ``texts``: the queries'
+        texts, to refine moments with a pair-wise scorer (:func:`.moments.refine`)."""
+        out = self._search_raw(queries, k)
+        return [self._refine(t, h) for t, h in zip(texts or [None] * len(out), out)]
+
+    def _search_raw(self, queries: np.ndarray, k: int) -> list[list[dict]]:
+        """:meth:`search_vectors` keeping each hit's best window id (``_window``)."""
+        groups = self._vector_groups(queries, k)
+        meta = self.store.items(sorted({g["item"] for gs in groups for g in gs}))
+        return [[self._hit(meta[g["item"]], g["score"], g["start"], g["end"], g["window"]) for g in gs
+                 if g["item"] in meta] for gs in groups]
+
+    def _vector_groups(self, queries: np.ndarray, k: int) -> list[list[dict]]:
+        """Per query, at most ``k`` files ``{"item", "score", "start", "end", "window"}`` (no metadata)."""
+        from . import moments
+
         k = _check_k(k)
         self.refresh()
         q = np.asarray(queries, np.float32).reshape(-1, int(self.manifest["dim"]))
-        scores, ids = self.backend.search_arrays(fold_queries(q), k)
-        meta = self.store.items(sorted({int(i) for i in ids.reshape(-1) if i >= 0}))
-        return [[self._hit(meta[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in meta]
-                for srow, irow in zip(scores, ids)]
+        n_vec = len(self.backend)
+        has_windows = n_vec > self.store.count()
+        fetch = min(n_vec, 4 * k + 16) if has_windows else k
+        while True:
+            scores, ids = self.backend.search_arrays(fold_queries(q), max(fetch, 1))
+            wins = moments.lookup(self.store.con, ids.reshape(-1).tolist()) if has_windows else {}
+            groups = [moments.group_hits(srow, irow, wins, k) for srow, irow in zip(scores, ids)]
+            if not has_windows or fetch >= n_vec or all(len(g) >= k for g in groups):
+                break
+            fetch = min(n_vec, fetch * 4)
+        return groups
 
-    def _hit(self, row: dict, score: float) -> dict:
+    def _refine(self, text: str | None, hits: list[dict]) -> list[dict]:
+        """Refine window moments for ``text`` with the pair-wise scorer; drop the internal keys."""
+        from . import moments
+
+        for h in hits:
+            wid = h.pop("_window", None)
+            if text is None or wid is None or getattr(self, "_no_pair_scorer", False):
+                continue
+            got = moments.window_frames(self.store.con, self.store.frames, wid)
+            if got is None or (got[1], got[2]) != (h["start"], h["end"]):
+                continue  # no frames kept, or a moment merged over several windows: kept as is
+            frames = np.asarray(got[0], np.float32)
+            r = moments.refine(self.embedder, text, frames, h["start"], h["end"])
+            if r is None:
+                if self.embedder.rerank(text, [frames]) is None:
+                    self._no_pair_scorer = True  # a global model: nothing to refine with
+                continue
+            h["start"], h["end"] = r
+        return hits
+
+    def _hit(self, row: dict, score: float, start: float | None = None, end: float | None = None,
+             window: int | None = None) -> dict:
+        dur = row["duration"]
         hit = {"id": row["id"], "score": score, "path": row["key"] if row["path"] else None,
-               "duration": row["duration"], "captions": row["captions"], "tags": row["tags"]}
+               "duration": dur, "captions": row["captions"], "tags": row["tags"],
+               "start": 0.0 if start is None and dur is not None else start,
+               "end": dur if end is None else end}
         if self.kind == "captions":
             hit["text"] = row["captions"][0] if row["captions"] else ""
             hit["clip"] = row["source_id"]
+        if window is not None:
+            hit["_window"] = window
         return hit
 
+    def _semantic_scores(self, q: np.ndarray, item_ids: list[int]) -> dict[int, tuple[float, float | None, float | None]]:
+        """Exact ``q . x + bias`` of the given items (best of the file and its windows)."""
+        from . import moments
+
+        out: dict[int, tuple[float, float | None, float | None]] = {}
+        con = self.store.con
+        for s in range(0, len(item_ids), 500):
+            part = [int(i) for i in item_ids[s:s + 500]]
+            marks = ",".join("?" * len(part))
+            for i, emb, bias in con.execute(f"SELECT id, embedding, bias FROM items WHERE id IN ({marks})", part):
+                out[int(i)] = (float(np.frombuffer(emb, np.float32) @ q) + float(bias), None, None)
+            if moments.count(con):
+                for i, a, b, emb in con.execute(f"SELECT item_id, start, end, embedding FROM windows "
+                                                f"WHERE item_id IN ({marks})", part):
+                    sc = float(np.frombuffer(emb, np.float32) @ q)
+                    if int(i) in out and sc > out[int(i)][0]:
+                        out[int(i)] = (sc, a, b)
+        return out
+
+    def search_modes(self, text: str, q: np.ndarray | None, k: int, mode: str,
+                     text_weight: float | None = None) -> list[dict]:
+        """One text query in ``mode`` (``q``: its embedding; None allowed in text mode). Every
+        hit carries ``why``: ``{"semantic": score | None, "text": BM25 | None, "matched": [words]}``."""
+        from . import hybrid, textindex
+
+        k = _check_k(k)
+        if mode == "semantic":
+            hits = self.search_vectors(q[None], k, texts=[text])[0]
+            return [{**h, "why": {"semantic": h["score"], "text": None, "matched": []}} for h in hits]
+        self.refresh()
+        cand = max(100, 4 * k)
+        thits = {t.id: t for t in textindex.search(self.store.con, text, cand if mode == "hybrid" else k)}
+        if mode == "text":
+            order = [(i, t.score) for i, t in thits.items()]
+            sem = self._semantic_scores(q, list(thits)) if q is not None else {}
+            meta = self.store.items([i for i, _ in order])
+            out = []
+            for i, sc in order:
+                if i in meta:
+                    h = self._hit(meta[i], sc)
+                    h["why"] = {"semantic": sem[i][0] if i in sem else None, "text": sc, "matched": thits[i].matched}
+                    out.append(h)
+            return out
+        vec = self._vector_groups(q[None], min(cand, MAX_K))[0]
+        sem = {g["item"]: (g["score"], g["start"], g["end"]) for g in vec}
+        wins = {g["item"]: g["window"] for g in vec}
+        missing = [i for i in thits if i not in sem]
+        sem.update(self._semantic_scores(q, missing))
+        fused = hybrid.fuse({i: v[0] for i, v in sem.items()}, {i: t.score for i, t in thits.items()},
+                            hybrid.TEXT_WEIGHT if text_weight is None else text_weight)[:k]
+        meta = self.store.items([i for i, *_ in fused])
+        out = []
+        for i, f, _, _ in fused:
+            if i not in meta:
+                continue
+            sc, a, b = sem.get(i, (None, None, None))
+            h = self._hit(meta[i], f, a, b, wins.get(i))
+            h["why"] = {"semantic": sc, "text": thits[i].score if i in thits else None,
+                        "matched": thits[i].matched if i in thits else []}
+            out.append(h)
+        return self._refine(text, out)
+
     # --- queries ---------------------------------------------------------------------------
-    def search_text(self, query: str, k: int = 10, rerank: int = 0) -> list[dict]:
-        """Text -> items. ``rerank`` = k' > 0: take the top-k' candidates from the index and
-        re-score them with ``embedder.rerank`` (pair-wise scorer), when the embedder has one."""
-        return self.search_batch([str(query)], k=k, rerank=rerank)[0]
+    def search_text(self, query: str, k: int = 10, rerank: int = 0, mode: str | None = None,
+                    text_weight: float | None = None) -> list[dict]:
+        """Text -> items. ``mode``: semantic | text | hybrid (default: hybrid when the index
+        has text, see :mod:`.hybrid`). ``rerank`` = k' > 0 (semantic mode): take the top-k'
+        candidates from the index and re-score them with ``embedder.rerank`` (pair-wise
+        scorer), when the embedder has one."""
+        return self.search_batch([str(query)], k=k, rerank=rerank, mode=mode, text_weight=text_weight)[0]
 
     def search_audio(self, audio: str | Path | np.ndarray, k: int = 10, sample_rate: int | None = None) -> list[dict]:
         """Audio (file path or waveform at ``sample_rate``, default the embedder's) -> items."""
         q = self._embed_audio([audio], sample_rate)
         return self.search_vectors(q, k)[0]
 
-    def search_batch(self, queries: Sequence[Any], k: int = 10, rerank: int = 0) -> list[list[dict]]:
+    def similar(self, item_id: int, k: int = 10) -> list[dict] | None:
+        """Items that sound like item ``item_id`` (its stored vector as the query), itself
+        excluded; None if the id is unknown."""
+        row = self.store.con.execute("SELECT embedding FROM items WHERE id=?", (int(item_id),)).fetchone()
+        if row is None:
+            return None
+        q = np.frombuffer(row[0], np.float32)[None]
+        hits = self.search_vectors(q, min(_check_k(k) + 1, MAX_K))[0]
+        return [h for h in hits if h["id"] != int(item_id)][:k]
+
+    def search_batch(self, queries: Sequence[Any], k: int = 10, rerank: int = 0, mode: str | None = None,
+                     text_weight: float | None = None) -> list[list[dict]]:
         """Many queries at once: ``str`` = text, ``Path``/``np.ndarray`` = audio, or a dict
-        ``{"text": ...}`` / ``{"audio": path}``. Texts and audios are embedded in one batch each."""
+        ``{"text": ...}`` / ``{"audio": path}``. Texts and audios are embedded in one batch each.
+        ``mode`` applies to text queries (audio queries are always semantic)."""
+        from .hybrid import resolve_mode
+
         k, rerank = _check_k(k), int(rerank)
         if rerank < 0:
             raise ValueError(f"rerank must be >= 0, got {rerank}")
@@ -127,15 +267,28 @@ class Searcher:
                 raise TypeError(f"query {i}: expected str, Path, ndarray or dict, got {type(q).__name__}")
         out: list[list[dict]] = [[] for _ in queries]
         if texts:
-            emb = np.asarray(self.embedder.embed_text([t for _, t in texts]), np.float32)
-            kk = max(k, rerank) if rerank else k
-            hits = self.search_vectors(emb, kk)
-            for (i, t), h in zip(texts, hits):
-                out[i] = self._rerank(t, h, k) if rerank else h
+            if rerank and mode in (None, "", "auto"):
+                mode = "semantic"  # the pair-wise re-ranker is a second stage of the vector search
+            mode = resolve_mode(mode, self.has_text if mode in (None, "", "auto") else True)
+            if rerank and mode != "semantic":
+                raise ValueError(f"rerank applies to semantic search, not mode {mode!r}")
+            if mode != "semantic" and self.kind != "clips":
+                raise ValueError(f"mode {mode!r} needs a clip index with text; this is a {self.kind} index")
+            emb = None if mode == "text" else np.asarray(self.embedder.embed_text([t for _, t in texts]), np.float32)
+            if mode == "semantic":
+                kk = max(k, rerank) if rerank else k
+                hits = self.search_vectors(emb, kk, texts=[t for _, t in texts])
+                for (i, t), h in zip(texts, hits):
+                    h = self._rerank(t, h, k) if rerank else h
+                    out[i] = [{**x, "why": {"semantic": x.get("index_score", x["score"]), "text": None,
+                                            "matched": []}} for x in h]
+            else:
+                for j, (i, t) in enumerate(texts):
+                    out[i] = self.search_modes(t, None if emb is None else emb[j], k, mode, text_weight)
         if audios:
             emb = self._embed_audio([a for _, a in audios], None)
             for (i, _), h in zip(audios, self.search_vectors(emb, k)):
-                out[i] = h
+                out[i] = [{**x, "why": {"semantic": x["score"], "text": None, "matched": []}} for x in h]
         return out
 
     def _rerank(self, text: str, hits: list[dict], k: int) -> list[dict]:

@@ -2,15 +2,19 @@
 
 A folder is scanned for ``AUDIO_EXTENSIONS`` without following directory symlinks; a file
 symlink is indexed only if it resolves inside the folder (a planted link to ``/etc/passwd``
-is reported and skipped). The service serves only indexed files, and only while their
+is reported and skipped), a dangling link or a FIFO/device/socket is reported and skipped
+without being opened. The service serves only indexed files, and only while their
 resolved path is still the one recorded at index time (see ``soundseek.service.app``).
 """
 from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..safe_open import file_kind
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 
@@ -45,8 +49,20 @@ def scan_folder(root: str | Path) -> tuple[list[Entry], list[tuple[str, str]]]:
                 continue
             p = Path(dirpath) / name
             key = p.relative_to(root).as_posix()
-            if p.is_symlink() and not _inside(p.resolve(), real_root):
-                problems.append((key, "symlink pointing outside the source folder (not indexed)"))
+            if p.is_symlink():
+                if not p.exists():  # dangling: not an entry, so an old row for it is dropped
+                    problems.append((key, "dangling symlink (not indexed)"))
+                    continue
+                if not _inside(p.resolve(), real_root):
+                    problems.append((key, "symlink pointing outside the source folder (not indexed)"))
+                    continue
+            try:
+                mode = p.stat().st_mode
+            except OSError as err:
+                problems.append((key, f"unreadable ({err.strerror or err})"))
+                continue
+            if not stat.S_ISREG(mode):  # a FIFO/device/socket named x.wav is never opened
+                problems.append((key, f"not a regular file ({file_kind(mode)}; not indexed)"))
                 continue
             entries.append(Entry(key=key, path=p))
     entries.sort(key=lambda e: e.key)

@@ -27,6 +27,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..safe_open import printable
+from .integrity import IndexDamagedError, check_sqlite_file, repair_hint
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,17 +41,26 @@ CREATE TABLE IF NOT EXISTS items(
   source_id TEXT, bias REAL NOT NULL DEFAULT 0,
   embedding BLOB NOT NULL,
   frames_chunk INTEGER, frames_offset INTEGER, frames_shape TEXT, frames_dtype TEXT,
-  gen INTEGER NOT NULL);
+  gen INTEGER NOT NULL,
+  dev INTEGER, ino INTEGER);        -- device/inode of the file at index time (served only if equal)
 CREATE INDEX IF NOT EXISTS items_gen ON items(gen);
 CREATE INDEX IF NOT EXISTS items_sha1 ON items(sha1);
 CREATE TABLE IF NOT EXISTS tombstones(id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS problems(key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS problems(key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT, at REAL,
+  mode INTEGER);
 CREATE TABLE IF NOT EXISTS state(k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS log(at REAL, level TEXT, message TEXT);
 """
 
+def _source_of(index_dir: Path) -> str | None:
+    try:
+        return json.loads((index_dir / "manifest.json").read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
-                "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias")
+                "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias", "dev", "ino")
 
 
 class FrameStore:
@@ -112,8 +124,27 @@ class Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.frames = FrameStore(self.dir / "frames")
         self._local = threading.local()
-        if create:
-            self.con.executescript(SCHEMA)
+        check_sqlite_file(self.db_path, self.repair)
+        try:
+            if create:
+                self.con.executescript(SCHEMA)
+                for table, column in (("problems", "mode"), ("items", "dev"), ("items", "ino")):
+                    cols = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
+                    if column not in cols:  # indexes written before these were recorded
+                        self.con.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+            else:
+                self.con.execute("SELECT COUNT(*) FROM items").fetchone()
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise self.damaged(e) from None
+
+    @property
+    def repair(self) -> str:
+        return repair_hint(self.dir, _source_of(self.dir))
+
+    def damaged(self, err: BaseException) -> IndexDamagedError:
+        """The one-line error for an SQLite failure of this index."""
+        return IndexDamagedError(self.db_path, str(err) or type(err).__name__, self.repair)
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -164,6 +195,9 @@ class Store:
         return g
 
     def log(self, level: str, message: str, con: sqlite3.Connection | None = None) -> None:
+        """Append to the log table and ``index.log``; control characters (a newline in a file
+        name) are escaped so a message is always exactly one line."""
+        message = printable(message)
         (con or self.con).execute("INSERT INTO log VALUES(?, ?, ?)", (time.time(), level, message))
         with open(self.dir / "index.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {message}\n")
@@ -184,8 +218,21 @@ class Store:
     def ids(self) -> np.ndarray:
         return np.asarray([r[0] for r in self.con.execute("SELECT id FROM items ORDER BY id")], np.int64)
 
+    def vector_count(self) -> int:
+        """Vectors the backend holds: items plus the windows of long recordings."""
+        from .moments import count
+
+        return self.count() + count(self.con)
+
     def iter_vectors(self, since_gen: int = -1, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Yield (ids (n,), embeddings (n, d) float32, bias (n,)) of items changed after ``since_gen``."""
+        """Yield (ids (n,), embeddings (n, d) float32, bias (n,)) of items changed after ``since_gen``,
+        then those of windows (ids offset by ``moments.WINDOW_ID_BASE``)."""
+        from .moments import iter_vectors
+
+        yield from self._iter_items(since_gen, chunk)
+        yield from iter_vectors(self.con, since_gen, chunk)
+
+    def _iter_items(self, since_gen: int, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         last = -1
         while True:
             rows = self.con.execute("SELECT id, embedding, bias FROM items WHERE gen > ? AND id > ? "

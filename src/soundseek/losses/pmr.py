@@ -67,6 +67,10 @@ class PMRLoss(nn.Module):
         s = scores.detach() if self.detach_prior else scores
         return torch.softmax(self.omega * s, dim=0), torch.softmax(self.omega * s, dim=1)
 
+    def scale(self) -> float:
+        """The multiplier ``1 / temperature`` applied to the (prior-weighted) scores."""
+        return 1.0 / self.temperature
+
     def forward(self, scores: Tensor, clip_ids: Tensor) -> Tensor:
         check_inputs(scores, clip_ids)
         pos = positive_mask(clip_ids)  # (B, B)

@@ -1,6 +1,6 @@
 """Scorers: caption/clip representations -> pair scores (METHODS §3-5, §8).
 
-Registry ``SCORERS`` (global, tap, gpa); :func:`build_scorer` builds one by name. Every scorer
+Registry ``SCORERS`` (global, tap, gpa, clap); :func:`build_scorer` builds one by name. Every scorer
 follows :class:`soundseek.scoring.base.Scorer`: ``encode_text(tokens, token_mask, sentence)``,
 ``encode_audio(frames, frame_mask)``, ``score(text, audio, chunk=None) -> (Bt, Ba)`` (all pairs)
 and ``score_pairs(text, audio) -> (N,)`` (aligned pairs). ``sk`` holds the Sinkhorn-Knopp A2T
@@ -13,6 +13,7 @@ import inspect
 from ..config import ConfigError
 from ..registry import Registry
 from .base import Scorer
+from .clap import ClapScorer
 from .global_ import GlobalScorer
 from .gpa import GPAScorer
 from .heads import ProjectionHead, l2_normalize
@@ -23,6 +24,7 @@ SCORERS: Registry[type[Scorer]] = Registry("scorer")
 SCORERS.add("global", GlobalScorer)
 SCORERS.add("tap", TAPScorer)
 SCORERS.add("gpa", GPAScorer)
+SCORERS.add("clap", ClapScorer)
 
 
 def build_scorer(name: str, **options) -> Scorer:

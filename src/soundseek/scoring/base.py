@@ -12,16 +12,12 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from soundseek.registry import check_choice  # noqa: F401  (re-exported to the scorers)
+
 from ..pooling.basic import check_frames, masked_mean
 
 TEXT_POOLINGS = ("sentence", "mean", "cls")
 Rep = dict[str, Tensor]
-
-
-def check_choice(name: str, value: object, valid: tuple[object, ...]) -> None:
-    """Raise ValueError listing the valid values when ``value`` is not one of them."""
-    if value not in valid:
-        raise ValueError(f"Invalid {name} {value!r}. Valid: {', '.join(map(str, valid))}")
 
 
 def rep_size(rep: Rep, what: str) -> int:
@@ -138,6 +134,14 @@ class Scorer(nn.Module):
 
     def score_pairs(self, text: Rep, audio: Rep) -> Tensor:
         raise NotImplementedError
+
+    def ot_cost(self, scores: Tensor) -> Tensor:
+        """Transport cost of a (Bt, Ba) score matrix for OT-plan retrieval (METHODS §8).
+
+        Scores of this scorer are cosines of unit vectors, so the cost is their Euclidean
+        distance ``sqrt(2 - 2 s)``. Scorers whose scores are negated distances override this.
+        """
+        return torch.sqrt(torch.clamp(2 - 2 * scores, min=0))
 
     def forward(
         self,

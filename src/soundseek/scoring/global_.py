@@ -61,7 +61,7 @@ class GlobalScorer(Scorer):
         self.text_head = ProjectionHead(self.text_dim, self.embed_dim, hidden, dropout)
         self.metric = None
         if similarity == "mahalanobis":
-            from .mahalanobis import MahalanobisMetric  # written by the LOSSES helper
+            from .mahalanobis import MahalanobisMetric
 
             self.metric = MahalanobisMetric(self.embed_dim, **(metric_options or {}))
         elif metric_options:
@@ -91,6 +91,10 @@ class GlobalScorer(Scorer):
         if len(chunks) == 1:
             return self._block(t, a)
         return torch.cat([self._block(t[s], a) for s in chunks], dim=0)
+
+    def ot_cost(self, scores: Tensor) -> Tensor:
+        """Cosine: ``sqrt(2 - 2 s)``; Mahalanobis: the distance itself (``-s``)."""
+        return super().ot_cost(scores) if self.metric is None else -scores
 
     def score_pairs(self, text: Rep, audio: Rep) -> Tensor:
         require(text, ("emb",), "text", self.name)

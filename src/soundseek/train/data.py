@@ -14,12 +14,12 @@ import torch
 
 from soundseek.config import ConfigError
 from soundseek.data.types import Clip, Corpus
-from soundseek.train.config import Config
+from soundseek.device import autocast, select_device
+from soundseek.data.training import ALL, load_training_corpus, synthetic_root  # noqa: F401
+from soundseek.models.config import Config
+from soundseek.models.factory import build_towers
 
 log = logging.getLogger(__name__)
-
-ALL = "all"  # the split view holding every clip (e.g. an evaluation-only corpus)
-
 
 @dataclass
 class SplitView:
@@ -44,11 +44,13 @@ class SplitView:
 @dataclass
 class Prepared:
     corpus: Corpus
-    audio: object  # encoders.cache.AudioStore
-    text: object  # encoders.cache.TextStore
+    audio: object  # encoders.cache.AudioStore, or None when the audio tower runs live
+    text: object  # encoders.cache.TextStore, or None when the text tower runs live
     audio_dim: int
     text_dim: int
     splits: dict[str, SplitView]
+    towers: tuple | None = None  # the (audio, text) encoders that made the features
+    max_seconds: float = 10.0  # audio read per clip (live towers)
 
     def view(self, name: str) -> SplitView:
         if name not in self.splits:
@@ -56,86 +58,33 @@ class Prepared:
         return self.splits[name]
 
 
-def synthetic_root(cfg: Config) -> Path:
-    """Where the built-in synthetic corpus of ``cfg`` is written (manifest.jsonl inside)."""
-    return Path(cfg.data.cache_dir) / f"synthetic-{cfg.data.synthetic_clips}-{cfg.data.synthetic_seed}"
-
-
-def _load_one(cfg: Config, path: str, fmt: str) -> Corpus:
-    from soundseek.data.formats import load_corpus
-
-    if path in ("", "synthetic"):
-        from soundseek.data.synthetic import make_synthetic_corpus
-
-        corpus = make_synthetic_corpus(synthetic_root(cfg), n_clips=cfg.data.synthetic_clips, seed=cfg.data.synthetic_seed)
-    else:
-        corpus = load_corpus(path, fmt)
-    if corpus.errors:
-        for p in corpus.errors[:20]:
-            log.warning("%s", p)
-        log.warning("%d problem(s) in %s; affected clips are skipped", len(corpus.errors), corpus.name)
-    corpus.clips = [c for c in corpus.clips if c.audio.is_file()]
-    if not corpus.clips:
-        raise ConfigError(f"Corpus {corpus.name} has no readable clips")
-    if not corpus.splits or cfg.data.train_split not in corpus.splits:
-        from soundseek.data.splits import assign_splits
-
-        corpus = assign_splits(corpus, seed=cfg.data.split_seed, by=cfg.data.split_by)
-    return corpus
-
-
-def load_training_corpus(cfg: Config) -> Corpus:
-    """The corpus named by ``cfg.data`` (plus ``data.extra`` corpora) with splits, extra
-    captions and caption noise applied."""
-    corpus = _load_one(cfg, cfg.data.path, cfg.data.format)
-    if cfg.data.extra:
-        parts = [corpus] + [_load_one(cfg, p, "auto") for p in cfg.data.extra]
-        clips = []
-        for k, part in enumerate(parts):
-            for c in part.clips:
-                c.id = f"{k}:{c.id}" if k else c.id
-                clips.append(c)
-        corpus = Corpus("+".join(p.name for p in parts), clips, [q for p in parts for q in p.problems])
-    if cfg.data.extra_captions:
-        from soundseek.data.augment import add_extra_captions, load_extra_captions
-
-        corpus = add_extra_captions(corpus, load_extra_captions(cfg.data.extra_captions), split=cfg.data.train_split)
-    if cfg.data.noise > 0:
-        from soundseek.data.augment import shuffle_captions
-
-        corpus = shuffle_captions(corpus, cfg.data.noise, seed=cfg.train.seed, split=cfg.data.train_split)
-    return corpus
-
-
 def build_encoders(cfg: Config):
-    from soundseek.encoders import build_audio_encoder, build_text_encoder
-
-    kw = dict(cfg.encoders.audio_options)
-    if cfg.encoders.audio_checkpoint:
-        kw["path"] = cfg.encoders.audio_checkpoint
-    audio = build_audio_encoder(cfg.encoders.audio, **kw)
-    tkw: dict = {"pooling": cfg.encoders.text_pooling, "max_length": cfg.encoders.max_tokens}
-    if cfg.encoders.text_path:
-        tkw["path"] = cfg.encoders.text_path
-    text = build_text_encoder(cfg.encoders.text, **tkw)
-    return audio.eval(), text.eval()
+    """The frozen (audio, text) encoders of ``cfg`` (see ``soundseek.models.build_towers``)."""
+    return build_towers(cfg)
 
 
-def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True) -> Prepared:
-    """Extract (or reuse) cached features of every clip and caption of the corpus."""
+def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, towers: tuple | None = None) -> Prepared:
+    """Extract (or reuse) cached features of every clip and caption of the corpus with the
+    encoders of ``cfg`` (or the given frozen ``towers`` (audio, text), e.g. a loaded model's)."""
     from soundseek.encoders.cache import FeatureCache
 
+    device = select_device(cfg.train.device)  # an unusable device fails before any work
     corpus = corpus if corpus is not None else load_training_corpus(cfg)
-    audio_enc, text_enc = build_encoders(cfg)
-    cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.encoders.precision == "bf16"):
-        astore = cache.audio_features(
-            corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
-            max_seconds=cfg.data.max_seconds, progress=progress,
-        )
-        captions, _ = corpus.pairs()
-        tstore = cache.text_features(captions, text_enc, batch_size=64, progress=progress)
-    failed = set(getattr(astore, "failed", {}) or {})
+    audio_enc, text_enc = towers if towers is not None else build_encoders(cfg)
+    audio_enc.to(device), text_enc.to(device)
+    cache = FeatureCache(Path(cfg.data.cache_dir) / "features", dtype=cfg.encoders.cache_dtype)
+    live_audio, live_text = live_sides(cfg)
+    astore = tstore = None
+    with torch.inference_mode(), autocast(device, cfg.encoders.precision):
+        if not live_audio:
+            astore = cache.audio_features(
+                corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
+                max_seconds=cfg.data.max_seconds, progress=progress,
+            )
+        if not live_text:
+            captions, _ = corpus.pairs()
+            tstore = cache.text_features(captions, text_enc, batch_size=64, progress=progress)
+    failed = set(astore.failed) if astore is not None else unreadable(corpus.clips)
     if failed:
         log.warning("%d clip(s) could not be decoded and are left out: %s", len(failed), ", ".join(sorted(failed)[:10]))
     splits: dict[str, SplitView] = {}
@@ -147,7 +96,7 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True) ->
             for split in (clip.split, ALL):
                 clip_rows, cap_rows, owner, clips, caps = per_split.setdefault(split, ([], [], [], [], []))
                 pos = len(clip_rows)
-                clip_rows.append(astore.index(clip.id))
+                clip_rows.append(astore.index(clip.id) if astore is not None else -1)
                 clips.append(clip)
                 for k in range(n):
                     cap_rows.append(caption_row + k)
@@ -157,4 +106,27 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True) ->
     for name, (clip_rows, cap_rows, owner, clips, caps) in per_split.items():
         splits[name] = SplitView(name, np.asarray(clip_rows, dtype=np.int64), np.asarray(cap_rows, dtype=np.int64),
                                  np.asarray(owner, dtype=np.int64), clips, caps)
-    return Prepared(corpus, astore, tstore, int(audio_enc.out_dim), int(text_enc.out_dim), splits)
+    return Prepared(corpus, astore, tstore, int(audio_enc.out_dim), int(text_enc.out_dim), splits,
+                    towers=(audio_enc, text_enc), max_seconds=cfg.data.max_seconds)
+
+
+def live_sides(cfg: Config) -> tuple[bool, bool]:
+    """(audio, text): whether each tower runs on raw input in training/evaluation: always when
+    the recipe trains it, and for frozen towers when ``train.cache_frozen`` is false."""
+    enc = cfg.encoders
+    audio = not enc.lock_audio or enc.audio_unlocked_blocks > 0 or not cfg.train.cache_frozen
+    text = not enc.lock_text or enc.text_unlocked_blocks > 0 or not cfg.train.cache_frozen
+    return audio, text
+
+
+def unreadable(clips) -> set[str]:
+    """Ids of clips whose file header cannot be read (left out of live-audio training)."""
+    from soundseek.audio.io import AudioDecodeError, audio_info
+
+    bad = set()
+    for c in clips:
+        try:
+            audio_info(c.audio)
+        except AudioDecodeError:
+            bad.add(c.id)
+    return bad

@@ -17,17 +17,39 @@ def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def _to(t: torch.Tensor, dev: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return t.to(dev, dtype) if t.is_floating_point() else t.to(dev)
+
+
 @torch.no_grad()
 def encode_view(model: RetrievalModel, data: Prepared, view: SplitView, batch: int = 256):
     """Per-caption and per-clip representations of one split (dicts of tensors)."""
     model.eval()
-    dev = next(model.parameters()).device
+    p = next(model.scorer.parameters())
+    dev, dtype = p.device, p.dtype
     texts, audios = [], []
     for s in range(0, view.n_captions, batch):
-        tokens, tmask, sent = (t.to(dev) for t in data.text.batch(view.caption_rows[s : s + batch]))
+        if data.text is None:  # the text tower runs live
+            texts.append(model.encode_captions(view.captions[s: s + batch]))
+            continue
+        tokens, tmask, sent = (_to(t, dev, dtype) for t in data.text.batch(view.caption_rows[s : s + batch]))
         texts.append(model.encode_text(tokens, tmask, sent))
+    if data.audio is None:  # the audio tower runs live on each clip's first max_seconds
+        from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
+
+        sr = model.sample_rate
+        for s in range(0, view.n_clips, 8):
+            waves = []
+            for c in view.clips[s: s + 8]:
+                try:
+                    waves.append(load_audio(c.audio, sr, max_seconds=data.max_seconds))
+                except AudioDecodeError:
+                    waves.append(np.zeros(sr, np.float32))  # keeps the split's shape; ranks last
+            x, m = batch_waves(waves)
+            audios.append(model.encode_waves(x.to(dev), m.to(dev)))
+        return _cat(texts), _cat(audios)
     for s in range(0, view.n_clips, batch):
-        frames, fmask = (t.to(dev) for t in data.audio.batch(view.clip_rows[s : s + batch]))
+        frames, fmask = (_to(t, dev, dtype) for t in data.audio.batch(view.clip_rows[s : s + batch]))
         audios.append(model.encode_audio(frames, fmask))
     return _cat(texts), _cat(audios)
 
@@ -90,14 +112,10 @@ def evaluate(
     if ot:
         from soundseek.ot import plan_scores
 
-        cost = torch.sqrt(torch.clamp(2 - 2 * scores.double(), min=0)) if _is_cosine(scores) else -scores.double()
+        cost = model.ot_cost(scores.double())  # the scorer's own cost, never guessed from the score range
         out["t2a_ot"] = metrics.t2a(plan_scores(cost, ot_reg), view.caption_audio)
         out["a2t_ot"] = metrics.a2t(plan_scores(cost.T.contiguous(), ot_reg), view.caption_audio)
     return out
-
-
-def _is_cosine(scores: torch.Tensor) -> bool:
-    return bool(scores.min() >= -1.0001 and scores.max() <= 1.0001)
 
 
 def format_table(results: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:

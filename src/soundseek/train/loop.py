@@ -2,6 +2,7 @@
 every epoch (``last.pt``) and at the best validation score (``best.pt``)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -15,13 +16,17 @@ import yaml
 from tqdm.auto import tqdm
 
 from soundseek import distributed as dist
+from soundseek.device import autocast, check_precision, grad_scaler, select_device
 from soundseek.config import ConfigError, to_dict
-from soundseek.model import RetrievalModel
-from soundseek.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from soundseek.train.config import Config
+from soundseek.fileio import atomic_write_bytes
+from soundseek.models import RetrievalModel, create_model
+from soundseek.models.checkpoint import load_checkpoint, save_checkpoint
+from soundseek.models.config import Config
+from soundseek.models.factory import checkpoint_payload, model_from_checkpoint
 from soundseek.train.data import Prepared, SplitView
 from soundseek.train.evaluate import evaluate
 from soundseek.train.optim import build_optimizer, build_scheduler
+from soundseek.train.step import BatchLoss, to_device
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +60,57 @@ class Trainer:
         self.data = data
         self.out = Path(out_dir or cfg.train.out_dir)
         torch.manual_seed(cfg.train.seed)
-        self.model = RetrievalModel.from_config(cfg, data.audio_dim, data.text_dim)
-        self.device = dist.device()  # cuda:LOCAL_RANK under NCCL, else CPU
+        towers = data.towers if data.towers is not None else False
+        self.model = create_model(cfg, data.audio_dim, data.text_dim, towers=towers)
+        self.device = select_device(cfg.train.device)
+        check_precision(cfg.train.precision, self.device)
         self.model.to(self.device)
         self.train_view = data.view(cfg.data.train_split)
         self.val_view = data.view(cfg.data.val_split) if cfg.data.val_split in data.splits else None
         self.steps_per_epoch = len(epoch_batches(self.train_view, cfg.train.batch_size, 0, 0))
-        groups = self.model.param_groups(cfg.optim.lr, cfg.optim.lr_groups)
+        groups = self.model.param_groups(cfg.optim.lr, cfg.optim.lr_groups, cfg.optim.layer_decay)
         self.opt = build_optimizer(groups, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
-        self.spec_augment = None
+        self.live_audio = data.audio is None
+        self.live_text = data.text is None
+        if (self.live_audio or self.live_text) and data.towers is None:
+            raise ConfigError("training from raw audio/text needs the model's towers (prepare(cfg) provides them)")
+        if cfg.train.gradient_checkpointing:
+            self.model.enable_gradient_checkpointing()
+        hook = None
         if cfg.train.spec_augment:
             from soundseek.audio.augment import SpecAugment
 
-            self.spec_augment = SpecAugment()
+            aug = SpecAugment()
+            hook = (lambda x, m: aug(x, m)) if _takes_mask(aug) else (lambda x, m: aug(x))
+            if self.live_audio:  # on the tower's log-mel spectrogram, in training only
+                _spec_augment_frontend(self.model, aug)
+        self.targets = None
+        if cfg.loss.distill:
+            from soundseek.train.distill import Targets
+
+            self.targets = Targets(cfg.loss.distill, self.train_view)
+        self.dataset = None
+        if self.live_audio or self.live_text:
+            from soundseek.audio.augment import WaveAugment
+            from soundseek.data.dataset import PairDataset
+
+            v = self.train_view
+            self.dataset = PairDataset(
+                v.clips, v.captions, v.caption_audio, self.model.sample_rate, data.max_seconds,
+                crop_seconds=cfg.train.crop_seconds, train=cfg.train.random_crop,
+                augment=WaveAugment(cfg.train.gain_db, cfg.train.shift), load_waves=self.live_audio, seed=cfg.train.seed)
+        self.step_module = BatchLoss(self.model, hook)
+        if dist.world_size() > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # buffers (batch-norm statistics) stay per rank; rank 0 writes the checkpoints
+            # a trained Hugging Face tower computes outputs the loss never uses (BERT's pooler)
+            unused = any(self.model.trained_towers().values())
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False,
+                                                       find_unused_parameters=unused)
+        self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.epoch = 0
         self.best = -float("inf")
         self.history: list[dict[str, Any]] = []
@@ -77,11 +119,8 @@ class Trainer:
     # -- state ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "config": to_dict(self.cfg),
+            **checkpoint_payload(self.model),
             "config_hash": self.hash,
-            "audio_dim": self.data.audio_dim,
-            "text_dim": self.data.text_dim,
-            "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "epoch": self.epoch,
@@ -99,7 +138,7 @@ class Trainer:
             raise ConfigError(
                 f"{last} was written by a different configuration; use another train.out_dir or --restart"
             )
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt["model"], strict=False)
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         self.epoch, self.best, self.history = ckpt["epoch"], ckpt["best"], list(ckpt["history"])
@@ -108,43 +147,87 @@ class Trainer:
         return True
 
     # -- loop -----------------------------------------------------------------------
-    def train_step(self, rows: np.ndarray) -> float:
+    def train_step(self, rows: np.ndarray, loaded: dict | None = None) -> float:
         """One optimiser step on the global batch ``rows`` (caption positions of the split).
 
-        Under torch.distributed each rank encodes its contiguous slice of the batch, the
-        representations are all-gathered with gradients, and every rank computes the loss of
-        the whole global batch: N processes train the same objective as one process (§ issue 5).
+        Under torch.distributed each rank encodes its contiguous slice of the batch and the
+        model's loss gathers the other ranks' clips (with gradients): every rank computes the
+        loss of the whole global batch, and DistributedDataParallel averages the gradients, so N
+        processes train the same objective as one process. With ``train.accumulate = k`` the
+        batch is cut into k micro-batches (each its own negatives) whose gradients add up.
+        ``loaded``: this rank's decoded items of the batch (from the DataLoader), if any.
         """
-        v = self.train_view
         cfg = self.cfg
-        world, rank = dist.world_size(), dist.rank()
-        owners = v.caption_audio[rows]
-        clip_ids = torch.as_tensor(owners)  # (B,) global
-        local = np.array_split(np.arange(len(rows)), world)[rank]
-        tokens, tmask, sent = self.data.text.batch(v.caption_rows[rows[local]])
-        frames, fmask = self.data.audio.batch(v.clip_rows[owners[local]])
-        if world > 1:  # the shapes one process would see for the global batch
-            tokens, tmask = dist.pad_to_global(tokens, tmask)
-            frames, fmask = dist.pad_to_global(frames, fmask)
-        dev = self.device
-        tokens, tmask, sent, frames, fmask = (t.to(dev) for t in (tokens, tmask, sent, frames, fmask))
-        clip_ids = clip_ids.to(dev)
-        if self.spec_augment is not None and self.model.training:
-            frames = self.spec_augment(frames, fmask) if _takes_mask(self.spec_augment) else self.spec_augment(frames)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
-            text = self.model.encode_text(tokens, tmask, sent)
-            audio = self.model.encode_audio(frames, fmask)
-            loss = dist.global_batch_loss(self.model, text, audio, clip_ids) if world > 1 else self.model(text, audio, clip_ids)
+        k = cfg.train.accumulate
+        micro = [rows] if k == 1 else [m for m in np.array_split(rows, k) if len(m) >= 2]
         self.opt.zero_grad(set_to_none=True)
-        loss.float().backward()
-        if world > 1:
-            dist.average_gradients(self.model)
+        total = 0.0
+        for i, part in enumerate(micro):
+            sync = i == len(micro) - 1 or not hasattr(self.step_module, "no_sync")
+            with (contextlib.nullcontext() if sync else self.step_module.no_sync()):
+                batch = self._batch(part, loaded if len(micro) == 1 else None)
+                with autocast(self.device, cfg.train.precision):
+                    loss = self.step_module(batch) / len(micro)
+                self.scaler.scale(loss.float()).backward()
+            total += float(loss.detach())
         if cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-        self.opt.step()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         self.sched.step()
         self.model.after_step()
-        return float(loss.detach())
+        return total
+
+    def _batch(self, rows: np.ndarray, loaded: dict | None) -> dict[str, Any]:
+        """The step's inputs for the global batch ``rows`` on this rank (see ``BatchLoss``)."""
+        v = self.train_view
+        world, rank = dist.world_size(), dist.rank()
+        owners = v.caption_audio[rows]
+        local = rows[np.array_split(np.arange(len(rows)), world)[rank]]
+        batch: dict[str, Any] = {"clip_ids": torch.as_tensor(owners)}
+        if self.targets is not None:  # the teachers' (B, B) logits of the global batch
+            batch["teacher"] = self.targets.block(rows, owners)
+        if (self.live_audio or self.live_text) and loaded is None:
+            from soundseek.data.dataset import collate_pairs
+
+            loaded = collate_pairs([self.dataset[int(p)] for p in local])
+        if self.live_text:
+            batch["captions"] = loaded["captions"]
+        else:
+            tokens, tmask, sent = self.data.text.batch(v.caption_rows[local])
+            if world > 1:  # the shapes one process would see for the global batch
+                tokens, tmask = dist.pad_to_global(tokens, tmask)
+            batch.update(tokens=tokens, token_mask=tmask, sentence=sent)
+        if self.live_audio:
+            wave, wmask = loaded["wave"], loaded["wave_mask"]
+            if self.cfg.train.mixup > 0:
+                from soundseek.audio.augment import mixup_waves
+
+                g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.sched.last_epoch)
+                wave, wmask = mixup_waves(wave, wmask, self.cfg.train.mixup, generator=g)
+            if world > 1:
+                wave, wmask = dist.pad_to_global(wave, wmask)
+            batch.update(wave=wave, wave_mask=wmask)
+        else:
+            frames, fmask = self.data.audio.batch(v.clip_rows[v.caption_audio[local]])
+            if world > 1:
+                frames, fmask = dist.pad_to_global(frames, fmask)
+            batch.update(frames=frames, frame_mask=fmask)
+        dtype = next(self.model.scorer.parameters()).dtype
+        return to_device(batch, self.device, dtype, non_blocking=self.device.type == "cuda")
+
+    def _loader(self, batches: list[np.ndarray]):
+        """This rank's decoded items of each batch, from DataLoader workers (live towers)."""
+        from torch.utils.data import DataLoader
+
+        from soundseek.data.dataset import ListBatchSampler, collate_pairs
+
+        world, rank = dist.world_size(), dist.rank()
+        local = [b[np.array_split(np.arange(len(b)), world)[rank]] for b in batches]
+        self.dataset.set_epoch(self.epoch)
+        return DataLoader(self.dataset, batch_sampler=ListBatchSampler(local), collate_fn=collate_pairs,
+                          num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == "cuda")
 
     def fit(self, resume: bool = True) -> dict[str, Any]:
         cfg = self.cfg
@@ -161,8 +244,9 @@ class Trainer:
             batches = epoch_batches(self.train_view, cfg.train.batch_size, cfg.train.seed, self.epoch)
             losses = []
             bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not (cfg.train.progress and main), leave=False)
-            for rows in bar:
-                losses.append(self.train_step(rows))
+            loader = self._loader(batches) if self.dataset is not None and cfg.train.accumulate == 1 else None
+            for rows, loaded in zip(bar, loader if loader is not None else [None] * len(batches)):
+                losses.append(self.train_step(rows, loaded))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
             self.epoch += 1
             record: dict[str, Any] = {"epoch": self.epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0,
@@ -204,6 +288,19 @@ class Trainer:
                     writer.add_scalar(f"val/{d}/{k}", val, record["epoch"])
 
 
+def _spec_augment_frontend(model, aug) -> None:
+    """SpecAugment the audio tower's log-mel output (B, T, M) while the tower trains."""
+    tower = model.audio_encoder
+    frontend = getattr(tower, "frontend", None)
+    if frontend is None:
+        raise ConfigError(f"train.spec_augment: {type(tower).__name__} has no log-mel front end to augment")
+
+    def hook(module, args, out):
+        return aug(out) if tower.training and out.dim() == 3 else out
+
+    frontend.register_forward_hook(hook)
+
+
 def _takes_mask(module) -> bool:
     import inspect
 
@@ -218,12 +315,8 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
-def load_model(path: str | Path) -> tuple[RetrievalModel, Config, dict[str, Any]]:
-    """Rebuild the trained model and its config from a checkpoint (weights_only)."""
-    from soundseek.config import from_dict
-
+def load_model(path: str | Path, towers: bool | tuple = True) -> tuple[RetrievalModel, Config, dict[str, Any]]:
+    """(model, recipe, checkpoint dict) of a checkpoint (weights_only loading)."""
     ckpt = load_checkpoint(path)
-    cfg = from_dict(Config, ckpt["config"])
-    model = RetrievalModel.from_config(cfg, int(ckpt["audio_dim"]), int(ckpt["text_dim"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), cfg, ckpt
+    model = model_from_checkpoint(ckpt, towers=towers, where=str(path))
+    return model, model.cfg, ckpt

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from soundseek.padding import pad_sequences
+
+
+def _dtype(a: np.ndarray) -> torch.dtype:
+    return torch.float64 if np.asarray(a).dtype == np.float64 else torch.float32
+
 
 def _pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    t = max(1, max(s.shape[0] for s in seqs))
-    out = torch.zeros(len(seqs), t, seqs[0].shape[1])
-    mask = torch.zeros(len(seqs), t, dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        out[i, : s.shape[0]] = torch.as_tensor(np.asarray(s, dtype=np.float32))
-        mask[i, : s.shape[0]] = True
-    return out, mask
+    """Padded batch in the arrays' precision (float64 arrays stay float64, others float32)."""
+    return pad_sequences(seqs, dtype=_dtype(seqs[0]))
 
 
 @dataclass
@@ -43,4 +44,4 @@ class ArrayTextStore:
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = [int(i) for i in indices]
         tok, mask = _pad([self.tokens[i] for i in idx])
-        return tok, mask, torch.as_tensor(np.asarray(self.sentence[idx], dtype=np.float32))
+        return tok, mask, torch.as_tensor(self.sentence[idx]).to(_dtype(self.sentence))

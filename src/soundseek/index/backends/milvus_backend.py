@@ -20,11 +20,9 @@ _MAX_TOPK = 16384  # Milvus' limit on k and on queries per request
 
 
 def _client(uri: str, token: str | None):
-    try:
-        from pymilvus import MilvusClient  # type: ignore
-    except ImportError as e:
-        raise ImportError("The milvus backend needs pymilvus (and milvus-lite for a local .db URI): "
-                          "pip install pymilvus milvus-lite") from e
+    from ...extras import require
+
+    MilvusClient = require("pymilvus").MilvusClient
     return MilvusClient(uri=uri, token=token or "")
 
 

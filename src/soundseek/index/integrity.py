@@ -1,0 +1,143 @@
+"""Damage detection for the files of an index directory, and ``soundseek index --check``.
+
+* ``manifest.json`` that is empty, truncated or not an index manifest -> :class:`IndexDamagedError`
+  naming the file and the repair command (the manifest cannot be re-derived).
+* ``index.sqlite`` (the source of truth) shorter than its header says, or reported malformed
+  by SQLite -> :class:`IndexDamagedError` (repair: re-index with ``--rebuild``).
+* ``vectors.faiss`` (+ ``.meta.json``), a cache of SQLite: a CRC-32 of each file is stamped in
+  ``backend_state.json`` when saved and checked on open (one sequential read, ~GB/s); on a
+  mismatch the backend is rebuilt from SQLite, so a damaged file never yields a score.
+* ``backend_state.json`` that is unreadable is treated as absent (full rebuild from SQLite).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["IndexDamagedError", "read_json", "file_crc32", "check_sqlite_file", "repair_hint", "check_index"]
+
+
+class IndexDamagedError(ValueError):
+    """A file of an index is damaged; the message is one line naming it and the repair."""
+
+    def __init__(self, path: str | Path, why: str, repair: str) -> None:
+        self.path, self.why, self.repair = Path(path), why, repair
+        super().__init__(f"{path} is damaged ({why}); repair: {repair}")
+
+
+def repair_hint(index_dir: str | Path, source: str | None = None) -> str:
+    src = f"'{source}'" if source else "SOURCE"
+    return f"soundseek index {src} --index '{index_dir}' --rebuild"
+
+
+def read_json(path: Path, what: str, repair: str) -> Any:
+    """Parse a JSON file, raising IndexDamagedError (not a traceback) when it is damaged."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise IndexDamagedError(path, f"{what} is not UTF-8 text", repair) from None
+    if not text.strip():
+        raise IndexDamagedError(path, f"{what} is empty", repair)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise IndexDamagedError(path, f"{what} is not valid JSON: {e}", repair) from None
+
+
+def file_crc32(path: Path, block: int = 4 << 20) -> str:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def check_sqlite_file(db: Path, repair: str) -> None:
+    """Cheap truncation check: the file must hold the pages its header declares."""
+    try:
+        size = db.stat().st_size
+        with open(db, "rb") as f:
+            head = f.read(100)
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return  # a new database
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+        raise IndexDamagedError(db, "not an SQLite database (truncated or overwritten)", repair)
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[92:96] == head[24:28]  # the in-header size is valid for this change counter
+    if valid and pages and size < page * pages:
+        raise IndexDamagedError(db, f"truncated: {size} bytes, header says {page * pages}", repair)
+
+
+def check_index(index_dir: str | Path) -> list[tuple[str, str]]:
+    """Verify every file of an index; returns [(file, "ok" | problem)]. Nothing is modified."""
+    from .manifest import BACKEND_STATE, read_manifest
+    from .store import Store
+
+    d = Path(index_dir)
+    out: list[tuple[str, str]] = []
+    try:
+        man = read_manifest(d)
+    except IndexDamagedError as e:
+        return [("manifest.json", f"DAMAGED: {e}")]
+    if man is None:
+        return [("manifest.json", f"missing: no index at {d}")]
+    out.append(("manifest.json", "ok"))
+    repair = repair_hint(d, man.get("source"))
+    db = d / "index.sqlite"
+    try:
+        check_sqlite_file(db, repair)
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            res = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
+            count = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        finally:
+            con.close()
+        if res != ["ok"]:
+            raise IndexDamagedError(db, "; ".join(res[:3]), repair)
+        out.append(("index.sqlite", f"ok ({count} items)"))
+    except IndexDamagedError as e:
+        out.append(("index.sqlite", f"DAMAGED: {e}"))
+        return out
+    except sqlite3.DatabaseError as e:
+        out.append(("index.sqlite", f"DAMAGED: {IndexDamagedError(db, str(e), repair)}"))
+        return out
+    state_path = d / BACKEND_STATE
+    try:
+        state = read_json(state_path, "backend state", "rebuilt from index.sqlite on the next open") \
+            if state_path.is_file() else {}
+        if not isinstance(state, dict):
+            raise IndexDamagedError(state_path, "not a JSON object", "rebuilt from index.sqlite on the next open")
+        out.append((BACKEND_STATE, "ok" if state else "missing (rebuilt from index.sqlite on the next open)"))
+    except IndexDamagedError as e:
+        out.append((BACKEND_STATE, f"DAMAGED: {e}"))
+        state = {}
+    if man.get("backend") == "faiss":
+        sums = state.get("checksums") or {}
+        for name in ("vectors.faiss", "vectors.faiss.meta.json"):
+            p = d / name
+            if not p.is_file():
+                out.append((name, "missing (rebuilt from index.sqlite on the next open)"))
+            elif name not in sums:
+                out.append((name, "no checksum recorded (written by an older version; re-saved on the next run)"))
+            elif file_crc32(p) != sums[name]:
+                out.append((name, "DAMAGED: checksum mismatch (rebuilt from index.sqlite on the next open or "
+                                  "index run)"))
+            else:
+                out.append((name, "ok (checksum verified)"))
+        if state.get("count") is not None:
+            store = Store(d)
+            try:
+                n, gen = store.count(), store.generation
+            finally:
+                store.close()
+            if int(state["count"]) != n or int(state.get("generation", -1)) != gen:
+                out.append(("vectors.faiss", f"stale (has {state['count']} items, index.sqlite {n}); "
+                                             "brought up to date on the next open"))
+    return out
