@@ -79,3 +79,31 @@ def test_cuda_bf16_and_fp16_steps_run_and_learn(tmp_path):
         t = _fit(tmp_path / precision, "cuda", f"train.precision={precision}")
         assert t.history[-1]["loss"] < t.history[0]["loss"] + 1e-6
         assert t.scaler.is_enabled() == (precision == "fp16")
+
+
+@pytest.mark.cuda
+@cuda
+def test_cli_training_of_trained_towers_on_cuda_ends_with_the_test_table(tmp_path, capsys):
+    """`soundseek train` with towers trained on the GPU reloads best.pt (saved on the CPU) beside
+    the live towers for the final test table: every part must follow the training device."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+    from model_helpers import tiny_sets
+
+    from soundseek.cli.main import main
+
+    (tmp_path / "audio").mkdir()
+    rows, g = [], np.random.default_rng(0)
+    for i in range(24):
+        sf.write(tmp_path / "audio" / f"tone{i}.wav", 0.3 * np.sin(np.arange(16000) * (0.02 + 0.01 * (i % 6)))
+                 + 0.01 * g.standard_normal(16000), 32000)
+        rows.append({"audio": f"audio/tone{i}.wav", "captions": [f"a dog barks {i % 6}"],
+                     "split": ["train", "val", "test"][i % 3]})
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sets = tiny_sets(tmp_path) + [f"data.path={tmp_path / 'm.jsonl'}", "encoders.lock_audio=false",
+                                  "encoders.lock_text=false", "train.device=cuda", "train.epochs=2",
+                                  "train.batch_size=8", f"train.out_dir={tmp_path / 'run'}", "train.progress=false"]
+    assert main(["train", "configs/default.yaml"] + [a for s in sets for a in ("--set", s)]) == 0
+    assert "test split" in capsys.readouterr().out

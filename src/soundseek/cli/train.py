@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"best validation {cfg.train.monitor}: {result['best']:.4f}  ({result['out_dir']}/best.pt)")
     if not args.no_eval and cfg.eval.split in data.splits:
         model, _, _ = load_model(f"{result['out_dir']}/best.pt", towers=data.towers)
+        model.to(trainer.device)  # the checkpoint loads on the CPU; live towers may be on a GPU
         m = evaluate(model, data, cfg.eval.split, chunk=cfg.eval.chunk, sk=cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
                      sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=cfg.eval.ot, ot_reg=cfg.eval.ot_reg)
         print(f"\n{cfg.eval.split} split ({m['n_captions']} captions, {m['n_clips']} clips):")
