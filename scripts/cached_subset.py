@@ -39,8 +39,18 @@ def main(config: str, manifest: str, out: str) -> None:
         st = audio.stat()
         if _sha1([row["audio"], st.st_size, st.st_mtime_ns]) in entries:
             kept.append(line)
+    # the subset keeps the corpus rule: at most 15 % speech (same hash order as the builder's cap)
+    from soundseek.data.debian import SPEECH_SHARE
+
+    rows = [json.loads(x) for x in kept]
+    speech = [r for r in rows if "speech" in r.get("tags", ())]
+    allowed = int(SPEECH_SHARE * (len(rows) - len(speech)) / (1 - SPEECH_SHARE))
+    order = sorted(speech, key=lambda r: hashlib.sha1(r["audio"].encode()).hexdigest())
+    drop = {r["audio"] for r in order[allowed:]}
+    kept = [x for x, r in zip(kept, rows) if r["audio"] not in drop]
     Path(out).write_text("".join(x + "\n" for x in kept), encoding="utf-8")
-    print(f"{len(kept)} of {len(lines)} clips have cached features -> {out}")
+    print(f"{len(kept)} of {len(lines)} clips have cached features ({len(drop)} speech clips over the "
+          f"{SPEECH_SHARE:.0%} cap left out) -> {out}")
 
 
 if __name__ == "__main__":
