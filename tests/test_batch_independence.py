@@ -277,9 +277,10 @@ FIXTURE = Path(__file__).parent / "data" / "default_alone.npz"
 
 @pytest.fixture(scope="module")
 def default_pipe():
+    """The heads-only default model the alone-vector fixture was computed with."""
     from soundseek.pipeline import Pipeline
 
-    return Pipeline.default()
+    return Pipeline.from_checkpoint(Path(__file__).parent / "fixtures" / "default_v1.pt")
 
 
 def test_default_model_alone_vectors_unchanged(default_pipe, real_sfx):

@@ -1,8 +1,8 @@
 """Checkpoints written before the towers moved into the model still load and embed the same.
 
 ``fixtures/default_model_reference.npz`` holds embeddings of real clips (each embedded on its
-own) and captions, computed with the shipped ``assets/default.pt`` when its format was heads
-only; the same vectors must come back within 1e-5.
+own) and captions, computed with the default model shipped when checkpoints held heads only
+(``fixtures/default_v1.pt``, a copy of that file); the same vectors must come back within 1e-5.
 """
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 REF = Path(__file__).parent / "fixtures" / "default_model_reference.npz"
+V1 = Path(__file__).parent / "fixtures" / "default_v1.pt"  # the heads-only default model, version 1
 
 
 @pytest.fixture(scope="module")
 def pipe():
     from soundseek.pipeline import Pipeline
 
-    return Pipeline.default()
+    return Pipeline.from_checkpoint(V1)
 
 
 def test_default_checkpoint_gives_the_reference_embeddings(pipe, real_sfx):
