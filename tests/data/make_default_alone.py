@@ -1,13 +1,14 @@
 """Writes ``default_alone.npz``: embeddings of a few real-sfx-dev clips, each embedded *alone*
-with the shipped default model (``Pipeline.default()``), as reference vectors.
+with the heads-only default model (``tests/fixtures/default_v1.pt``), as reference vectors.
 
-The file was made with the encoders as they were before their batched computation became
-valid-length exact (commit c82f493), so that the test comparing against it checks that a clip
-embedded alone keeps its vector. Run from the repository root, with ``src`` of that commit on
-``PYTHONPATH``: ``PYTHONPATH=<old>/src python3 tests/data/make_default_alone.py``.
+The audio tower is swapped for the aisfx encoder as it was before its batched computation became
+valid-length exact (commit c82f493, read with ``git show``; same packaged weights), so that the
+test comparing against this file checks that a clip embedded alone keeps its vector. Run from
+the repository root: ``PYTHONPATH=src python3 tests/data/make_default_alone.py``.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,11 @@ def main() -> None:
     from soundseek.index.indexer import load_wave
     from soundseek.pipeline import Pipeline
 
-    pipe = Pipeline.default()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_batch_exact import REFERENCE_COMMIT, load_reference_encoder
+
+    pipe = Pipeline.from_checkpoint(Path(__file__).resolve().parents[1] / "fixtures" / "default_v1.pt")
+    pipe.model.audio_encoder = load_reference_encoder(REFERENCE_COMMIT).from_pretrained().eval()
     embs, frames = [], []
     for c in CLIPS:
         wave, _ = load_wave(ROOT / c, pipe.sample_rate)
