@@ -36,14 +36,31 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def matmul_rate(n: int = 1024, repeats: int = 10, warmup: int = 3, dtype=None) -> float:
+def synced(fn: Callable[[], object], device) -> Callable[[], object]:
+    """``fn`` followed by a CUDA synchronisation when ``device`` is a GPU (wall times then
+    cover the queued kernels); ``fn`` itself on the CPU."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def run() -> object:
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
+def matmul_rate(n: int = 1024, repeats: int = 10, warmup: int = 3, dtype=None, device="cpu") -> float:
     """The machine's torch matmul rate in FLOP/s: an (n, n) x (n, n) product (``dtype``, default
-    float32), median of ``repeats`` after ``warmup`` untimed products."""
+    float32) on ``device``, median of ``repeats`` after ``warmup`` untimed products."""
     import torch  # not at import time: some scripts do not need torch
 
     dtype = dtype or torch.float32
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return 2 * n**3 / median_time(lambda: a @ b, repeats, warmup)
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    return 2 * n**3 / median_time(synced(lambda: a @ b, device), repeats, warmup)
 
 
 def load_average() -> str:

@@ -14,6 +14,7 @@ run tap-naive benchmarks/bench_tap.py --repeats 1 --captions 1045
 run gpa       benchmarks/bench_gpa.py --repeats 3
 run features  benchmarks/bench_features.py --clips 64 --repeats 5
 run encoders  benchmarks/bench_encoders.py --clips 32 --repeats 3
+run batch-exact benchmarks/bench_batch_exact.py --clips 32 --batch-size 8 --repeats 4
 run hf-frontends benchmarks/bench_hf_frontends.py --clips 16 --repeats 5
 run train     benchmarks/bench_train.py --repeats 20
 run losses    benchmarks/bench_losses.py --batch 64 128 --repeats 7
@@ -22,3 +23,4 @@ run distributed benchmarks/bench_distributed.py --batch 128 --steps 8 --repeats 
 run index     benchmarks/bench_index.py --sizes 100000 1000000 --clips 300 --repeats 3
 run load      benchmarks/bench_load.py --clients 50 --requests 3000
 run data      benchmarks/bench_data.py --clips 600 --repeats 3
+run finetune  benchmarks/bench_finetune.py --encoders aisfx cnn14 passt --batch 2 --seconds 1 --repeats 1

@@ -3,6 +3,7 @@ moment), find similar, history (Back), keyboard, upload errors. A failing test l
 screenshot (path printed in the test output)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -128,16 +129,27 @@ def _nonblank_pixels(page, selector: str) -> int:
         return n; }""")
 
 
-@pytest.fixture
-def shot(page, tmp_path):
-    """Screenshot on failure, path printed into the test output."""
-    yield
-    path = tmp_path / "page.png"
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
+@contextlib.contextmanager
+def screenshot_on_failure(page, tmp_path):
+    """On a failure inside the block, save a full-page screenshot and print its path (pytest
+    shows it with the failure)."""
+    try:
+        yield
+    except BaseException:
+        path = tmp_path / "failure.png"
+        try:
+            page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot of the page at the failure: {path}")
+        finally:
+            raise
 
 
-def test_waveform_moment_similar_back(server, page, shot):
+def test_waveform_moment_similar_back(server, page, tmp_path):
+    with screenshot_on_failure(page, tmp_path):
+        _waveform_moment_similar_back(server, page)
+
+
+def _waveform_moment_similar_back(server, page):
     base, tmp = server
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -46,13 +46,31 @@ def _run(args, capsys):
     return rc, out.out, out.err
 
 
-def test_only_the_soundseek_logger_is_configured():
+@pytest.fixture
+def restore_logging():
+    """configure_logging changes process-wide state: put the soundseek logger back after."""
+    log = logging.getLogger("soundseek")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+def test_only_the_soundseek_logger_is_configured(restore_logging):
     root_handlers = list(logging.getLogger().handlers)
     cli_main.configure_logging()
     cli_main.configure_logging()  # idempotent: one handler
     log = logging.getLogger("soundseek")
-    assert sum(getattr(h, "_soundseek", False) for h in log.handlers) == 1 and log.level == logging.INFO
+    assert sum(isinstance(h, cli_main._StderrHandler) for h in log.handlers) == 1 and log.level == logging.INFO
     assert logging.getLogger().handlers == root_handlers and logging.getLogger("faiss.loader").level == logging.NOTSET
+    own = logging.getLogger("soundseek.access")  # a logger with its own handler prints once, there
+    mine = next(h for h in log.handlers if isinstance(h, cli_main._StderrHandler))
+    rec = lambda name: logging.LogRecord(name, logging.WARNING, __file__, 1, "x", None, None)  # noqa: E731
+    had = list(own.handlers)
+    own.handlers[:] = [logging.NullHandler()]
+    try:
+        assert not mine.filter(rec("soundseek.access")) and mine.filter(rec("soundseek.index"))
+    finally:
+        own.handlers[:] = had
     cli_main.configure_logging(quiet=True)
     assert log.level == logging.WARNING
     cli_main.configure_logging(verbose=True)
@@ -68,6 +86,19 @@ def test_summary_line_always(idx, capsys, tmp_path):
     _, root = idx
     rc, out, err = _run(["index", str(root), "--index", str(tmp_path / "i"), "--no-progress"], capsys)
     assert rc == 0 and "items (+6 new" in err and "indexing" not in err
+
+
+def test_index_window_flags(idx, capsys, tmp_path):
+    _, root = idx
+    rc, _, err = _run(["index", str(root), "--index", str(tmp_path / "w"), "--no-progress", "--window", "0.3",
+                       "--hop", "0.1"], capsys)
+    assert rc == 0, err
+    s = soundseek.Index.open(tmp_path / "w", embedder=HashEmbedder())
+    assert len(s.searcher) > len(s) == 6  # the 0.4-0.65 s files got windows
+    hit = s.search(root / "low" / "tone_05.ogg", k=1)[0]
+    assert hit["path"] == "low/tone_05.ogg"
+    rc, _, err = _run(["index", str(root), "--index", str(tmp_path / "w2"), "--window", "0.3", "--hop", "0.5"], capsys)
+    assert rc == 2 and "hop" in err
 
 
 @pytest.fixture(scope="module")

@@ -49,11 +49,12 @@ def test_pool_mask_matches_loop():
 
 
 def test_registry():
-    assert AUDIO_ENCODERS.names() == ["aisfx", "atst", "cnn14", "passt", "resnet38", "small_cnn"]
+    names = AUDIO_ENCODERS.names()
+    assert names == sorted(names) and {"aisfx", "atst", "cnn14", "passt", "resnet38", "small_cnn"} <= set(names)
     assert build_audio_encoder("small_cnn", channels=4, n_blocks=2, out_dim=8).out_dim == 8
     with pytest.raises(ConfigError, match="needs path="):
         build_audio_encoder("cnn14")
-    with pytest.raises(KeyError, match="Valid: aisfx, atst, cnn14, passt, resnet38, small_cnn"):
+    with pytest.raises(KeyError, match="Valid: " + ", ".join(names)):
         build_audio_encoder("beats")
     with pytest.raises(ValueError, match="pools the 64 mel bins below 1"):
         SmallCNN(n_blocks=7)

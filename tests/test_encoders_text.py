@@ -68,5 +68,5 @@ def test_errors(tmp_path):
         HFTextEncoder.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="Valid: mean, cls"):
         HFTextEncoder.from_pretrained(None, pooling="max")
-    with pytest.raises(KeyError, match="Valid: hf, minilm"):
+    with pytest.raises(KeyError, match="Valid: hf, hf-clap, minilm"):
         TEXT_ENCODERS.get("bert")

@@ -159,10 +159,12 @@ def test_file_names_cannot_forge_log_lines(tmp_path, capsys):
 
 # --- bombs in a folder, bounded in memory ----------------------------------------------------
 _INDEX_CHILD = r"""
-import json, resource, sys
+import json, sys
+from hostile_helpers import peak_rss_mib
 from soundseek.index import HashEmbedder, build_index
 rep = build_index(sys.argv[1], HashEmbedder(), sys.argv[2], progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, this process's peak
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec
+peak = peak_rss_mib()
 print(json.dumps({"total": rep.total, "skipped": rep.skipped, "clamped": rep.clamped, "peak_mib": peak}))
 """
 
@@ -172,7 +174,7 @@ def test_bombs_in_a_folder_are_indexed_or_skipped_in_bounded_memory(tmp_path):
     folder = tmp_path / "bombs"
     bombs(folder)
     sf.write(folder / "ok.wav", tone(440.0), 16000)
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])}
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-c", _INDEX_CHILD, str(folder), str(tmp_path / "idx")],
                          capture_output=True, text=True, timeout=300, env=env)

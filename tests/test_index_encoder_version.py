@@ -38,8 +38,14 @@ def test_index_from_earlier_encoder_computation_is_rebuilt(pipe, tmp_path, caplo
 
     with pytest.raises(IndexMismatchError, match="must be rebuilt.*earlier computation.*soundseek index"):
         Searcher(idx, pipe)
-    with caplog.at_level(logging.WARNING, logger="soundseek"):
+    # the CLI may have configured the ``soundseek`` logger not to propagate: listen on it directly
+    log = logging.getLogger("soundseek.index.indexer")
+    caplog.set_level(logging.WARNING, logger=log.name)
+    log.addHandler(caplog.handler)
+    try:
         again = build_index(src, pipe, idx, progress=False)
+    finally:
+        log.removeHandler(caplog.handler)
     msg = " ".join(r.getMessage() for r in caplog.records)
     assert "Rebuilding the index" in msg and "earlier computation of the AisfxEncoder encoder" in msg
     assert "no longer depends on the other clips" in msg

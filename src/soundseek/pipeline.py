@@ -176,11 +176,6 @@ class Pipeline:
             return None
         return self.model.score(self.text_repr([text]), self.audio_repr(frames))[0].float().cpu().numpy()
 
-    @torch.inference_mode()
-    def score_texts(self, texts: list[str], frames: list[np.ndarray]) -> np.ndarray:
-        """(n_texts, n_clips) scores with the model's own scorer."""
-        return self.model.score(self.text_repr(texts), self.audio_repr(frames)).float().cpu().numpy()
-
 
 def _emb(rep: dict[str, torch.Tensor]) -> np.ndarray:
     if "emb" not in rep:

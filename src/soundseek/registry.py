@@ -43,9 +43,6 @@ class Registry(Generic[T]):
         except KeyError:
             raise KeyError(f"Invalid {self.kind} {name!r}. Valid: {', '.join(self.names())}") from None
 
-    def build(self, name: str, *args, **kwargs):
-        return self.get(name)(*args, **kwargs)  # type: ignore[operator]
-
     def names(self) -> list[str]:
         return sorted(self._items)
 
@@ -54,3 +51,10 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def check_choice(name: str, value: object, valid: tuple[object, ...]) -> None:
+    """Raise ValueError listing the valid values when ``value`` is not one of them
+    (``Invalid pooling 'x'. Valid: mean, max, meanmax``)."""
+    if value not in valid:
+        raise ValueError(f"Invalid {name} {value!r}. Valid: {', '.join(map(str, valid))}")

@@ -55,17 +55,39 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (never a stale stream),
+    except records of a ``soundseek.*`` logger that has a handler of its own (the service's
+    access log): those are printed once, by that handler."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "soundseek" and logging.getLogger(record.name).handlers:
+            return False
+        return super().filter(record)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Configure the ``soundseek`` logger only (stderr); silence transformers' notices and
     progress bars unless ``verbose``."""
     log = logging.getLogger("soundseek")
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    if not any(getattr(h, "_soundseek", False) for h in log.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(message)s" if not verbose else "%(levelname)s %(name)s: %(message)s"))
-        h._soundseek = True  # type: ignore[attr-defined]
-        log.addHandler(h)
-    log.propagate = False
+    fmt = logging.Formatter("%(message)s" if not verbose else "%(levelname)s %(name)s: %(message)s")
+    mine = [h for h in log.handlers if isinstance(h, _StderrHandler)]
+    if not mine:
+        mine = [_StderrHandler()]
+        log.addHandler(mine[0])
+    mine[0].setFormatter(fmt)
     if not verbose:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

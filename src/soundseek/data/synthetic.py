@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +48,7 @@ import soundfile as sf
 
 from soundseek.data.formats.manifest import load_manifest
 from soundseek.data.types import Corpus
+from soundseek.fileio import atomic_write_bytes
 
 VERSION = 1
 LEVELS = {"loud": 0.9, "normal": 0.35, "quiet": 0.08}
@@ -237,9 +237,7 @@ def _clip(i: int, seed: int, sr: int) -> tuple[np.ndarray, dict]:
 
 # ---------------------------------------------------------------- corpus on disk
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: f.write(data))
 
 
 def _splits(n: int, fractions: dict[str, float], seed: int) -> list[str]:

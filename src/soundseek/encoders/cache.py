@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
 from soundseek.data.types import Clip
 from soundseek.device import module_device
+from soundseek.fileio import atomic_write_bytes
 from soundseek.padding import pad_sequences
 
 FORMAT_VERSION = 1
@@ -48,21 +49,11 @@ def _sha1(obj) -> str:
 
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: np.save(f, arr))
 
 
 def _atomic_write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj).encode("utf-8")))
 
 
 class _ShardDir:

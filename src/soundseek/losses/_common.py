@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from soundseek.registry import check_choice  # noqa: F401  (re-exported to the family)
+
 
 def positive_mask(clip_ids: Tensor) -> Tensor:
     """Boolean positive mask ``P[i, j] = clip_ids[i] == clip_ids[j]`` (diagonal always True).
@@ -36,12 +38,6 @@ def check_inputs(scores: Tensor, clip_ids: Tensor) -> None:
         )
     if scores.shape[0] == 0:
         raise ValueError("empty batch: scores has shape (0, 0)")
-
-
-def check_choice(name: str, value: object, valid: tuple[object, ...]) -> None:
-    """Raise ValueError listing the valid values when ``value`` is not one of them."""
-    if value not in valid:
-        raise ValueError(f"Invalid {name} {value!r}. Valid: {', '.join(map(str, valid))}")
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:

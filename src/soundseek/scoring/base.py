@@ -12,16 +12,12 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from soundseek.registry import check_choice  # noqa: F401  (re-exported to the scorers)
+
 from ..pooling.basic import check_frames, masked_mean
 
 TEXT_POOLINGS = ("sentence", "mean", "cls")
 Rep = dict[str, Tensor]
-
-
-def check_choice(name: str, value: object, valid: tuple[object, ...]) -> None:
-    """Raise ValueError listing the valid values when ``value`` is not one of them."""
-    if value not in valid:
-        raise ValueError(f"Invalid {name} {value!r}. Valid: {', '.join(map(str, valid))}")
 
 
 def rep_size(rep: Rep, what: str) -> int:

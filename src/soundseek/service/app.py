@@ -25,8 +25,8 @@ import os
 import re
 import tempfile
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,17 +68,26 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             and the loopback names.
         cors_origins: origins allowed to call the API from other pages (None: CORS off).
         upload_limits: duration and decoding-time caps of uploaded queries.
-        model_workers: searches running the model at once (default: the CPU count); more
-            requests wait their turn, so 50 clients do not mean 50 model activations in memory.
+        model_workers: threads that decode uploads and run the model (default: the CPU
+            count); more requests wait their turn, so 50 clients do not mean 50 decoded uploads
+            and model activations in memory.
     """
     searcher = index if isinstance(index, Searcher) else Searcher(index, embedder)
-    model_slots = threading.BoundedSemaphore(max(1, int(model_workers or os.cpu_count() or 1)))
+    # Model work (decoding an upload, embedding, searching) runs on a few dedicated threads:
+    # concurrent requests queue, and memory is allocated (and reused) by those threads only
+    # instead of by every worker thread of the server (measured in docs/benchmarks.md).
+    model_pool = ThreadPoolExecutor(max_workers=max(1, int(model_workers or os.cpu_count() or 1)),
+                                    thread_name_prefix="soundseek-model")
+
+    def on_model(fn, *args: Any, **kwargs: Any):
+        return model_pool.submit(fn, *args, **kwargs).result()
     limits = upload_limits or UploadLimits()
     from ..audio import io as _decoder  # noqa: F401  (imported now, not during the first upload)
     app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Language-based audio retrieval: search sounds by text or by example.")
     install_docs(app)  # bundled Swagger UI: /docs works offline
     app.state.searcher = searcher
+    app.state.model_pool = model_pool
     install_error_handlers(app)
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -151,8 +160,7 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         used = resolve_mode(mode, searcher.has_text)
         t0 = time.perf_counter()
         try:
-            with model_slots:
-                hits = searcher.search_text(q, k=k, rerank=rerank, mode=used, text_weight=text_weight)
+            hits = on_model(searcher.search_text, q, k=k, rerank=rerank, mode=used, text_weight=text_weight)
         except ValueError as e:
             raise HTTPException(400, str(e)) from None
         return {"query": q, "k": k, "mode": used, "hits": with_peaks(hits),
@@ -162,8 +170,7 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     def similar(clip_id: str, k: int = Query(10, description=f"1..{max_k}")) -> dict:
         check_k(k)
         t0 = time.perf_counter()
-        with model_slots:
-            hits = searcher.similar(item_id(clip_id), k)
+        hits = on_model(searcher.similar, item_id(clip_id), k)
         if hits is None:
             raise HTTPException(404, "unknown clip id")
         return {"id": int(clip_id), "k": k, "hits": with_peaks(hits),
@@ -188,13 +195,16 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
                 raise HTTPException(400, "empty upload")
             t0 = time.perf_counter()
             sr = int(searcher.embedder.sample_rate)
-            try:
+
+            def decode_and_search() -> list[dict]:
                 wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
                                      name=Path(file.filename or "upload").name)
+                return searcher.search_audio(wave, k=k, sample_rate=sr)
+
+            try:
+                hits = on_model(decode_and_search)
             except UploadRefused as e:
                 raise HTTPException(e.status, e.detail) from None
-            with model_slots:
-                hits = searcher.search_audio(wave, k=k, sample_rate=sr)
         finally:
             os.unlink(tmp)
         return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
