@@ -27,3 +27,17 @@ def real_sfx() -> Path:
     if not (REAL_SFX / "manifest.jsonl").is_file():
         pytest.skip("../shared/data/real-sfx-dev is not beside the repository")
     return REAL_SFX
+
+
+@pytest.fixture(autouse=True)
+def _restore_soundseek_logger():
+    """``soundseek.cli.main`` configures the ``soundseek`` logger (own handler, no propagation);
+    a test that runs the CLI in-process must not hide later tests' records from ``caplog``."""
+    import logging
+
+    log = logging.getLogger("soundseek")
+    state = (log.level, log.propagate, list(log.handlers))
+    yield
+    log.setLevel(state[0])
+    log.propagate = state[1]
+    log.handlers[:] = state[2]
