@@ -276,10 +276,13 @@ class Trainer:
         msg = f"epoch {record['epoch']}: loss {record['loss']:.4f}"
         if "val" in record:
             v = record["val"]
-            msg += f"  val T2A R1 {100 * v['t2a']['R1']:.1f} mAP10 {100 * v['t2a']['mAP10']:.1f}  A2T R1 {100 * v['a2t']['R1']:.1f}"
-        log.info(msg)
-        if self.cfg.train.progress:
+            msg += (f"  val T2A R1 {100 * v['t2a']['R1']:.1f}% mAP10 {100 * v['t2a']['mAP10']:.1f}%"
+                    f"  A2T R1 {100 * v['a2t']['R1']:.1f}%")
+        if self.cfg.train.progress:  # printed once: above the progress bar, or by the logger
             tqdm.write(msg)
+            log.debug(msg)
+        else:
+            log.info(msg)
         if writer is not None:
             writer.add_scalar("train/loss", record["loss"], record["epoch"])
             writer.add_scalar("train/lr", record["lr"], record["epoch"])
