@@ -196,3 +196,23 @@ def test_unlocking_the_last_block(tiny):
     lock_tower(enc, unlocked_blocks=1)
     last = {id(p) for p in enc.lock_groups()[-1].parameters()}
     assert last and all(p.requires_grad == (id(p) in last) for p in enc.parameters())
+
+
+def test_ast_without_the_numpy_filter_bank_builds_the_same_front_end(tmp_path):
+    """With torchaudio installed, ASTFeatureExtractor keeps no numpy filter bank: the encoder
+    builds the same Kaldi bank itself (seen on a GPU machine whose image has torchaudio)."""
+    import transformers as tf
+
+    from soundseek.audio.io import batch_waves
+    from soundseek.encoders.hf_audio import ASTEncoder
+
+    path = make_tiny_audio_model(tmp_path / "ast", "ast")
+    fe = tf.ASTFeatureExtractor.from_pretrained(str(path), local_files_only=True)
+    model = tf.ASTModel.from_pretrained(str(path)).eval()
+    ref = ASTEncoder(model, fe).eval()
+    fe.mel_filters = fe.window = None
+    alt = ASTEncoder(model, fe).eval()
+    with torch.no_grad():
+        a, b = ref(*batch_waves(_waves())), alt(*batch_waves(_waves()))
+    assert torch.equal(a[1], b[1])
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=1e-6)

@@ -177,6 +177,17 @@ class Wav2Vec2StyleEncoder(HFAudioEncoder):
         return frames * mask[..., None].to(frames.dtype), mask
 
 
+def _kaldi_filters(sample_rate: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Kaldi-style filter bank and window ``ASTFeatureExtractor`` builds when torchaudio is
+    absent (the same fbank that torchaudio's Kaldi compliance module computes)."""
+    from transformers.audio_utils import mel_filter_bank, window_function
+
+    fb = mel_filter_bank(num_frequency_bins=257, num_mel_filters=n_mels, min_frequency=20,
+                         max_frequency=sample_rate // 2, sampling_rate=sample_rate, norm=None,
+                         mel_scale="kaldi", triangularize_in_mel_space=True)
+    return fb, window_function(400, "hann", periodic=False)
+
+
 class ASTEncoder(HFAudioEncoder):
     """``ASTModel``: waves at 16 kHz -> frequency-averaged patch tokens (B, T', D)."""
 
@@ -185,16 +196,17 @@ class ASTEncoder(HFAudioEncoder):
     def __init__(self, model: nn.Module, feature_extractor, **kw) -> None:
         super().__init__(model, **kw)
         fe, cfg = feature_extractor, model.config
-        if getattr(fe, "mel_filters", None) is None:
-            raise ValueError("ASTFeatureExtractor without its numpy filter bank (torchaudio installed?) is not supported")
+        mel_filters, window = getattr(fe, "mel_filters", None), getattr(fe, "window", None)
+        if mel_filters is None:  # torchaudio installed: the extractor kept no numpy filter bank
+            mel_filters, window = _kaldi_filters(int(fe.sampling_rate), int(fe.num_mel_bins))
         self.sample_rate = int(fe.sampling_rate)
         self.max_frames, self.n_mels = int(fe.max_length), int(fe.num_mel_bins)
         if (self.max_frames, self.n_mels) != (int(cfg.max_length), int(cfg.num_mel_bins)):
             raise ValueError(f"preprocessor (max_length {self.max_frames}, {self.n_mels} mels) does not fit the model "
                              f"(max_length {cfg.max_length}, {cfg.num_mel_bins} mels)")
         self.do_normalize, self.mean, self.std = bool(fe.do_normalize), float(fe.mean), float(fe.std)
-        self.register_buffer("mel_fb", torch.as_tensor(np.asarray(fe.mel_filters), dtype=torch.float32), persistent=False)
-        self.register_buffer("window", torch.as_tensor(np.asarray(fe.window), dtype=torch.float32), persistent=False)
+        self.register_buffer("mel_fb", torch.as_tensor(np.asarray(mel_filters), dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.as_tensor(np.asarray(window), dtype=torch.float32), persistent=False)
         self.patch, self.fstride, self.tstride = int(cfg.patch_size), int(cfg.frequency_stride), int(cfg.time_stride)
         self.f_out = (self.n_mels - self.patch) // self.fstride + 1
         self.t_out = (self.max_frames - self.patch) // self.tstride + 1
