@@ -184,6 +184,12 @@ def test_the_library_never_imports_the_trainer():
     assert _imports(SRC / "train" / "loop.py") & {"soundseek.models"}  # the parser sees imports at all
 
 
+def test_the_index_never_imports_the_service():
+    offenders = [str(p.relative_to(SRC)) for p in (SRC / "index").rglob("*.py")
+                 if any(m == "soundseek.service" or m.startswith("soundseek.service.") for m in _imports(p))]
+    assert not offenders, offenders
+
+
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_root):
     cfg = tiny_cfg(tiny_root, "encoders.lock_audio=false", "encoders.lock_text=false")
     grads = []

@@ -433,7 +433,7 @@ def test_serve_defaults_to_bind_and_loopback_hosts_and_logs_refusals(tmp_path, m
     import argparse
 
     import soundseek.service.app as app_mod
-    from soundseek.index.cli import add_serve_parser
+    from soundseek.cli.serve import add_serve_parser
 
     _, idx = _index(tmp_path, n=2)
     ran = {}

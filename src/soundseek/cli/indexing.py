@@ -1,4 +1,4 @@
-"""``soundseek index | search | serve`` (implemented in :mod:`soundseek.index.cli`), given the
+"""``soundseek index | search`` (implemented in :mod:`soundseek.index.cli`), given the
 model loader: a checkpoint path, or nothing for the small model shipped in the package."""
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ COMMANDS = [
     ("analyze", "soundseek.cli.analyze", "lexical richness of caption sets"),
     ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
     ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
-    ("serve", "soundseek.cli.indexing", "serve an index over HTTP with a web page"),
+    ("serve", "soundseek.cli.serve", "serve an index over HTTP with a web page"),
     ("convert", "soundseek.cli.convert", "convert original checkpoints (LAION-CLAP) to a loadable layout"),
 ]
 

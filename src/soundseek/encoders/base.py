@@ -210,12 +210,9 @@ def masked_mean_max(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, D); rows without a valid frame give zeros.
     """
-    m = mask[..., None].to(frames.dtype)  # (B, T, 1)
-    cnt = m.sum(dim=1).clamp_min(1.0)  # (B, 1)
-    mean = (frames * m).sum(dim=1) / cnt
-    mx = frames.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
-    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-    return mean + mx
+    from soundseek.pooling.basic import masked_max, masked_mean
+
+    return masked_mean(frames, mask) + masked_max(frames, mask)
 
 
 def valid_lengths(wave: torch.Tensor, wave_mask: torch.Tensor | None) -> list[int]:

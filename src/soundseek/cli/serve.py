@@ -1,0 +1,65 @@
+"""``soundseek serve``: the web page and JSON API over an index (:mod:`soundseek.service.app`,
+imported only when the command runs, so that the parser works without the ``serve`` extra).
+The index commands (:mod:`soundseek.index.cli`) never import the service."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from soundseek.cli.indexing import embedder_factory
+from soundseek.index.cli import EmbedderFactory, _damaged_db
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("serve", help="web page + JSON API over an index")
+    p.add_argument("index", help="index directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None,
+                   help="model checkpoint or family:PATH (default: the one recorded in the index)")
+    p.add_argument("--allowed-host", action="append", default=None, metavar="HOST",
+                   help="accepted Host header (repeatable; *.example.org for sub-domains, * for any); "
+                        "default: the --host address, localhost, 127.0.0.1, ::1")
+    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="let pages from ORIGIN (e.g. https://sounds.example.org) call the API (repeatable; "
+                        "default: CORS off)")
+    p.set_defaults(run=run_serve)
+    return p
+
+
+def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
+    import sqlite3
+
+    from soundseek.extras import MissingExtraError
+    from soundseek.index.manifest import read_manifest
+
+    try:
+        from soundseek.service.app import serve
+    except MissingExtraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    try:
+        man = read_manifest(args.index)
+        if man is None:
+            print(f"error: no index at {args.index}", file=sys.stderr)
+            return 2
+        embedder = embedder_factory(args.model or man.get("model"))
+        serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
+              cors_origins=args.cors_origin)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:
+        print(f"error: {_damaged_db(args.index, e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(subparsers, name: str) -> argparse.ArgumentParser:
+    return add_serve_parser(subparsers)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_serve(args, embedder_factory)
