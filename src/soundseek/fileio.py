@@ -1,10 +1,15 @@
-"""Atomic file writes: a crash leaves either the old file or the complete new one."""
+"""Files: the audio extensions soundseek reads, and atomic writes (a crash leaves either the
+old file or the complete new one)."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, IO
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+"""Audio files that corpora, folders and uploads are read from (decoded by libsndfile), in the
+order a corpus picks among files of one stem."""
 
 
 def atomic_write_bytes(path: str | Path, writer: Callable[[IO[bytes]], object]) -> None:

@@ -30,15 +30,16 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
 from soundseek.data.debian_captions import caption_from_path
+from soundseek.fileio import AUDIO_EXTENSIONS as _AUDIO_FILES
 
 RESERVED_EVAL: tuple[str, ...] = ("openttd-opensfx", "tuxpaint-stamps-*")
 """Packages kept for independent evaluation only (never training)."""
 REAL_SFX_DEV: tuple[str, ...] = ("sonic-pi-samples", "wesnoth*", "sound-theme-freedesktop")
 """Packages that real-sfx-dev was built from (never training, so its evaluation stays independent)."""
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".ogg", ".oga", ".flac", ".mp3", ".opus", ".aif", ".aiff",
-                              ".aifc", ".au", ".voc", ".caf", ".w64"})
-"""Extensions libsndfile (1.2) decodes; files are kept as shipped."""
+AUDIO_EXTENSIONS = frozenset(_AUDIO_FILES) | {".opus", ".aifc", ".au", ".voc", ".caf", ".w64"}
+"""Extensions libsndfile (1.2) decodes (soundseek's own plus rarer ones packages ship); files
+are kept as shipped."""
 UNSUPPORTED_AUDIO = frozenset({".mod", ".xm", ".it", ".s3m", ".mid", ".midi", ".wv", ".raw",
                                ".spx", ".ape", ".wma", ".m4a", ".aac"})
 """Audio-like files that are skipped (trackers, MIDI, WavPack, headerless PCM, ...)."""

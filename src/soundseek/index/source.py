@@ -14,9 +14,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fileio import AUDIO_EXTENSIONS
 from ..safe_open import file_kind
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 
 
 @dataclass

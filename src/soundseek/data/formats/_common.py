@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from soundseek.fileio import AUDIO_EXTENSIONS as _AUDIO_FILES
 from soundseek.data.types import Clip, Corpus, Problem, Severity
 
 # Extensions treated as audio (lower case, no dot), in the order tried when a format
 # names a file without its extension (AudioCaps youtube ids, WavCaps ids).
-AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "flac", "ogg", "oga", "mp3", "aiff", "aif")
+AUDIO_EXTENSIONS: tuple[str, ...] = tuple(e[1:] for e in _AUDIO_FILES)  # without the dot
 
 
 def is_audio_file(path: Path | str) -> bool:
