@@ -168,7 +168,8 @@ def _waveform_moment_similar_back(server, page):
     # query by example: the third tone of the long take -> that file, its moment, played from there
     page.set_input_files("#file", str(tmp / "third_tone.wav"))
     page.click("#upload-button")
-    page.wait_for_function("() => (document.querySelector('#status').textContent || '').includes('third_tone')")
+    # "Uploading third_tone.wav…" comes first: wait for the rendered results' status line
+    page.wait_for_function("() => (document.querySelector('#status').textContent || '').includes('sounds like third_tone')")
     top = page.locator("#results li.hit").first
     assert "long_take.wav" in top.inner_text() and "moment" in top.locator(".hit-meta").inner_text()
     start = float(top.locator("audio").get_attribute("data-start"))
