@@ -74,6 +74,16 @@ def _one_line_error(err: str, name: str, rebuild: bool = True) -> None:
         assert "--rebuild" in lines[0]
 
 
+def _search_and_index_fail(root, idx, capsys, damaged: str):
+    """``search`` and a normal ``index`` run both exit 2 with one line naming ``damaged``;
+    returns the ``index`` run's captured output."""
+    for args in (["search", str(idx), "tone"], ["index", str(root), "--index", str(idx), "--no-progress"]):
+        rc, out = _cli(args, capsys)
+        assert rc == 2
+        _one_line_error(out.err, damaged)
+    return out
+
+
 def test_garbage_inside_vectors_is_detected_and_rebuilt_from_sqlite(built, capsys):
     root, idx, ref = built
     _garble(idx / "vectors.faiss")
@@ -103,12 +113,7 @@ def test_damaged_manifest_gives_one_line_error_and_rebuild_repairs(built, capsys
                   "not-a-manifest": "[1, 2]"}[damage])
     with pytest.raises(IndexDamagedError, match="manifest.json is damaged"):
         Searcher(idx, EMB())
-    rc, out = _cli(["search", str(idx), "tone"], capsys)
-    assert rc == 2
-    _one_line_error(out.err, "manifest.json")
-    rc, out = _cli(["index", str(root), "--index", str(idx), "--no-progress"], capsys)
-    assert rc == 2
-    _one_line_error(out.err, "manifest.json")
+    out = _search_and_index_fail(root, idx, capsys, "manifest.json")
     rc, out = _cli(["index", "--index", str(idx), "--check"], capsys)
     assert rc == 1 and "manifest.json: DAMAGED" in out.out
     rc, out = _cli(["index", str(root), "--index", str(idx), "--no-progress", "--rebuild"], capsys)
@@ -138,12 +143,7 @@ def test_truncated_sqlite_gives_one_line_errors_and_rebuild_repairs(built, capsy
     db.write_bytes(data[: int(len(data) * keep)] if keep < 1 else data[:keep])
     with pytest.raises(IndexDamagedError, match="index.sqlite is damaged"):
         Searcher(idx, EMB())
-    rc, out = _cli(["search", str(idx), "tone"], capsys)
-    assert rc == 2
-    _one_line_error(out.err, "index.sqlite")
-    rc, out = _cli(["index", str(root), "--index", str(idx), "--no-progress"], capsys)
-    assert rc == 2
-    _one_line_error(out.err, "index.sqlite")
+    out = _search_and_index_fail(root, idx, capsys, "index.sqlite")
     assert f"soundseek index '{root.absolute()}' --index '{idx}' --rebuild" in out.err
     rc, out = _cli(["index", "--index", str(idx), "--check"], capsys)
     assert rc == 1 and "index.sqlite: DAMAGED" in out.out

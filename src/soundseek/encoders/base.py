@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundseek.pooling.basic import masked_max, masked_mean
+
 
 COMPUTATION_CHANGES = {
     2: "a clip's embedding no longer depends on the other clips batched with it",
@@ -210,8 +212,6 @@ def masked_mean_max(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, D); rows without a valid frame give zeros.
     """
-    from soundseek.pooling.basic import masked_max, masked_mean
-
     return masked_mean(frames, mask) + masked_max(frames, mask)
 
 
