@@ -11,15 +11,17 @@ import time
 from typing import Callable, Iterable, Sequence
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 0) -> float:
-    """Median wall time (s) of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 0,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median time (s) of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls: wall time,
+    or ``clock=time.process_time`` for this process's CPU time (steadier on a shared machine)."""
     for _ in range(warmup):
         fn()
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(clock() - t0)
     return statistics.median(ts)
 
 
@@ -52,7 +54,8 @@ def synced(fn: Callable[[], object], device) -> Callable[[], object]:
     return run
 
 
-def matmul_rate(n: int = 1024, repeats: int = 10, warmup: int = 3, dtype=None, device="cpu") -> float:
+def matmul_rate(n: int = 1024, repeats: int = 10, warmup: int = 3, dtype=None, device="cpu",
+                clock: Callable[[], float] = time.perf_counter) -> float:
     """The machine's torch matmul rate in FLOP/s: an (n, n) x (n, n) product (``dtype``, default
     float32) on ``device``, median of ``repeats`` after ``warmup`` untimed products."""
     import torch  # not at import time: some scripts do not need torch
@@ -60,7 +63,7 @@ def matmul_rate(n: int = 1024, repeats: int = 10, warmup: int = 3, dtype=None, d
     dtype = dtype or torch.float32
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
-    return 2 * n**3 / median_time(synced(lambda: a @ b, device), repeats, warmup)
+    return 2 * n**3 / median_time(synced(lambda: a @ b, device), repeats, warmup, clock)
 
 
 def load_average() -> str:

@@ -22,27 +22,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import statistics
 import time
 
 from _timing import load_average, print_table
+from _timing import matmul_rate as _matmul_rate
+from _timing import median_time as _median_time
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
     """Median process CPU time (s) of ``repeats`` calls after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        ts.append(time.process_time() - t0)
-    return statistics.median(ts)
+    return _median_time(fn, repeats, warmup, clock=time.process_time)
 
 
 def matmul_rate(n: int = 1024, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / median_time(lambda: a @ b, repeats)
+    return _matmul_rate(n, repeats, warmup=1, clock=time.process_time)
 
 
 def clap_encoder(fusion: bool):
