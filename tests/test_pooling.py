@@ -45,7 +45,7 @@ def test_basic_pooling_matches_loop_and_ignores_padding(name):
     assert pool.out_dim == 5
 
 
-@pytest.mark.parametrize("name", ["mean", "max", "meanmax", "netrvlad"])
+@pytest.mark.parametrize("name", ["mean", "max", "meanmax", "attention", "netrvlad"])
 def test_padding_gets_no_gradient_and_empty_row_is_defined(name):
     x, mask, _ = _batch()
     x.requires_grad_(True)
@@ -95,8 +95,8 @@ def test_netrvlad_matches_loop(out_dim):
 
 
 def test_registry_and_errors():
-    assert POOLING.names() == ["max", "mean", "meanmax", "netrvlad"]
-    with pytest.raises(KeyError, match="Valid: max, mean, meanmax, netrvlad"):
+    assert POOLING.names() == ["attention", "max", "mean", "meanmax", "netrvlad"]
+    with pytest.raises(KeyError, match="Valid: attention, max, mean, meanmax, netrvlad"):
         POOLING.get("avg")
     pool = build_pooling("mean", 5)
     with pytest.raises(ValueError, match="D=5"):
@@ -116,3 +116,28 @@ def test_netrvlad_trains():
     loss = F.mse_loss(pool(x.float(), mask), torch.ones(4, 3))
     loss.backward()
     assert pool.assign.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("heads,residual", [(1, False), (3, True)])
+def test_attention_pooling_matches_loop_and_ignores_padding(heads, residual):
+    """Batched masked attention equals a per-row softmax over only that row's valid frames."""
+    x, mask, lengths = _batch()
+    pool = build_pooling("attention", 5, attn_dim=4, heads=heads, residual_mean=residual).double()
+    out = pool(x, mask)
+    for i, n in enumerate(lengths.tolist()):
+        v = x[i, :n]
+        if n == 0:
+            assert torch.all(out[i] == 0)
+            continue
+        a = torch.softmax(pool.score(torch.tanh(pool.proj(v))), dim=0)  # (n, h)
+        ref = (a.T @ v).mean(0) + (v.mean(0) if residual else 0)
+        assert torch.allclose(out[i], ref, atol=1e-12)
+    x2 = x.clone()
+    x2[~mask] = float("nan")
+    x2[1, 5] = 1e30
+    assert torch.allclose(pool(x2, mask), out, atol=1e-12)
+    w = pool.weights(x, mask)
+    assert torch.allclose(w.sum(1)[lengths > 0], torch.ones(3, heads, dtype=w.dtype))
+    assert pool.out_dim == 5
+    with pytest.raises(ValueError, match="positive"):
+        build_pooling("attention", 5, heads=0)

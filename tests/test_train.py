@@ -132,3 +132,27 @@ def test_bad_model_options_list_valid_ones(tmp_path):
         Trainer(toy_config(tmp_path, "loss.name=ntxnet"), data)
     with pytest.raises(ConfigError, match="lr group"):
         Trainer(toy_config(tmp_path, "optim.lr_groups={encoder: 0.1}"), data)
+
+
+def test_positives_by_label_groups_clips_whose_first_captions_match(tmp_path):
+    """Multi-positive targets: equal labels (case/spacing ignored) share a loss id, others do not."""
+    from soundseek.train.loop import positive_ids
+
+    data = toy_prepared()
+    view = data.view("train")
+    for j, clip in enumerate(view.clips):  # three labels over the 54 train clips, mixed spellings
+        clip.captions = [["Dog bark", "dog  BARK", "rain"][j % 3] + (" " if j % 2 else ""), "extra"]
+    ids = positive_ids(view, "label")
+    label = np.arange(view.n_clips) % 3
+    label[label == 1] = 0  # "dog  BARK" == "Dog bark"
+    same = ids[:, None] == ids[None, :]
+    assert (same == (label[:, None] == label[None, :])).all()
+    assert (positive_ids(view, "clip") == np.arange(view.n_clips)).all()
+    # the trainer hands those ids to the loss, so same-label pairs are never negatives
+    trainer = Trainer(toy_config(tmp_path, "train.positives_by=label"), data)
+    rows = np.arange(12)
+    batch = trainer._batch(rows, None)
+    assert torch.equal(batch["clip_ids"], torch.as_tensor(ids[view.caption_audio[rows]]))
+    assert len(set(batch["clip_ids"].tolist())) == 2
+    with pytest.raises(ConfigError, match="clip, label|label"):
+        Trainer(toy_config(tmp_path, "train.positives_by=caption"), data)

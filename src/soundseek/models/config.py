@@ -116,6 +116,10 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes decoding audio
     accumulate: int = 1  # gradient accumulation: micro-batches per optimiser step
     gradient_checkpointing: bool = False  # recompute trained towers' blocks in backward (less memory)
+    # which pairs of a batch count as positives of each other: "clip" (the same clip only) or
+    # "label" (also clips whose first captions are equal once case and spacing are ignored:
+    # segments of one recording, the same label in two packages); never used as negatives
+    positives_by: Literal["clip", "label"] = "clip"
     monitor: Literal["mAP10", "rsum"] = "mAP10"  # T2A mAP@10 or R1+R5+R10 of both directions
     out_dir: str = "runs/default"
     num_threads: int = 0  # 0 = leave torch's default

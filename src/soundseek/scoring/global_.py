@@ -22,7 +22,7 @@ class GlobalScorer(Scorer):
         audio_dim: Da of the audio frames.
         text_dim: Dt of the text tokens / sentence vector.
         embed_dim: d, shared space size.
-        pooling: name in ``soundseek.pooling.POOLING`` (mean, max, meanmax, netrvlad).
+        pooling: name in ``soundseek.pooling.POOLING`` (mean, max, meanmax, attention, netrvlad).
         text_pooling: "sentence" (the encoder's sentence vector), "mean" (masked token mean)
             or "cls" (first token).
         hidden: hidden width of the MLP heads (default d).

@@ -54,6 +54,25 @@ def epoch_batches(view: SplitView, batch_size: int, seed: int, epoch: int) -> li
     return [b for b in batches if len(b) >= 2]
 
 
+def positive_ids(view: SplitView, by: str) -> np.ndarray:
+    """(n_clips,) id per clip of the split that the loss compares to find positives.
+
+    ``by="clip"``: each clip its own id. ``by="label"``: clips whose first captions are equal
+    (case and runs of spaces ignored) share one id, so the loss treats them as positives of each
+    other rather than negatives (multi-positive targets for clips sharing a label).
+    """
+    if by == "clip":
+        return np.arange(view.n_clips)
+    if by != "label":
+        raise ConfigError(f"train.positives_by must be 'clip' or 'label', got {by!r}")
+    ids: dict[str, int] = {}
+    out = np.empty(view.n_clips, dtype=np.int64)
+    for j, clip in enumerate(view.clips):
+        key = " ".join(clip.captions[0].lower().split()) if clip.captions else f"\0{j}"
+        out[j] = ids.setdefault(key, len(ids))
+    return out
+
+
 class Trainer:
     def __init__(self, cfg: Config, data: Prepared, out_dir: str | Path | None = None) -> None:
         self.cfg = cfg
@@ -68,6 +87,7 @@ class Trainer:
         self.train_view = data.view(cfg.data.train_split)
         self.val_view = data.view(cfg.data.val_split) if cfg.data.val_split in data.splits else None
         self.steps_per_epoch = len(epoch_batches(self.train_view, cfg.train.batch_size, 0, 0))
+        self.positive_ids = positive_ids(self.train_view, cfg.train.positives_by)
         groups = self.model.param_groups(cfg.optim.lr, cfg.optim.lr_groups, cfg.optim.layer_decay)
         self.opt = build_optimizer(groups, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
@@ -185,7 +205,7 @@ class Trainer:
         world, rank = dist.world_size(), dist.rank()
         owners = v.caption_audio[rows]
         local = rows[np.array_split(np.arange(len(rows)), world)[rank]]
-        batch: dict[str, Any] = {"clip_ids": torch.as_tensor(owners)}
+        batch: dict[str, Any] = {"clip_ids": torch.as_tensor(self.positive_ids[owners])}
         if self.targets is not None:  # the teachers' (B, B) logits of the global batch
             batch["teacher"] = self.targets.block(rows, owners)
         if (self.live_audio or self.live_text) and loaded is None:
