@@ -111,6 +111,41 @@ def test_trained_tower_is_saved_frozen_tower_is_a_reference(tiny_root, tmp_path)
             torch.testing.assert_close(rep_a["emb"], rep_b["emb"], rtol=0, atol=1e-6)
 
 
+def test_partly_unlocked_tower_saves_only_its_trained_blocks(tiny_root, tmp_path):
+    """A text tower tuned in its last block ships that block; the frozen rest comes from its source."""
+    cfg = tiny_cfg(tiny_root, "encoders.text_unlocked_blocks=1")  # tiny BERT: 2 layers, last one trains
+    torch.manual_seed(2)
+    model = create_model(cfg)
+    trainable = {f"text_encoder.{n}" for n, p in model.text_encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(".1." in n or "layer.1" in n for n in trainable)
+    with torch.no_grad():  # "train" the unlocked block
+        for p in model.text_encoder.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    payload = checkpoint_payload(model)
+    saved = {k for k in payload["model"] if k.startswith("text_encoder.")}
+    assert saved == trainable  # no frozen tensor of the tower (BERT's last layer has no buffers)
+    assert payload["towers"]["text_encoder"] == {**payload["towers"]["text_encoder"], "trained": True, "partial": True}
+    n_all = sum(p.numel() for p in model.text_encoder.parameters())
+    assert sum(payload["model"][k].numel() for k in saved) < n_all
+    save_checkpoint(tmp_path / "m.pt", payload)
+    back = load_model(tmp_path / "m.pt")
+    model.eval()
+    with torch.no_grad():
+        a = model.encode_captions(["a dog barks", "rain falls"])["emb"]
+        b = back.encode_captions(["a dog barks", "rain falls"])["emb"]
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    # the trained block really is the saved one, not the source's
+    fresh = create_model(cfg).eval()
+    with torch.no_grad():
+        assert not torch.allclose(fresh.encode_captions(["a dog barks"])["emb"], b[:1], atol=1e-4)
+    # a checkpoint missing the trained block is refused
+    del payload["model"][sorted(saved)[0]]
+    save_checkpoint(tmp_path / "broken.pt", payload)
+    with pytest.raises(ConfigError, match="missing"):
+        load_model(tmp_path / "broken.pt")
+
+
 def test_old_heads_only_checkpoint_loads_with_its_towers():
     from soundseek.models import load
     from soundseek.models.checkpoint import load_checkpoint

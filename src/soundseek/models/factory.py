@@ -94,9 +94,33 @@ def create_model(cfg: Config, audio_dim: int | None = None, text_dim: int | None
 
 # -- checkpoints ------------------------------------------------------------------------------
 def model_state(model: RetrievalModel) -> dict[str, Any]:
-    """What a checkpoint keeps of the model: every tensor except those of frozen towers."""
-    frozen = [n for n, trained in model.trained_towers().items() if not trained]
-    return {k: v for k, v in model.state_dict().items() if not any(k.startswith(f"{n}.") for n in frozen)}
+    """What a checkpoint keeps of the model: every tensor except those of frozen towers, and of a
+    partly unlocked tower (``lock_text(n)`` / ``lock_audio(n)``) only the modules that train (their
+    parameters and buffers); the frozen rest is rebuilt from the tower's source when loading, so a
+    model that tunes the last block of a packaged tower ships that block, not the whole tower."""
+    state = model.state_dict()
+    drop: set[str] = set()
+    for name, trained in model.trained_towers().items():
+        tower = getattr(model, name)
+        if tower is None:
+            continue
+        prefix = f"{name}."
+        if not trained:
+            drop.update(k for k in state if k.startswith(prefix))
+        elif _partial(tower):
+            keep = set()
+            for path, mod in tower.named_modules():
+                if any(p.requires_grad for p in mod.parameters(recurse=False)):
+                    own = [n for n, _ in mod.named_parameters(recurse=False)] + [n for n, _ in mod.named_buffers(recurse=False)]
+                    keep.update(f"{prefix}{path}.{n}" if path else f"{prefix}{n}" for n in own)
+            drop.update(k for k in state if k.startswith(prefix) and k not in keep)
+    return {k: v for k, v in state.items() if k not in drop}
+
+
+def _partial(tower: nn.Module) -> bool:
+    """True when some but not all parameters of the tower train."""
+    flags = [p.requires_grad for p in tower.parameters()]
+    return any(flags) and not all(flags)
 
 
 def tower_sources(model: RetrievalModel) -> dict[str, dict[str, Any]]:
@@ -105,7 +129,7 @@ def tower_sources(model: RetrievalModel) -> dict[str, dict[str, Any]]:
     for name, trained in model.trained_towers().items():
         tower = getattr(model, name)
         if tower is not None:
-            out[name] = {"trained": trained, "source": _plain(tower.config())}
+            out[name] = {"trained": trained, "partial": trained and _partial(tower), "source": _plain(tower.config())}
     return out
 
 
@@ -133,7 +157,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], towers: bool | tuple[nn.Module, 
             continue
         if bool(saved[name]["trained"]) != model.trained_towers()[name]:
             raise ConfigError(f"{where}: {name} trained={saved[name]['trained']} does not match its recipe")
-        if not saved[name]["trained"] and _plain(tower.config()) != saved[name]["source"]:
+        rebuilt = not saved[name]["trained"] or saved[name].get("partial", False)
+        if rebuilt and _plain(tower.config()) != saved[name]["source"]:
             log.warning("%s: the frozen %s built now (%s) differs from the one it was trained with (%s)",
                         where, name, tower.config(), saved[name]["source"])
     state = ckpt["model"]
