@@ -23,18 +23,27 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "default-model-variants.jsonl"
 VARIANTS: dict[str, list[str]] = {
     "base": [],                                                     # mean+max, NT-Xent (t = 0.05)
+    "label": ["train.positives_by=label"],                          # multi-positive: clips sharing a label
     "sigmoid": ["loss.name=sigmoid", "loss.options={}"],            # SigLIP-style pairwise sigmoid
+    "attention": ["model.options={pooling: attention, dropout: 0.1, pooling_options: {residual_mean: true}}"],
     "netrvlad": ["model.options={pooling: netrvlad, dropout: 0.1}"],  # learned cluster pooling
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
+    # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)
+    "text-tune": ["encoders.text_unlocked_blocks=1", "optim.lr_groups={text_encoder: 2.0e-5}"],
 }
+# "a+b" runs the overrides of a and b together (e.g. label+text-tune)
 EVALS = {"corpus": "data/debian-sfx/train/manifest.jsonl", "real-sfx-dev": "../shared/data/real-sfx-dev/manifest.jsonl"}
 
 
+def overrides(variant: str) -> list[str]:
+    return [x for part in variant.split("+") for x in VARIANTS[part]]
+
+
 def run(variant: str, seed: int, epochs: int) -> dict:
-    sets = VARIANTS[variant] + [f"train.seed={seed}", f"train.epochs={epochs}",
+    sets = overrides(variant) + [f"train.seed={seed}", f"train.epochs={epochs}",
                                 f"train.out_dir=runs/variants/{variant}-s{seed}"]
-    if variant == "mpnet":
+    if "mpnet" in variant.split("+"):
         path = os.environ.get("MPNET_DIR")
         if not path:
             raise SystemExit("mpnet: set MPNET_DIR to an all-mpnet-base-v2 Hugging Face directory")
@@ -98,7 +107,7 @@ def main() -> None:
         print(table())
         return
     for v in a.variants:
-        if v not in VARIANTS:
+        if any(part not in VARIANTS for part in v.split("+")):
             raise SystemExit(f"unknown variant {v!r}; valid: {', '.join(VARIANTS)}")
     for v in a.variants:
         for s in a.seeds:
