@@ -22,11 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "default-model-variants.jsonl"
 VARIANTS: dict[str, list[str]] = {
-    "base": [],                                                     # mean+max, NT-Xent (t = 0.05)
-    "label": ["train.positives_by=label"],                          # multi-positive: clips sharing a label
+    "base": ["train.positives_by=clip"],                            # mean+max, NT-Xent (t = 0.05), clip positives
+    "label": ["train.positives_by=label"],                          # multi-positive: clips sharing a label (the recipe)
     "sigmoid": ["loss.name=sigmoid", "loss.options={}"],            # SigLIP-style pairwise sigmoid
     "attention": ["model.options={pooling: attention, dropout: 0.1, pooling_options: {residual_mean: true}}"],
     "netrvlad": ["model.options={pooling: netrvlad, dropout: 0.1}"],  # learned cluster pooling
+    "reg": ["model.options={pooling: meanmax, dropout: 0.3}", "optim.weight_decay=0.05"],  # stronger regularisation
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)
@@ -42,7 +43,7 @@ def overrides(variant: str) -> list[str]:
 
 def run(variant: str, seed: int, epochs: int) -> dict:
     sets = overrides(variant) + [f"train.seed={seed}", f"train.epochs={epochs}",
-                                f"train.out_dir=runs/variants/{variant}-s{seed}"]
+                                f"train.out_dir=runs/variants/{variant}-s{seed}", "train.progress=false"]
     if "mpnet" in variant.split("+"):
         path = os.environ.get("MPNET_DIR")
         if not path:
@@ -85,7 +86,7 @@ def table() -> str:
     for v, rs in by.items():
         cells = []
         for e, d, m in cols:
-            vals = [x for x in (_get(r[e], d, m) for r in rs) if x is not None]
+            vals = [100 * x for x in (_get(r[e], d, m) for r in rs) if x is not None]  # percent
             if not vals:
                 cells.append("–")
             elif len(vals) == 1:
