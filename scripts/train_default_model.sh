@@ -4,7 +4,8 @@
 # apt-get/dpkg with a package index (`apt-get update`) for the Debian corpus, and Debian's
 # fluidsynth + wavpack (installed below when run as root). The corpus is downloaded once
 # (~6.5 GB of .deb files, cached in $SOUNDSEEK_DEBIAN_CACHE or data/debian-sfx/cache) and built
-# into data/debian-sfx/train (~15 min on 2 cores); features are cached in .soundseek-cache.
+# into data/debian-sfx/train (10,031 clips; 2-7 min on 2 cores once downloaded); audio features
+# are cached in .soundseek-cache (about 17 min on 2 idle cores), then training takes about 4 min.
 #   bash scripts/train_default_model.sh                 # seed 0 (the shipped model)
 #   bash scripts/train_default_model.sh --set train.seed=1
 set -euo pipefail
