@@ -12,15 +12,17 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".
 order a corpus picks among files of one stem."""
 
 
-def atomic_write_bytes(path: str | Path, writer: Callable[[IO[bytes]], object]) -> None:
-    """Run ``writer(file)`` on a temp file beside ``path``, fsync it and move it into place."""
+def atomic_replace_via(path: str | Path, write: Callable[[Path], object]) -> None:
+    """Have ``write(tmp)`` write the whole file at a temp path beside ``path`` (for writers that
+    take a file name, such as ``faiss.write_index``), then fsync it and move it into place. On any
+    error the temp file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f)
-            f.flush()
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -29,5 +31,21 @@ def atomic_write_bytes(path: str | Path, writer: Callable[[IO[bytes]], object]) 
         raise
 
 
+def atomic_write_bytes(path: str | Path, writer: Callable[[IO[bytes]], object]) -> None:
+    """Run ``writer(file)`` on a temp file beside ``path``, fsync it and move it into place."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            writer(f)
+
+    atomic_replace_via(path, write)
+
+
+def atomic_write_data(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_data(path, text.encode("utf-8"))

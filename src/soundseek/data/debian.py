@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Iterator
 
 from soundseek.data.debian_captions import caption_from_path
 from soundseek.fileio import AUDIO_EXTENSIONS as _AUDIO_FILES
+from soundseek.fileio import atomic_write_data
 
 RESERVED_EVAL: tuple[str, ...] = ("openttd-opensfx", "tuxpaint-stamps-*")
 """Packages kept for independent evaluation only (never training)."""
@@ -461,17 +462,11 @@ def manifest_hashes(paths: Iterable[Path]) -> set[str]:
     return out
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_manifest(rows: list[dict], path: Path) -> None:
     """Write JSONL rows atomically (temp file + os.replace)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    _write_atomic(path, text.encode("utf-8"))
+    atomic_write_data(path, text.encode("utf-8"))
 
 
 _MUSIC_WORDS = frozenset({"music", "musics", "tune", "tunes", "theme", "intro", "title", "song", "songs", "menu",
@@ -615,7 +610,7 @@ def build_corpus(
                         dest = out_dir / rel
                         if not (dest.is_file() and dest.stat().st_size == len(body)):
                             dest.parent.mkdir(parents=True, exist_ok=True)
-                            _write_atomic(dest, body)
+                            atomic_write_data(dest, body)
                         captions = [item.caption, *item.extra]
                         if templates:
                             captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
@@ -628,7 +623,7 @@ def build_corpus(
                 dest = out_dir / rel
                 if not (dest.is_file() and dest.stat().st_size == len(data)):
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    _write_atomic(dest, data)
+                    atomic_write_data(dest, data)
                 captions = [item.caption, *item.extra]
                 if templates and not item.speech:
                     captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
@@ -644,6 +639,6 @@ def build_corpus(
     rows = _cap_speech(rows, speech_share, {r.package: r for r in reports}, out_dir)
     write_manifest(rows, out_dir / "manifest.jsonl")
     detail = {r.package: {"found": r.found, "kept": r.kept, "skipped": r.skipped} for r in reports}
-    _write_atomic(out_dir / "report.json", json.dumps(detail, indent=1, sort_keys=True).encode())
+    atomic_write_data(out_dir / "report.json", json.dumps(detail, indent=1, sort_keys=True).encode())
     digest = hashlib.sha256((out_dir / "manifest.jsonl").read_bytes()).hexdigest()
     return BuildResult(rows, reports, digest)

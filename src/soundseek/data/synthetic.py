@@ -48,7 +48,7 @@ import soundfile as sf
 
 from soundseek.data.formats.manifest import load_manifest
 from soundseek.data.types import Corpus
-from soundseek.fileio import atomic_write_bytes
+from soundseek.fileio import atomic_write_data
 
 VERSION = 1
 LEVELS = {"loud": 0.9, "normal": 0.35, "quiet": 0.08}
@@ -236,10 +236,6 @@ def _clip(i: int, seed: int, sr: int) -> tuple[np.ndarray, dict]:
 
 
 # ---------------------------------------------------------------- corpus on disk
-def _write_atomic(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, lambda f: f.write(data))
-
-
 def _splits(n: int, fractions: dict[str, float], seed: int) -> list[str]:
     if abs(sum(fractions.values()) - 1) > 1e-6 or any(v < 0 for v in fractions.values()):
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
@@ -289,10 +285,10 @@ def make_synthetic_corpus(out_dir: Path | str, n_clips: int = 600, seed: int = 0
         if not (same and (out / name).is_file()):
             buf = io.BytesIO()
             sf.write(buf, pcm, sample_rate, format="WAV", subtype="PCM_16")
-            _write_atomic(out / name, buf.getvalue())
+            atomic_write_data(out / name, buf.getvalue())
         lines.append(json.dumps({"audio": name, "split": splits[i], **info}, ensure_ascii=False))
-    _write_atomic(man_path, ("\n".join(lines) + "\n").encode("utf-8"))
-    _write_atomic(spec_path, json.dumps(spec, indent=1).encode("utf-8"))
+    atomic_write_data(man_path, ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_data(spec_path, json.dumps(spec, indent=1).encode("utf-8"))
     return _load(man_path)
 
 

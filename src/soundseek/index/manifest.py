@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..fileio import atomic_write_text
 from .backends.base import VectorBackend, build_backend, fold_items
 from .integrity import IndexDamagedError, file_crc32, read_json, repair_hint
 from .store import Store
@@ -30,12 +31,8 @@ class IndexMismatchError(ConfigError):
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``data`` as indented, key-sorted JSON, written atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def read_manifest(index_dir: str | Path) -> dict | None:

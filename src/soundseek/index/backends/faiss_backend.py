@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...fileio import atomic_replace_via, atomic_write_text
 from .base import BACKENDS, VectorBackend
 
 INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
@@ -132,14 +132,10 @@ class FaissBackend(VectorBackend):
         if not path.name:
             raise ValueError("FaissBackend.save needs a path")
         index = self.index if self.index is not None else self._new_index_placeholder()
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        faiss.write_index(index, str(tmp))
-        _fsync_replace(tmp, path)
+        atomic_replace_via(path, lambda tmp: faiss.write_index(index, str(tmp)))
         meta = {"index_type": self.index_type, "dim": self.dim, "opts": self.opts,
                 "metadata": {str(k): v for k, v in self._meta.items()}}
-        mtmp = path.with_name(path.name + f".meta.tmp{os.getpid()}")
-        mtmp.write_text(json.dumps(meta), encoding="utf-8")
-        _fsync_replace(mtmp, Path(str(path) + ".meta.json"))
+        atomic_write_text(Path(str(path) + ".meta.json"), json.dumps(meta))
         self.path = path
 
     def _new_index_placeholder(self):
@@ -172,8 +168,3 @@ class FaissBackend(VectorBackend):
                 self._inner.nprobe = int(opts["nprobe"])
         return self
 
-
-def _fsync_replace(tmp: Path, dst: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dst)
