@@ -156,3 +156,22 @@ def test_positives_by_label_groups_clips_whose_first_captions_match(tmp_path):
     assert len(set(batch["clip_ids"].tolist())) == 2
     with pytest.raises(ConfigError, match="clip, label|label"):
         Trainer(toy_config(tmp_path, "train.positives_by=caption"), data)
+
+
+def test_a_step_skipped_by_the_grad_scaler_does_not_advance_the_schedule(tmp_path):
+    """fp16 loss scaling: an overflowing step changes nothing, the lr schedule waits, no warning."""
+    import warnings
+
+    data = toy_prepared()
+    trainer = Trainer(toy_config(tmp_path), data)
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 127)  # scaled loss overflows: inf grads
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    epoch = trainer.sched.last_epoch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when the scheduler steps before the optimiser
+        trainer.train_step(np.arange(16))
+    assert trainer.sched.last_epoch == epoch and trainer.scaler.get_scale() < 2.0 ** 127
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)  # a normal step advances both
+    trainer.train_step(np.arange(16))
+    assert trainer.sched.last_epoch == epoch + 1

@@ -193,9 +193,13 @@ class Trainer:
         if cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.opt)
         self.scaler.update()
-        self.sched.step()
+        # fp16: a step whose gradients overflowed is skipped and the scale lowered; the schedule
+        # then waits for the next real optimiser step (no "scheduler before optimizer" warning)
+        if scale is None or self.scaler.get_scale() >= scale:
+            self.sched.step()
         self.model.after_step()
         return total
 
