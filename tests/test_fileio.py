@@ -41,3 +41,18 @@ def test_a_failing_writer_keeps_the_old_file(tmp_path, how):
             atomic_replace_via(path, boom_path)
     assert path.read_bytes() == b"old"
     assert _leftovers(tmp_path) == []
+
+
+def test_permissions_are_those_of_a_plain_write_or_the_old_file(tmp_path):
+    """A temp file is created 0600; the file put in place must not silently become private."""
+    import os
+    import stat
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("x")  # what open() gives under this umask
+    atomic = tmp_path / "atomic.json"
+    atomic_write_text(atomic, "x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    os.chmod(atomic, 0o640)
+    atomic_write_text(atomic, "y")
+    assert stat.S_IMODE(atomic.stat().st_mode) == 0o640
