@@ -6,9 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,17 +22,12 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from index_helpers import SR, make_audio_folder, tone, write_manifest  # noqa: E402
+from server_helpers import running_server  # noqa: E402
 from soundseek.index import HashEmbedder, build_index  # noqa: E402
 from soundseek.service.app import create_app  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +43,8 @@ def server(tmp_path_factory):
         f.write('{"audio": "long_take.wav", "captions": ["a long take of four tones"], "tags": ["take"]}\n')
     build_index(man, HashEmbedder(), tmp / "idx", progress=False, window=1.0, hop=0.5)
     sf.write(tmp / "third_tone.wav", tone(long_freqs[2], 1.0, seed=32), SR)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(tmp / "idx", HashEmbedder()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started and time.time() - t0 < 20:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}", tmp
-    srv.should_exit = True
-    th.join(10)
+    with running_server(create_app(tmp / "idx", HashEmbedder())) as url:
+        yield url, tmp
 
 
 @pytest.fixture(scope="module")

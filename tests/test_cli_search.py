@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -103,22 +100,12 @@ def test_index_window_flags(idx, capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def server(idx):
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvicorn")
+    from server_helpers import running_server
     from soundseek.service.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(idx[0], HashEmbedder()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started and time.time() - t0 < 20:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(10)
+    with running_server(create_app(idx[0], HashEmbedder())) as url:
+        yield url
 
 
 def test_search_through_a_running_server(idx, server, capsys):

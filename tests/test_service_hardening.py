@@ -3,13 +3,13 @@ and CORS checks, meaningless queries, HEAD and ranges served from one verified d
 the symlink race, chunked uploads counted while received, decode bombs bounded in memory."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from hostile_helpers import bombs  # noqa: E402
 from index_helpers import make_audio_folder, tone  # noqa: E402
+from server_helpers import free_port, running_server  # noqa: E402
 from soundseek.index import HashEmbedder, build_index  # noqa: E402
 from soundseek.service.app import create_app  # noqa: E402
 from soundseek.service.limits import default_allowed_hosts  # noqa: E402
@@ -256,28 +257,17 @@ def test_symlink_race_leaks_nothing_and_logs_no_traceback(tmp_path, caplog, capf
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"TOP-SECRET" * 1000)
     app = create_app(idx, HashEmbedder())
-    if server == "testclient":
-        c = TestClient(app, raise_server_exceptions=True)
-        srv = None
-    else:  # a real server, as deployed: its own error log must stay free of tracebacks too
-        import httpx
+    with contextlib.ExitStack() as stack:
+        if server == "testclient":
+            c = TestClient(app, raise_server_exceptions=True)
+        else:  # a real server, as deployed: its own error log must stay free of tracebacks too
+            import httpx
 
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="info"))
-        th = threading.Thread(target=srv.run, daemon=True)
-        th.start()
-        while not srv.started:
-            time.sleep(0.05)
-        c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
+            url = stack.enter_context(running_server(app, log_config=None, log_level="info"))
+            c = stack.enter_context(httpx.Client(base_url=url, timeout=30))
         hit = c.get("/api/search", params={"q": "tone", "k": 1}).json()["hits"][0]
         with caplog.at_level(logging.DEBUG):
             served, refused = _race(c, root, hit["path"], hit["id"], secret, n_requests)
-    finally:
-        if srv is not None:
-            c.close()
-            srv.should_exit = True
-            th.join(10)
     assert served + refused == n_requests and refused > 0  # the race really happened
     assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)
     assert "Traceback" not in capfd.readouterr().err
@@ -285,12 +275,6 @@ def test_symlink_race_leaks_nothing_and_logs_no_traceback(tmp_path, caplog, capf
 
 
 # --- uploads through a real server ----------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _CountBody:
     """Test instrument around the whole app: every body message the server read, per request."""
 
@@ -314,18 +298,9 @@ class _CountBody:
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     _, idx = _index(tmp, n=2)
-    port = _free_port()
     app = _CountBody(create_app(idx, HashEmbedder(), max_upload_bytes=200_000))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield port, app
-    srv.should_exit = True
-    th.join(10)
+    with running_server(app) as url:
+        yield int(url.rsplit(":", 1)[1]), app
 
 
 def _chunked_post(port: int, total: int, chunk: int = 64 << 10) -> tuple[int, dict, int]:
@@ -392,7 +367,7 @@ def test_upload_bombs_are_refused_fast_in_bounded_memory(tmp_path):
 
     _, idx = _index(tmp_path, n=2)
     files = bombs(tmp_path / "bombs")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(idx), str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
