@@ -38,16 +38,17 @@ class AttentionPooling(_Pooling):
     def weights(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
         """(B, T, heads) attention weights; each head sums to 1 over a row's valid frames."""
         m = self._check(frames, mask)
-        x = frames.masked_fill(~m.unsqueeze(-1), 0.0)  # padding may hold anything, even NaN
+        return self._weights(frames.masked_fill(~m.unsqueeze(-1), 0.0), m)
+
+    def _weights(self, x: Tensor, m: Tensor) -> Tensor:
         logits = self.score(torch.tanh(self.proj(x)))  # (B, T, h)
-        logits = logits.masked_fill(~m.unsqueeze(-1), float("-inf"))
-        w = torch.softmax(logits, dim=1)
+        w = torch.softmax(logits.masked_fill(~m.unsqueeze(-1), float("-inf")), dim=1)
         return torch.nan_to_num(w, nan=0.0)  # all-masked rows: 0/0 -> 0
 
     def forward(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
         m = self._check(frames, mask)
-        x = frames.masked_fill(~m.unsqueeze(-1), 0.0)
-        w = self.weights(x, m)  # (B, T, h)
+        x = frames.masked_fill(~m.unsqueeze(-1), 0.0)  # padding may hold anything, even NaN
+        w = self._weights(x, m)  # (B, T, h)
         out = torch.einsum("bth,btd->bd", w, x) / w.shape[-1]  # (B, D)
         if self.residual_mean:
             out = out + masked_mean(x, m)
