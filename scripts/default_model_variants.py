@@ -28,6 +28,9 @@ VARIANTS: dict[str, list[str]] = {
     "attention": ["model.options={pooling: attention, dropout: 0.1, pooling_options: {residual_mean: true}}"],
     "netrvlad": ["model.options={pooling: netrvlad, dropout: 0.1}"],  # learned cluster pooling
     "reg": ["model.options={pooling: meanmax, dropout: 0.3}", "optim.weight_decay=0.05"],  # stronger regularisation
+    # category features: aisfx's frozen classifier heads (9 sound-effects libraries) on the clip
+    "categories": ["model.options={pooling: meanmax, dropout: 0.1, categories: aisfx-probs}"],
+    "categories-hidden": ["model.options={pooling: meanmax, dropout: 0.1, categories: aisfx-hidden}"],
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)

@@ -195,3 +195,76 @@ def _numpy_scalar_globals() -> list:
         from numpy.core import multiarray  # type: ignore[no-redef]
     scalar = multiarray.scalar
     return [(scalar, "numpy.core.multiarray.scalar"), scalar, np.dtype, type(np.dtype(np.int64))]
+
+
+CATEGORY_OUTPUTS = ("probs", "hidden")
+
+
+class AisfxCategories(torch.nn.Module):
+    """aisfx's nine frozen classifier heads, as category features of a clip.
+
+    The aisfx checkpoint carries, besides the embedding network, one MLP head per sound-effects
+    library it was trained on (``512 -> 256 -> 128 -> C``, ReLU between; the libraries are
+    prosfx, soundlyTrain, ucsMixed, soundstormBalanced, productionelementsBalanced,
+    cartoonexpressBalanced, hpxdigitalBalanced, series6000Balanced, series9000Balanced with
+    378 classes in all; the class names are not in the package). Applied to aisfx's clip embedding
+    (the max over frames), they give what those libraries' labels say about a clip, learned from
+    far more labelled effects than a retrieval corpus holds.
+
+    Args:
+        output: ``"probs"``: the per-library class probabilities, concatenated (B, 378);
+            ``"hidden"``: the heads' last hidden layers (ReLU), concatenated (B, 9 * 128).
+
+    The weights are buffers (saved with a model, never trained). ``AisfxCategories()`` is zero;
+    :meth:`from_pretrained` reads the packaged checkpoint (``weights_only=True``).
+    """
+
+    def __init__(self, output: str = "probs", sizes: tuple[int, ...] = (78, 79, 69, 81, 10, 27, 3, 23, 8)) -> None:
+        super().__init__()
+        if output not in CATEGORY_OUTPUTS:
+            raise ValueError(f"Invalid aisfx category output {output!r}. Valid: {', '.join(CATEGORY_OUTPUTS)}")
+        self.output, self.sizes = output, tuple(int(s) for s in sizes)
+        for i, c in enumerate(self.sizes):
+            for j, (o, n) in enumerate(((256, 512), (128, 256), (c, 128))):
+                self.register_buffer(f"w{i}_{j}", torch.zeros(o, n))
+                self.register_buffer(f"b{i}_{j}", torch.zeros(o))
+        self.in_dim = 512
+        self.out_dim = sum(self.sizes) if output == "probs" else 128 * len(self.sizes)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        """aisfx clip embeddings (B, 512) -> category features (B, out_dim)."""
+        if emb.ndim != 2 or emb.shape[1] != self.in_dim:
+            raise ValueError(f"AisfxCategories expects (B, {self.in_dim}) clip embeddings, got {tuple(emb.shape)}")
+        outs = []
+        for i in range(len(self.sizes)):
+            h = F.relu(F.linear(emb, getattr(self, f"w{i}_0"), getattr(self, f"b{i}_0")))
+            h = F.relu(F.linear(h, getattr(self, f"w{i}_1"), getattr(self, f"b{i}_1")))
+            if self.output == "hidden":
+                outs.append(h)
+            else:
+                outs.append(F.linear(h, getattr(self, f"w{i}_2"), getattr(self, f"b{i}_2")).softmax(dim=-1))
+        return torch.cat(outs, dim=-1)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, output: str = "probs") -> "AisfxCategories":
+        """The heads ``fc.{i}.{0,2,4}`` of the packaged checkpoint (or ``path``, same layout)."""
+        path = Path(path) if path is not None else AisfxEncoder.default_checkpoint()
+        obj = load_object(path, safe_globals=_numpy_scalar_globals())
+        if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], dict)
+                and isinstance(obj[1], dict)):
+            raise CheckpointError(f"{path}: expected (state_dict, datasets) with classifier heads")
+        sd, datasets = strip_prefix(obj[0], ("module.",)), obj[1]
+        order = sorted(datasets, key=lambda k: int(datasets[k][0]))
+        sizes = tuple(int(datasets[k][1]) for k in order)
+        model = cls(output=output, sizes=sizes)
+        for i in range(len(sizes)):
+            for j, layer in enumerate((0, 2, 4)):
+                for kind, short in (("weight", "w"), ("bias", "b")):
+                    key = f"fc.{i}.{layer}.{kind}"
+                    if key not in sd:
+                        raise CheckpointError(f"{path}: classifier head key {key} is missing")
+                    dst = getattr(model, f"{short}{i}_{j}")
+                    if tuple(sd[key].shape) != tuple(dst.shape):
+                        raise CheckpointError(f"{path}: {key} has shape {tuple(sd[key].shape)}, expected {tuple(dst.shape)}")
+                    dst.copy_(sd[key].float())
+        return model

@@ -8,11 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..pooling import POOLING
+from ..pooling import POOLING, masked_max
 from .base import TEXT_POOLINGS, Rep, Scorer, caption_chunks, check_choice, require, text_vector
 from .heads import ProjectionHead
 
 SIMILARITIES = ("cosine", "mahalanobis")
+CATEGORIES = ("aisfx-probs", "aisfx-hidden")
 
 
 class GlobalScorer(Scorer):
@@ -32,6 +33,11 @@ class GlobalScorer(Scorer):
             normalised embeddings).
         pooling_options: extra keyword arguments of the pooling (e.g. ``n_clusters``).
         metric_options: extra keyword arguments of ``MahalanobisMetric`` (e.g. ``parametrization``).
+        categories: None, or category features appended to the pooled vector before the audio
+            head: ``"aisfx-probs"`` (the class probabilities of aisfx's nine frozen classifier
+            heads on the clip's max-pooled frames, 378-d) or ``"aisfx-hidden"`` (their last hidden
+            layers, 1152-d); see ``soundseek.encoders.aisfx.AisfxCategories``. Needs 512-d
+            aisfx frames.
 
     Representations: encode_text -> {"emb": (Bt, d)}, encode_audio -> {"emb": (Ba, d)},
     both L2-normalised.
@@ -51,13 +57,24 @@ class GlobalScorer(Scorer):
         similarity: str = "cosine",
         pooling_options: dict[str, Any] | None = None,
         metric_options: dict[str, Any] | None = None,
+        categories: str | None = None,
     ) -> None:
         super().__init__(audio_dim, text_dim, embed_dim)
         check_choice("text_pooling", text_pooling, TEXT_POOLINGS)
         check_choice("similarity", similarity, SIMILARITIES)
         self.text_pooling, self.similarity = text_pooling, similarity
         self.pool = POOLING.get(pooling)(self.audio_dim, **(pooling_options or {}))
-        self.audio_head = ProjectionHead(self.pool.out_dim, self.embed_dim, hidden, dropout)
+        self.categories = None
+        if categories is not None:
+            check_choice("categories", categories, CATEGORIES)
+            from ..encoders.aisfx import AisfxCategories
+
+            self.categories = AisfxCategories.from_pretrained(output=categories.split("-", 1)[1])
+            if self.audio_dim != self.categories.in_dim:
+                raise ValueError(f"categories={categories!r} needs {self.categories.in_dim}-d aisfx frames, "
+                                 f"got audio_dim={self.audio_dim}")
+        extra = 0 if self.categories is None else self.categories.out_dim
+        self.audio_head = ProjectionHead(self.pool.out_dim + extra, self.embed_dim, hidden, dropout)
         self.text_head = ProjectionHead(self.text_dim, self.embed_dim, hidden, dropout)
         self.metric = None
         if similarity == "mahalanobis":
@@ -73,7 +90,10 @@ class GlobalScorer(Scorer):
 
     def encode_audio(self, frames: Tensor, frame_mask: Tensor | None) -> Rep:
         frames, mask = self.check_audio(frames, frame_mask)
-        return {"emb": self.audio_head(self.pool(frames, mask))}  # (Ba, d)
+        pooled = self.pool(frames, mask)
+        if self.categories is not None:  # aisfx's clip embedding is the max over frames
+            pooled = torch.cat([pooled, self.categories(masked_max(frames, mask))], dim=-1)
+        return {"emb": self.audio_head(pooled)}  # (Ba, d)
 
     def _block(self, t: Tensor, a: Tensor) -> Tensor:
         if self.metric is None:
