@@ -31,6 +31,9 @@ VARIANTS: dict[str, list[str]] = {
     # category features: aisfx's frozen classifier heads (9 sound-effects libraries) on the clip
     "categories": ["model.options={pooling: meanmax, dropout: 0.1, categories: aisfx-probs}"],
     "categories-hidden": ["model.options={pooling: meanmax, dropout: 0.1, categories: aisfx-hidden}"],
+    # locked text space (LiT-style): MiniLM's own sentence space is the shared space
+    "text-identity": ["model.embed_dim=384", "model.options={pooling: meanmax, dropout: 0.1, text_head: identity}"],
+    "text-linear": ["model.options={pooling: meanmax, dropout: 0.1, text_head: linear}"],
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..pooling import POOLING, masked_max
 from .base import TEXT_POOLINGS, Rep, Scorer, caption_chunks, check_choice, require, text_vector
-from .heads import ProjectionHead
+from .heads import ProjectionHead, build_head
 
 SIMILARITIES = ("cosine", "mahalanobis")
 CATEGORIES = ("aisfx-probs", "aisfx-hidden")
@@ -38,6 +38,10 @@ class GlobalScorer(Scorer):
             heads on the clip's max-pooled frames, 378-d) or ``"aisfx-hidden"`` (their last hidden
             layers, 1152-d); see ``soundseek.encoders.aisfx.AisfxCategories``. Needs 512-d
             aisfx frames.
+        text_head: ``"mlp"`` (default), ``"linear"``, or ``"identity"`` (the text encoder's own
+            space is the shared space, so ``embed_dim`` must equal its width: the audio head
+            learns to land where the frozen text encoder puts the words, which keeps words never
+            seen in training close to those it resembles).
 
     Representations: encode_text -> {"emb": (Bt, d)}, encode_audio -> {"emb": (Ba, d)},
     both L2-normalised.
@@ -58,6 +62,7 @@ class GlobalScorer(Scorer):
         pooling_options: dict[str, Any] | None = None,
         metric_options: dict[str, Any] | None = None,
         categories: str | None = None,
+        text_head: str = "mlp",
     ) -> None:
         super().__init__(audio_dim, text_dim, embed_dim)
         check_choice("text_pooling", text_pooling, TEXT_POOLINGS)
@@ -75,7 +80,7 @@ class GlobalScorer(Scorer):
                                  f"got audio_dim={self.audio_dim}")
         extra = 0 if self.categories is None else self.categories.out_dim
         self.audio_head = ProjectionHead(self.pool.out_dim + extra, self.embed_dim, hidden, dropout)
-        self.text_head = ProjectionHead(self.text_dim, self.embed_dim, hidden, dropout)
+        self.text_head = build_head(text_head, self.text_dim, self.embed_dim, hidden, dropout)
         self.metric = None
         if similarity == "mahalanobis":
             from .mahalanobis import MahalanobisMetric

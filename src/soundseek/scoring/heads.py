@@ -49,3 +49,51 @@ class ProjectionHead(nn.Module):
             raise ValueError(f"ProjectionHead expects last dimension {self.in_dim}, got {x.shape[-1]}")
         y = self.fc2(self.drop(F.relu(self.fc1(x))))
         return l2_normalize(y) if self.normalize else y
+
+
+HEAD_KINDS = ("mlp", "linear", "identity")
+
+
+class LinearHead(nn.Module):
+    """Linear(in_dim -> out_dim) [- L2 norm]: a projection that keeps the encoder's geometry
+    up to one linear map. Shapes as :class:`ProjectionHead`."""
+
+    def __init__(self, in_dim: int, out_dim: int, normalize: bool = True) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim, self.normalize = int(in_dim), int(out_dim), bool(normalize)
+        self.fc = nn.Linear(self.in_dim, self.out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"LinearHead expects last dimension {self.in_dim}, got {x.shape[-1]}")
+        y = self.fc(x)
+        return l2_normalize(y) if self.normalize else y
+
+
+class IdentityHead(nn.Module):
+    """No projection [- L2 norm]: the encoder's own space is the shared space (a locked tower
+    whose geometry the other tower learns to match, as in LiT, Zhai et al. 2022)."""
+
+    def __init__(self, in_dim: int, out_dim: int, normalize: bool = True) -> None:
+        super().__init__()
+        if int(in_dim) != int(out_dim):
+            raise ValueError(f"an identity head needs embed_dim equal to its input size {in_dim}, got {out_dim}")
+        self.in_dim = self.out_dim = int(in_dim)
+        self.normalize = bool(normalize)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"IdentityHead expects last dimension {self.in_dim}, got {x.shape[-1]}")
+        return l2_normalize(x) if self.normalize else x
+
+
+def build_head(kind: str, in_dim: int, out_dim: int, hidden: int | None = None, dropout: float = 0.0,
+               normalize: bool = True) -> nn.Module:
+    """A head by kind: ``"mlp"`` (:class:`ProjectionHead`), ``"linear"`` or ``"identity"``."""
+    if kind == "mlp":
+        return ProjectionHead(in_dim, out_dim, hidden, dropout, normalize)
+    if kind == "linear":
+        return LinearHead(in_dim, out_dim, normalize)
+    if kind == "identity":
+        return IdentityHead(in_dim, out_dim, normalize)
+    raise ValueError(f"Invalid head {kind!r}. Valid: {', '.join(HEAD_KINDS)}")
