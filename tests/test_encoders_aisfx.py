@@ -107,3 +107,61 @@ def test_missing_checkpoint_and_bad_frontend(tmp_path):
         AisfxEncoder.from_pretrained(tmp_path / "none.pth")
     with pytest.raises(ValueError, match="Valid: essentia, librosa"):
         AisfxEncoder(frontend="kaldi")
+
+
+def test_category_heads_match_original_classifiers(original):
+    """AisfxCategories reproduces aisfx's own CrossNet heads: per-library softmax of fc[i]."""
+    from soundseek.encoders.aisfx import AisfxCategories
+
+    cats = AisfxCategories.from_pretrained()
+    hidden = AisfxCategories.from_pretrained(output="hidden")
+    emb = torch.rand(4, 512, generator=torch.Generator().manual_seed(1)) * 3
+    names = sorted(original.ds_dict, key=lambda k: int(original.ds_dict[k][0]))
+    with torch.no_grad():
+        ref = torch.cat([original.fc[original.getDatasetIdx(n)](emb).softmax(-1) for n in names], dim=-1)
+        ref_hidden = torch.cat([original.fc[original.getDatasetIdx(n)][:4](emb) for n in names], dim=-1)
+        ours, ours_hidden = cats(emb), hidden(emb)
+    assert ours.shape == (4, 378) and cats.out_dim == 378 and hidden.out_dim == 9 * 128
+    assert (ours - ref).abs().max() < 1e-6 and (ours_hidden - ref_hidden).abs().max() < 1e-5
+    assert all(b.requires_grad is False for b in cats.buffers())
+    with pytest.raises(ValueError, match=r"expects \(B, 512\)"):
+        cats(torch.zeros(2, 10))
+    with pytest.raises(ValueError, match="Valid: probs, hidden"):
+        AisfxCategories(output="logits")
+
+
+def test_category_heads_refuse_checkpoint_without_heads(tmp_path):
+    from soundseek.encoders.aisfx import AisfxCategories
+
+    sd, ds = torch.load(AisfxEncoder.default_checkpoint(), map_location="cpu", weights_only=False)
+    bad = tmp_path / "no-heads.pth"
+    torch.save(({k: v for k, v in sd.items() if not k.startswith("fc.3.")}, ds), bad)
+    with pytest.raises(CheckpointError, match="fc.3.0.weight is missing"):
+        AisfxCategories.from_pretrained(bad)
+    torch.save(sd, tmp_path / "bare.pth")
+    with pytest.raises(CheckpointError, match="expected \\(state_dict, datasets\\)"):
+        AisfxCategories.from_pretrained(tmp_path / "bare.pth")
+
+
+def test_global_scorer_with_categories_appends_them_to_the_pooled_vector():
+    from soundseek.pooling import masked_max
+    from soundseek.scoring.global_ import GlobalScorer
+
+    torch.manual_seed(0)
+    s = GlobalScorer(512, 8, 16, categories="aisfx-probs").eval()
+    frames = torch.rand(3, 6, 512)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], dtype=torch.bool)
+    frames[1, 4:] = 1e6  # padding must not reach the max that feeds the heads
+    with torch.no_grad():
+        got = s.encode_audio(frames, mask)["emb"]
+        pooled = s.pool(frames, mask)
+        want = s.audio_head(torch.cat([pooled, s.categories(masked_max(frames, mask))], dim=-1))
+        alone = s.encode_audio(frames[1:2, :4], None)["emb"]
+    assert s.audio_head.in_dim == 512 + 378
+    assert torch.allclose(got, want) and torch.allclose(got[1:2], alone, atol=1e-6)
+    assert {k for k in s.state_dict() if k.startswith("categories.")}  # saved with the model
+    assert not any(n.startswith("categories.") for n, _ in s.named_parameters())  # never trained
+    with pytest.raises(ValueError, match="needs 512-d aisfx frames"):
+        GlobalScorer(64, 8, 16, categories="aisfx-hidden")
+    with pytest.raises(ValueError, match="Valid: aisfx-probs, aisfx-hidden"):
+        GlobalScorer(512, 8, 16, categories="panns")

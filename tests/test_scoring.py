@@ -113,6 +113,27 @@ def test_projection_head():
         ProjectionHead(5, 3, dropout=1.5)
 
 
+def test_linear_and_identity_heads():
+    from soundseek.scoring.heads import IdentityHead, LinearHead, build_head
+
+    x = torch.randn(3, 5)
+    ident = build_head("identity", 5, 5)
+    assert isinstance(ident, IdentityHead) and torch.allclose(ident(x), x / x.norm(dim=-1, keepdim=True))
+    assert list(ident.parameters()) == []
+    lin = build_head("linear", 5, 3)
+    assert isinstance(lin, LinearHead) and torch.allclose(lin(x), torch.nn.functional.normalize(lin.fc(x), dim=-1))
+    assert isinstance(build_head("mlp", 5, 3, hidden=7), ProjectionHead)
+    with pytest.raises(ValueError, match="identity head needs embed_dim equal to its input size 5"):
+        build_head("identity", 5, 3)
+    with pytest.raises(ValueError, match="Invalid head 'conv'. Valid: mlp, linear, identity"):
+        build_head("conv", 5, 3)
+    # a global scorer with a locked text space scores captions by the text encoder's own vectors
+    s = GlobalScorer(DA, DT, DT, text_head="identity")
+    sent = torch.randn(4, DT)
+    assert torch.allclose(s.encode_text(None, None, sent)["emb"], torch.nn.functional.normalize(sent, dim=-1))
+    assert not any(n.startswith("text_head") for n, _ in s.named_parameters())
+
+
 def test_registry_and_build_errors():
     assert SCORERS.names() == ["clap", "global", "gpa", "tap"]
     with pytest.raises(KeyError, match="Valid: clap, global, gpa, tap"):
