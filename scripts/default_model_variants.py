@@ -34,6 +34,7 @@ VARIANTS: dict[str, list[str]] = {
     # locked text space (LiT-style): MiniLM's own sentence space is the shared space
     "text-identity": ["model.embed_dim=384", "model.options={pooling: meanmax, dropout: 0.1, text_head: identity}"],
     "text-linear": ["model.options={pooling: meanmax, dropout: 0.1, text_head: linear}"],
+    "specaug": ["train.spec_augment=true"],                          # time/channel masking of the cached frames
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)
