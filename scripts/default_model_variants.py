@@ -35,6 +35,10 @@ VARIANTS: dict[str, list[str]] = {
     "text-identity": ["model.embed_dim=384", "model.options={pooling: meanmax, dropout: 0.1, text_head: identity}"],
     "text-linear": ["model.options={pooling: meanmax, dropout: 0.1, text_head: linear}"],
     "specaug": ["train.spec_augment=true"],                          # time/channel masking of the cached frames
+    # ensemble distillation (Primus et al.): a single student learns the mean logits of the label
+    # recipe's seeds; teachers first: soundseek distill runs/variants/label-s{0,1,2}/best.pt --out runs/teachers-label3.pt
+    "distill3": ["loss.distill=runs/teachers-label3.pt"],
+    "distill5": ["loss.distill=runs/teachers-label5.pt"],                 # seeds 0-4
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)
