@@ -135,8 +135,8 @@ def test_linear_and_identity_heads():
 
 
 def test_registry_and_build_errors():
-    assert SCORERS.names() == ["clap", "global", "gpa", "tap"]
-    with pytest.raises(KeyError, match="Valid: clap, global, gpa, tap"):
+    assert SCORERS.names() == ["clap", "ensemble", "global", "gpa", "tap"]
+    with pytest.raises(KeyError, match="Valid: clap, ensemble, global, gpa, tap"):
         build_scorer("clip", audio_dim=4, text_dim=4)
     with pytest.raises(ConfigError, match="Unknown option 'n_heads' for scorer 'tap'. Valid: audio_dim"):
         build_scorer("tap", audio_dim=4, text_dim=4, n_heads=2)

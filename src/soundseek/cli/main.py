@@ -21,6 +21,7 @@ COMMANDS = [
     ("train", "soundseek.cli.train", "train a model from a YAML recipe (cached features or end to end)"),
     ("eval", "soundseek.cli.evaluate", "evaluate a checkpoint (T2A and A2T metrics)"),
     ("distill", "soundseek.cli.distill", "write ensemble-distillation targets from trained checkpoints"),
+    ("ensemble", "soundseek.cli.ensemble", "join trained checkpoints into one ensemble model"),
     ("features", "soundseek.cli.features", "extract and cache frozen-encoder features"),
     ("data", "soundseek.cli.data", "inspect corpora (data check) and write the synthetic corpus"),
     ("prepare", "soundseek.cli.prepare", "build corpora from public sources (Debian sound packages)"),

@@ -1,6 +1,6 @@
 """Scorers: caption/clip representations -> pair scores (METHODS §3-5, §8).
 
-Registry ``SCORERS`` (global, tap, gpa, clap); :func:`build_scorer` builds one by name. Every scorer
+Registry ``SCORERS`` (global, tap, gpa, clap, ensemble); :func:`build_scorer` builds one by name. Every scorer
 follows :class:`soundseek.scoring.base.Scorer`: ``encode_text(tokens, token_mask, sentence)``,
 ``encode_audio(frames, frame_mask)``, ``score(text, audio, chunk=None) -> (Bt, Ba)`` (all pairs)
 and ``score_pairs(text, audio) -> (N,)`` (aligned pairs). ``sk`` holds the Sinkhorn-Knopp A2T
@@ -14,6 +14,7 @@ from ..config import ConfigError
 from ..registry import Registry
 from .base import Scorer
 from .clap import ClapScorer
+from .ensemble import EnsembleScorer
 from .global_ import GlobalScorer
 from .gpa import GPAScorer
 from .heads import ProjectionHead, l2_normalize
@@ -25,6 +26,7 @@ SCORERS.add("global", GlobalScorer)
 SCORERS.add("tap", TAPScorer)
 SCORERS.add("gpa", GPAScorer)
 SCORERS.add("clap", ClapScorer)
+SCORERS.add("ensemble", EnsembleScorer)
 
 
 def build_scorer(name: str, **options) -> Scorer:
@@ -45,6 +47,7 @@ __all__ = [
     "GlobalScorer",
     "TAPScorer",
     "GPAScorer",
+    "EnsembleScorer",
     "ProjectionHead",
     "l2_normalize",
     "sk_bias",

@@ -1,0 +1,63 @@
+"""Join separately trained checkpoints into one ensemble checkpoint (``soundseek ensemble``).
+
+The members must share their frozen towers (the same ``encoders`` recipe and feature widths) and
+be global cosine scorers; the result is a model whose scorer is
+:class:`soundseek.scoring.ensemble.EnsembleScorer`: it encodes, indexes and searches like any
+other model, and scores a pair by the mean of the members' cosines.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from soundseek.config import ConfigError, from_dict, to_dict
+from soundseek.models.checkpoint import load_checkpoint, save_checkpoint
+from soundseek.models.config import Config
+from soundseek.models.retrieval import RetrievalModel
+
+
+def ensemble_payload(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The checkpoint dict of the ensemble of ``paths`` (soundseek checkpoints, 2 or more)."""
+    if len(paths) < 2:
+        raise ConfigError("an ensemble needs at least 2 checkpoints")
+    ckpts = [load_checkpoint(p) for p in paths]
+    first = ckpts[0]
+    base = to_dict(from_dict(Config, first["config"]))
+    members, state = [], {}
+    for i, (path, ck) in enumerate(zip(paths, ckpts)):
+        cfg = to_dict(from_dict(Config, ck["config"]))
+        if any(t.get("trained") for t in ck.get("towers", {}).values()):
+            raise ConfigError(f"{path}: a member with trained towers cannot share the ensemble's towers; "
+                              "ensemble checkpoints whose towers are frozen")
+        sources = {n: t.get("source") for n, t in ck.get("towers", {}).items()}
+        if (cfg["encoders"] != base["encoders"] or sources != {n: t.get("source") for n, t in first.get("towers", {}).items()}
+                or (ck["audio_dim"], ck["text_dim"]) != (first["audio_dim"], first["text_dim"])):
+            raise ConfigError(f"{path}: its encoders (recipe or weights) differ from those of {paths[0]}; "
+                              "members must share their towers")
+        if cfg["model"]["scorer"] != "global":
+            raise ConfigError(f"{path}: scorer {cfg['model']['scorer']!r}; only global scorers can be ensembled")
+        members.append({"scorer": "global", "embed_dim": int(cfg["model"]["embed_dim"]),
+                        "options": dict(cfg["model"]["options"])})
+        for k, v in ck["model"].items():
+            if k.startswith("scorer."):
+                state[f"scorer.members.{i}.{k[len('scorer.'):]}"] = v
+            elif k.startswith("loss.") and i == 0:
+                state[k] = v
+    base["model"] = {**base["model"], "scorer": "ensemble", "embed_dim": sum(m["embed_dim"] for m in members),
+                     "options": {"members": members}}
+    base["loss"] = {**base["loss"], "distill": ""}
+    payload = {"config": base, "audio_dim": first["audio_dim"], "text_dim": first["text_dim"], "model": state,
+               "towers": first.get("towers", {}), "members": [str(p) for p in paths]}
+    from soundseek.models.factory import model_from_checkpoint
+
+    model_from_checkpoint({**payload, "version": 2}, towers=False, where="ensemble")  # it must fit its recipe
+    return payload
+
+
+def combine(paths: Sequence[str | Path], out: str | Path) -> RetrievalModel:
+    """Write the ensemble of ``paths`` to ``out`` (atomically) and return it (heads only)."""
+    from soundseek.models.factory import model_from_checkpoint
+
+    payload = ensemble_payload(paths)
+    save_checkpoint(out, payload)
+    return model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))

@@ -1,0 +1,121 @@
+"""Ensembles of global scorers as one dual encoder: scores are the mean of the members' cosines
+(forward and gradient against a loop over members), checkpoints join into a loadable model, and
+members that cannot be joined are refused."""
+from __future__ import annotations
+
+import pytest
+import torch
+from model_helpers import tiny_sets
+
+from soundseek.config import ConfigError, apply_overrides
+from soundseek.models import Config, create_model, load_model
+from soundseek.models.checkpoint import save_checkpoint
+from soundseek.models.ensemble import combine
+from soundseek.models.factory import checkpoint_payload
+from soundseek.scoring import EnsembleScorer, build_scorer
+
+DA, DT = 6, 5
+MEMBERS = [{"scorer": "global", "embed_dim": 4, "options": {"pooling": "meanmax"}},
+           {"scorer": "global", "embed_dim": 3, "options": {"pooling": "max", "hidden": 9}},
+           {"scorer": "global", "embed_dim": 4, "options": {"pooling": "attention", "text_head": "linear"}}]
+
+
+def inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randn(5, 7, DA, generator=g)
+    mask = torch.ones(5, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    return frames, mask, torch.randn(4, DT, generator=g)
+
+
+def test_scores_are_the_mean_of_member_cosines_forward_and_gradient():
+    torch.manual_seed(0)
+    ens = EnsembleScorer(DA, DT, 11, members=MEMBERS).eval()
+    frames, mask, sent = inputs()
+    t, a = ens.encode_text(None, None, sent), ens.encode_audio(frames, mask)
+    got = ens.score(t, a)
+    want = sum(m.score(m.encode_text(None, None, sent), m.encode_audio(frames, mask)) for m in ens.members) / 3
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ens.score(t, a, chunk=1), got, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ens.score_reference(t, a), got, rtol=0, atol=1e-6)
+    assert torch.allclose(t["emb"].norm(dim=-1), torch.ones(4)) and torch.allclose(a["emb"].norm(dim=-1), torch.ones(5))
+    # gradient of every member parameter equals that of the loop over members
+    w = torch.randn(got.shape)
+    g1 = torch.autograd.grad((ens.score(ens.encode_text(None, None, sent), ens.encode_audio(frames, mask)) * w).sum(),
+                             list(ens.parameters()))
+    loop = sum(m.score(m.encode_text(None, None, sent), m.encode_audio(frames, mask)) for m in ens.members) / 3
+    g2 = torch.autograd.grad((loop * w).sum(), list(ens.parameters()))
+    for x, y in zip(g1, g2):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_members_are_refused_with_clear_errors():
+    with pytest.raises(ConfigError, match="at least 2 members"):
+        EnsembleScorer(DA, DT, 4, members=MEMBERS[:1])
+    with pytest.raises(ConfigError, match="sum of its members' \\(11\\)"):
+        EnsembleScorer(DA, DT, 12, members=MEMBERS)
+    with pytest.raises(ConfigError, match="only global scorers with cosine similarity"):
+        EnsembleScorer(DA, DT, 8, members=[MEMBERS[0], {"scorer": "tap", "embed_dim": 4, "options": {}}])
+    with pytest.raises(ConfigError, match="only global scorers with cosine similarity"):
+        EnsembleScorer(DA, DT, 8, members=[MEMBERS[0], {"embed_dim": 4, "options": {"similarity": "mahalanobis"}}])
+    with pytest.raises(ConfigError, match="Unknown key 'dim' in ensemble member 1"):
+        EnsembleScorer(DA, DT, 8, members=[MEMBERS[0], {"dim": 4}])
+    with pytest.raises(ConfigError, match="Unknown key ensemble member 0 options.'poolin'"):
+        EnsembleScorer(DA, DT, 8, members=[{"embed_dim": 4, "options": {"poolin": "max"}}, MEMBERS[0]])
+    with pytest.raises(KeyError, match="Valid: clap, ensemble, global, gpa, tap"):
+        EnsembleScorer(DA, DT, 8, members=[MEMBERS[0], {"scorer": "globl", "embed_dim": 4}])
+    assert isinstance(build_scorer("ensemble", audio_dim=DA, text_dim=DT, embed_dim=11, members=MEMBERS), EnsembleScorer)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("tiny")
+
+
+def member_checkpoint(root, path, seed, *sets, tower_seed=0):
+    """A member with frozen random towers of ``tower_seed`` and heads of ``seed``."""
+    cfg = apply_overrides(Config(), tiny_sets(root) + list(sets))
+    torch.manual_seed(tower_seed)
+    towers = create_model(cfg)
+    torch.manual_seed(seed)
+    model = create_model(cfg, towers=(towers.audio_encoder, towers.text_encoder))
+    save_checkpoint(path, checkpoint_payload(model))
+    return model.eval()
+
+
+def test_combined_checkpoints_load_as_one_model_that_averages_the_members(tiny_root, tmp_path):
+    m1 = member_checkpoint(tiny_root, tmp_path / "a.pt", 1)
+    m2 = member_checkpoint(tiny_root, tmp_path / "b.pt", 2, "model.embed_dim=6", "model.options={pooling: max}")
+    combine([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "ens.pt")
+    ens = load_model(tmp_path / "ens.pt", towers=False)  # random frozen towers are not rebuilt equal: heads
+    a, b = load_model(tmp_path / "a.pt", towers=False), load_model(tmp_path / "b.pt", towers=False)
+    assert ens.cfg.model.scorer == "ensemble" and ens.scorer.embed_dim == 8 + 6
+    g = torch.Generator().manual_seed(3)
+    frames, sent = torch.randn(3, 5, m1.scorer.audio_dim, generator=g), torch.randn(4, m1.scorer.text_dim, generator=g)
+
+    def scores(model):
+        return model.score(model.encode_text(None, None, sent), model.encode_audio(frames, None))
+
+    with torch.no_grad():
+        torch.testing.assert_close(scores(a), scores(m1), rtol=0, atol=1e-6)  # the members came back
+        torch.testing.assert_close(scores(ens), (scores(a) + scores(b)) / 2, rtol=0, atol=1e-6)
+        assert not torch.allclose(scores(a), scores(b), atol=1e-3)
+
+
+def test_members_that_do_not_share_frozen_towers_are_refused(tiny_root, tmp_path):
+    member_checkpoint(tiny_root, tmp_path / "a.pt", 1)
+    member_checkpoint(tiny_root, tmp_path / "w.pt", 2, "encoders.max_tokens=6")
+    member_checkpoint(tiny_root, tmp_path / "r.pt", 2, tower_seed=5)  # same recipe, other random weights
+    member_checkpoint(tiny_root, tmp_path / "t.pt", 3, "encoders.lock_audio=false")
+    member_checkpoint(tiny_root, tmp_path / "g.pt", 4, "model.scorer=tap", "model.options={}")
+    with pytest.raises(ConfigError, match="w.pt: its encoders"):
+        combine([tmp_path / "a.pt", tmp_path / "w.pt"], tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="encoders \\(recipe or weights\\) differ"):
+        combine([tmp_path / "a.pt", tmp_path / "r.pt"], tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="trained towers"):
+        combine([tmp_path / "a.pt", tmp_path / "t.pt"], tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="only global scorers"):
+        combine([tmp_path / "a.pt", tmp_path / "g.pt"], tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="at least 2"):
+        combine([tmp_path / "a.pt"], tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
