@@ -4,6 +4,7 @@ corpus and (b) the held-out real-sfx-dev test split, never on the reserved OpenT
     python3 scripts/default_model_variants.py                     # every variant, seed 0
     python3 scripts/default_model_variants.py base sigmoid --seeds 0 1 2
     python3 scripts/default_model_variants.py --table             # markdown table of what was run
+    python3 scripts/default_model_variants.py --ensemble ens-label3 label-s0 label-s1 label-s2
 
 Each run trains ``configs/default-model.yaml`` with the variant's overrides into
 ``runs/variants/<variant>-s<seed>`` (features come from the shared cache) and appends the T2A/A2T
@@ -64,9 +65,21 @@ def run(variant: str, seed: int, epochs: int) -> dict:
     for s in sets:
         cmd += ["--set", s]
     subprocess.run(cmd, cwd=ROOT, check=True)
-    row: dict = {"variant": variant, "seed": seed, "epochs": epochs}
+    return evaluate(f"runs/variants/{variant}-s{seed}/best.pt", {"variant": variant, "seed": seed, "epochs": epochs})
+
+
+def ensemble(name: str, members: list[str]) -> dict:
+    """Join trained variant runs (``label-s0`` ...) with ``soundseek ensemble`` and evaluate them."""
+    out = f"runs/variants/{name}-s0/best.pt"
+    (ROOT / out).parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "soundseek", "ensemble", *[f"runs/variants/{m}/best.pt" for m in members], "--out", out]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return evaluate(out, {"variant": name, "seed": 0, "members": members})
+
+
+def evaluate(checkpoint: str, row: dict) -> dict:
     for name, path in EVALS.items():
-        cmd = [sys.executable, "-m", "soundseek", "eval", f"runs/variants/{variant}-s{seed}/best.pt", "--split", "test",
+        cmd = [sys.executable, "-m", "soundseek", "eval", checkpoint, "--split", "test",
                "--json", "--set", f"data.path={path}", "--set", "data.extra=[]"]
         out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
         row[name] = json.loads(out[out.index("{"):])
@@ -114,8 +127,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--table", action="store_true", help="print the markdown table of results so far")
+    p.add_argument("--ensemble", metavar="NAME", help="join the runs named as variants (e.g. label-s0 label-s1) "
+                   "into the ensemble runs/variants/NAME-s0 and evaluate it")
     a = p.parse_args()
     if a.table:
+        print(table())
+        return
+    if a.ensemble:
+        ensemble(a.ensemble, a.variants)
         print(table())
         return
     for v in a.variants:
