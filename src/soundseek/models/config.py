@@ -115,6 +115,10 @@ class TrainConfig:
     mixup: float = 0.0  # live audio: probability of mixing a clip with another one of the batch
     num_workers: int = 0  # DataLoader worker processes decoding audio
     accumulate: int = 1  # gradient accumulation: micro-batches per optimiser step
+    # with accumulate > 1: every micro-batch sees the whole batch's negatives (GradCache, Gao et
+    # al. 2021: encode all micro-batches without gradients, take the loss of the whole batch,
+    # then encode each micro-batch again to pass its embeddings' gradients on); one process only
+    grad_cache: bool = False
     gradient_checkpointing: bool = False  # recompute trained towers' blocks in backward (less memory)
     # which pairs of a batch count as positives of each other: "clip" (the same clip only) or
     # "label" (also clips whose first captions are equal once case and spacing are ignored:
@@ -131,6 +135,8 @@ class TrainConfig:
             raise ConfigError("train.epochs must be >= 1 and train.batch_size >= 2")
         if self.accumulate < 1 or self.batch_size // self.accumulate < 2:
             raise ConfigError("train.accumulate must be >= 1 and leave >= 2 pairs per micro-batch")
+        if self.grad_cache and self.accumulate < 2:
+            raise ConfigError("train.grad_cache needs train.accumulate >= 2 micro-batches")
         if self.crop_seconds < 0 or self.num_workers < 0 or not 0 <= self.mixup <= 1:
             raise ConfigError("train.crop_seconds and train.num_workers must be >= 0, train.mixup in [0, 1]")
 

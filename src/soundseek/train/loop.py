@@ -26,7 +26,7 @@ from soundseek.models.factory import checkpoint_payload, model_from_checkpoint
 from soundseek.train.data import Prepared, SplitView
 from soundseek.train.evaluate import evaluate
 from soundseek.train.optim import build_optimizer, build_scheduler
-from soundseek.train.step import BatchLoss, to_device
+from soundseek.train.step import BatchLoss, concat_reps, to_device
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,9 @@ class Trainer:
                 crop_seconds=cfg.train.crop_seconds, train=cfg.train.random_crop,
                 augment=WaveAugment(cfg.train.gain_db, cfg.train.shift), load_waves=self.live_audio, seed=cfg.train.seed)
         self.step_module = BatchLoss(self.model, hook)
+        if cfg.train.grad_cache and dist.world_size() > 1:
+            raise ConfigError("train.grad_cache runs in one process; under torch.distributed every rank already "
+                              "sees the global batch's negatives (drop train.grad_cache or train.accumulate)")
         if dist.world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -179,8 +182,11 @@ class Trainer:
         """
         cfg = self.cfg
         k = cfg.train.accumulate
-        micro = [rows] if k == 1 else [m for m in np.array_split(rows, k) if len(m) >= 2]
         self.opt.zero_grad(set_to_none=True)
+        if cfg.train.grad_cache:
+            total = self._grad_cache_backward([m for m in np.array_split(rows, k) if len(m)])
+            return self._optimizer_step(total)
+        micro = [rows] if k == 1 else [m for m in np.array_split(rows, k) if len(m) >= 2]
         total = 0.0
         for i, part in enumerate(micro):
             sync = i == len(micro) - 1 or not hasattr(self.step_module, "no_sync")
@@ -190,6 +196,56 @@ class Trainer:
                     loss = self.step_module(batch) / len(micro)
                 self.scaler.scale(loss.float()).backward()
             total += float(loss.detach())
+        return self._optimizer_step(total)
+
+    def _grad_cache_backward(self, micro: list[np.ndarray]) -> float:
+        """Gradients of the whole batch's loss, one micro-batch of encoder activations at a time
+        (GradCache, Gao et al. 2021). Pass 1 encodes every micro-batch without gradients; the loss
+        of the concatenated representations gives their gradients (and those of the loss's own
+        parameters); pass 2 encodes each micro-batch again, with the random state of pass 1
+        (same dropout and masks), and back-propagates ``sum(rep * grad)``. The gradients equal
+        those of one step on the whole batch; only one micro-batch's activations are kept."""
+        cfg = self.cfg
+        batches, states, texts, audios = [], [], [], []
+        with torch.no_grad():
+            for part in micro:
+                batch = self._batch(part, None)
+                states.append(_rng_states(self.device))
+                with autocast(self.device, cfg.train.precision):
+                    t, a = self.step_module.encode(batch)
+                batches.append(batch)
+                texts.append(t)
+                audios.append(a)
+        leaves = [{k: (v.detach().requires_grad_(True) if v.is_floating_point() else v)
+                   for k, v in concat_reps(reps).items()} for reps in (texts, audios)]
+        ids = torch.cat([b["clip_ids"] for b in batches])
+        teacher = self.targets.block(np.concatenate(micro), self.train_view.caption_audio[np.concatenate(micro)]) \
+            if self.targets is not None else None
+        if teacher is not None:
+            teacher = teacher.to(self.device, next(self.model.scorer.parameters()).dtype)
+        with autocast(self.device, cfg.train.precision):
+            loss = self.model(leaves[0], leaves[1], ids, teacher)
+        self.scaler.scale(loss.float()).backward()
+        start = 0
+        for batch, state, n in zip(batches, states, (len(m) for m in micro)):
+            _set_rng_states(self.device, state)
+            with autocast(self.device, cfg.train.precision):
+                reps = self.step_module.encode(batch)
+            terms = []
+            for rep, leaf in zip(reps, leaves):
+                for key, v in rep.items():
+                    g = leaf[key].grad if torch.is_tensor(leaf[key]) and leaf[key].requires_grad else None
+                    if g is None or not v.requires_grad:
+                        continue
+                    g = g[start:start + n][(slice(None),) + tuple(slice(0, d) for d in v.shape[1:])]
+                    terms.append((v.float() * g.float()).sum())
+            if terms:  # the gradients of the leaves are already scaled by the GradScaler
+                torch.stack(terms).sum().backward()
+            start += n
+        return float(loss.detach())
+
+    def _optimizer_step(self, total: float) -> float:
+        cfg = self.cfg
         if cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
@@ -313,6 +369,18 @@ class Trainer:
             for d, m in record.get("val", {}).items():
                 for k, val in m.items():
                     writer.add_scalar(f"val/{d}/{k}", val, record["epoch"])
+
+
+def _rng_states(device: torch.device) -> tuple:
+    """The random state a forward pass draws from (CPU, and the CUDA device's)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_states(device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def _spec_augment_frontend(model, aug) -> None:

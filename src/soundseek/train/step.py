@@ -25,6 +25,11 @@ class BatchLoss(nn.Module):
         self.frame_hook = frame_hook
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        text, audio = self.encode(batch)
+        return self.model(text, audio, batch["clip_ids"], batch.get("teacher"))
+
+    def encode(self, batch: dict[str, Any]) -> tuple[dict, dict]:
+        """The batch's caption and clip representations (the scorer's dicts)."""
         m = self.model
         if "captions" in batch:
             text = m.encode_captions(batch["captions"])
@@ -37,7 +42,23 @@ class BatchLoss(nn.Module):
             if self.frame_hook is not None and m.training:
                 frames = self.frame_hook(frames, fmask)
             audio = m.encode_audio(frames, fmask)
-        return m(text, audio, batch["clip_ids"], batch.get("teacher"))
+        return text, audio
+
+
+def concat_reps(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Representations of consecutive micro-batches as one batch: tensors are concatenated along
+    dim 0, after zero-padding (False for masks) the other dims to the largest micro-batch's,
+    which is what encoding the whole batch at once gives a masked scorer."""
+    out = {}
+    for k in parts[0]:
+        ts = [p[k] for p in parts]
+        shape = [max(t.shape[d] for t in ts) for d in range(1, ts[0].dim())]
+        padded = []
+        for t in ts:
+            pad = [x for d in reversed(range(1, t.dim())) for x in (0, shape[d - 1] - t.shape[d])]
+            padded.append(torch.nn.functional.pad(t, pad) if any(pad) else t)
+        out[k] = torch.cat(padded)
+    return out
 
 
 def to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None,
