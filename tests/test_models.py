@@ -248,3 +248,26 @@ def test_layer_decay_scales_block_learning_rates(tiny_root):
     groups = {g["name"]: g["lr"] for g in model.param_groups(1.0, {"text_encoder": 0.1}, layer_decay=0.5)}
     assert groups["text_encoder.block1"] == pytest.approx(0.1) and groups["text_encoder.block0"] == pytest.approx(0.05)
     assert groups["text_encoder.other"] == pytest.approx(0.025) and groups["scorer"] == 1.0
+
+
+@pytest.mark.parametrize("change, message", [
+    # 2 x (100k x 100k) floats = 80 GB if built before the tensors were checked
+    ({"embed_dim": 100_000, "options": {"pooling": "meanmax", "hidden": 100_000}}, "the recipe needs"),
+    ({"scorer": "ensemble", "embed_dim": 8 * 10_000,
+      "options": {"members": [{"embed_dim": 8, "options": {}}] * 10_000}}, "at most 64 members"),
+    ({"options": {"pooling": "netrvlad"}}, "is missing"),
+])
+def test_a_recipe_that_does_not_match_its_tensors_is_refused_before_allocating(tmp_path, change, message):
+    """A damaged or hostile checkpoint recipe (huge widths, thousands of ensemble members) fails
+    with an error, built on the meta device first, instead of exhausting memory."""
+    import resource
+
+    cfg = apply_overrides(Config(), ["model.embed_dim=8"])
+    model = create_model(cfg, audio_dim=6, text_dim=5, towers=False)
+    payload = checkpoint_payload(model)
+    payload["config"]["model"].update(change)
+    save_checkpoint(tmp_path / "bad.pt", payload)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ConfigError, match=message):
+        load_model(tmp_path / "bad.pt", towers=False)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing big allocated

@@ -147,6 +147,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], towers: bool | tuple[nn.Module, 
     """Rebuild a model from a loaded checkpoint dict (any version); ``towers`` as in
     :func:`create_model` (a given pair is used as is, e.g. the encoders that made a feature cache)."""
     cfg = from_dict(Config, ckpt["config"])
+    check_head_shapes(cfg, ckpt, where)
     if towers is True and ckpt.get("version", 1) >= 2 and not ckpt.get("towers"):
         towers = False  # saved from a heads-only model (trained on features of unnamed encoders)
     model = create_model(cfg, int(ckpt["audio_dim"]), int(ckpt["text_dim"]), towers=towers)
@@ -170,6 +171,30 @@ def model_from_checkpoint(ckpt: dict[str, Any], towers: bool | tuple[nn.Module, 
     if missing or unexpected:
         raise ConfigError(f"{where} does not fit its recipe's model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval()
+
+
+def check_head_shapes(cfg: Config, ckpt: dict[str, Any], where: str = "checkpoint") -> None:
+    """Refuse a checkpoint whose recipe describes heads other than the tensors it holds, before
+    anything is allocated: the heads are built on the meta device (shapes, no memory) and every
+    tensor they need must be in the file with that shape. So a damaged or hostile recipe (a
+    width of millions, thousands of ensemble members) fails with an error instead of exhausting
+    the machine; the file's own tensors bound what loading it allocates."""
+    import torch
+
+    try:
+        audio_dim, text_dim = int(ckpt["audio_dim"]), int(ckpt["text_dim"])
+        with torch.device("meta"):
+            scorer, loss = build_heads(cfg, audio_dim, text_dim)
+    except (ConfigError, ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"{where}: its recipe does not build a model: {e}") from None
+    saved = ckpt.get("model", {})
+    for prefix, module in (("scorer.", scorer), ("loss.", loss)):
+        for name, t in module.state_dict().items():
+            have = saved.get(prefix + name)
+            if not hasattr(have, "shape") or tuple(have.shape) != tuple(t.shape):
+                got = "missing" if have is None else f"shape {tuple(getattr(have, 'shape', ()))}"
+                raise ConfigError(f"{where} does not fit its recipe's model: {prefix + name} is {got}, "
+                                  f"the recipe needs {tuple(t.shape)}")
 
 
 def load_model(path: str | Path, towers: bool = True) -> RetrievalModel:

@@ -24,6 +24,7 @@ from ..config import ConfigError
 from .base import Rep, Scorer, caption_chunks, require
 
 MEMBER_KEYS = ("scorer", "embed_dim", "options")
+MAX_MEMBERS = 64
 
 
 def _member_scorers():
@@ -55,6 +56,8 @@ class EnsembleScorer(Scorer):
 
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or len(members) < 2:
             raise ConfigError("an ensemble needs a list of at least 2 members")
+        if len(members) > MAX_MEMBERS:
+            raise ConfigError(f"an ensemble has at most {MAX_MEMBERS} members, got {len(members)}")
         built = []
         for i, m in enumerate(members):
             if not isinstance(m, dict):
