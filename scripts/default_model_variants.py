@@ -40,6 +40,10 @@ VARIANTS: dict[str, list[str]] = {
     # recipe's seeds; teachers first: soundseek distill runs/variants/label-s{0,1,2}/best.pt --out runs/teachers-label3.pt
     "distill3": ["loss.distill=runs/teachers-label3.pt"],
     "distill5": ["loss.distill=runs/teachers-label5.pt"],                 # seeds 0-4
+    # the last aisfx block tuned end to end (live audio, 3 s random crops) under the label recipe's
+    # trained heads (run label first); no per-epoch validation: the audio tower runs live
+    "audio-tune": ["encoders.audio_unlocked_blocks=1", "train.init_from=runs/variants/label-s0/best.pt",
+                   "optim.lr=1.0e-4", "optim.warmup_epochs=0", "train.crop_seconds=3", "data.val_split=none"],
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)

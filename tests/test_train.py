@@ -229,3 +229,23 @@ def test_grad_cache_without_dropout_equals_one_full_batch_step(tmp_path):
     assert any(not torch.allclose(states["plain"][k], v, atol=1e-6) for k, v in states["full"].items())
     with pytest.raises(ConfigError, match="grad_cache needs train.accumulate >= 2"):
         toy_config(tmp_path, "train.grad_cache=true").validate()
+
+
+def test_init_from_starts_from_a_checkpoints_weights(tmp_path):
+    data = toy_prepared()
+    Trainer(toy_config(tmp_path / "a", "train.epochs=2"), data).fit()
+    src = tmp_path / "a" / "run" / "best.pt"
+    saved = load_checkpoint(src)["model"]
+    t = Trainer(toy_config(tmp_path / "b", f"train.init_from={src}", "train.seed=7"), data)
+    own = t.model.state_dict()
+    assert saved and all(torch.equal(own[k], v) for k, v in saved.items())
+    fresh = Trainer(toy_config(tmp_path / "c", "train.seed=7"), data).model.state_dict()
+    assert not all(torch.equal(fresh[k], v) for k, v in saved.items())
+    t.fit()  # and trains on from there
+    assert len(t.history) == 4
+    with pytest.raises(ConfigError, match="init_from=.*scorer.audio_head.fc1.weight is shape"):
+        Trainer(toy_config(tmp_path / "d", f"train.init_from={src}", "model.embed_dim=16"), data)
+    with pytest.raises(ConfigError, match="init_from=.*is missing"):
+        Trainer(toy_config(tmp_path / "e", f"train.init_from={src}", "model.options={pooling: netrvlad}"), data)
+    with pytest.raises(FileNotFoundError):
+        Trainer(toy_config(tmp_path / "f", f"train.init_from={tmp_path / 'nope.pt'}"), data)

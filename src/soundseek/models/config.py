@@ -124,6 +124,9 @@ class TrainConfig:
     # "label" (also clips whose first captions are equal once case and spacing are ignored:
     # segments of one recording, the same label in two packages); never used as negatives
     positives_by: Literal["clip", "label"] = "clip"
+    # start from the weights of this checkpoint (same heads; e.g. fine-tune a trained model on
+    # new data, or tune a tower's last blocks under heads trained on cached features)
+    init_from: str = ""
     monitor: Literal["mAP10", "rsum"] = "mAP10"  # T2A mAP@10 or R1+R5+R10 of both directions
     out_dir: str = "runs/default"
     num_threads: int = 0  # 0 = leave torch's default

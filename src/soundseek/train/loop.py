@@ -73,6 +73,31 @@ def positive_ids(view: SplitView, by: str) -> np.ndarray:
     return out
 
 
+def init_weights(model: RetrievalModel, path: str | Path) -> None:
+    """Start ``model`` from the weights of checkpoint ``path`` (``train.init_from``): its heads
+    and loss must have exactly the model's shapes; tower weights it holds (trained blocks) are
+    copied too, and towers it does not hold keep their pretrained weights. Only weights are taken:
+    the optimiser, schedule and epoch count start fresh."""
+    ckpt = load_checkpoint(path)
+    state, own = ckpt.get("model", {}), model.state_dict()
+    for k, v in own.items():
+        if k.startswith(("scorer.", "loss.")) and (k not in state or tuple(state[k].shape) != tuple(v.shape)):
+            got = "missing" if k not in state else f"shape {tuple(state[k].shape)}"
+            raise ConfigError(f"train.init_from={path}: {k} is {got}, the recipe needs {tuple(v.shape)} "
+                              "(start from a checkpoint of the same scorer, pooling and widths)")
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise ConfigError(f"train.init_from={path}: weights the recipe's model does not have: {extra[:3]}")
+    bad = [k for k in state if tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise ConfigError(f"train.init_from={path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
+                          f"the model's is {tuple(own[bad[0]].shape)}")
+    saved = ckpt.get("config", {}).get("encoders")
+    if saved is not None and model.cfg is not None and saved != to_dict(model.cfg)["encoders"]:
+        log.warning("train.init_from=%s was trained with other encoders (%s)", path, saved)
+    model.load_state_dict(state, strict=False)
+
+
 class Trainer:
     def __init__(self, cfg: Config, data: Prepared, out_dir: str | Path | None = None) -> None:
         self.cfg = cfg
@@ -81,6 +106,8 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         towers = data.towers if data.towers is not None else False
         self.model = create_model(cfg, data.audio_dim, data.text_dim, towers=towers)
+        if cfg.train.init_from:
+            init_weights(self.model, cfg.train.init_from)
         self.device = select_device(cfg.train.device)
         check_precision(cfg.train.precision, self.device)
         self.model.to(self.device)
