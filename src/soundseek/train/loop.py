@@ -92,9 +92,11 @@ def init_weights(model: RetrievalModel, path: str | Path) -> None:
     if bad:
         raise ConfigError(f"train.init_from={path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
                           f"the model's is {tuple(own[bad[0]].shape)}")
-    saved = ckpt.get("config", {}).get("encoders")
-    if saved is not None and model.cfg is not None and saved != to_dict(model.cfg)["encoders"]:
-        log.warning("train.init_from=%s was trained with other encoders (%s)", path, saved)
+    ident = ("audio", "audio_checkpoint", "audio_options", "text", "text_path", "text_pooling", "max_tokens")
+    saved = {k: v for k, v in ckpt.get("config", {}).get("encoders", {}).items() if k in ident}
+    now = {k: v for k, v in to_dict(model.cfg)["encoders"].items() if k in ident} if model.cfg is not None else saved
+    if saved and saved != now:  # which blocks train may differ; which encoders run may not, silently
+        log.warning("train.init_from=%s was trained with other encoders (%s, now %s)", path, saved, now)
     model.load_state_dict(state, strict=False)
 
 
