@@ -26,6 +26,7 @@ Front end (torch, ``soundseek.audio.features.LogMel``; no librosa/essentia at ru
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -187,6 +188,21 @@ class AisfxEncoder(AudioEncoder):
         return model.eval()
 
 
+@functools.lru_cache(maxsize=2)
+def _classifier_heads(path: str) -> tuple[dict, tuple[int, ...]]:
+    """``fc.*`` tensors and class counts (in head order) of an aisfx checkpoint, read once per
+    process (a model with category features is built twice when loaded: shapes first, then
+    weights)."""
+    obj = load_object(path, safe_globals=_numpy_scalar_globals())
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], dict)
+            and isinstance(obj[1], dict)):
+        raise CheckpointError(f"{path}: expected (state_dict, datasets) with classifier heads")
+    sd, datasets = strip_prefix(obj[0], ("module.",)), obj[1]
+    order = sorted(datasets, key=lambda k: int(datasets[k][0]))
+    heads = {k: v for k, v in sd.items() if k.startswith("fc.")}
+    return heads, tuple(int(datasets[k][1]) for k in order)
+
+
 def _numpy_scalar_globals() -> list:
     """Globals the aisfx pickle needs: numpy scalar reconstruction and the int64 dtype."""
     try:
@@ -249,13 +265,7 @@ class AisfxCategories(torch.nn.Module):
     def from_pretrained(cls, path: str | Path | None = None, output: str = "probs") -> "AisfxCategories":
         """The heads ``fc.{i}.{0,2,4}`` of the packaged checkpoint (or ``path``, same layout)."""
         path = Path(path) if path is not None else AisfxEncoder.default_checkpoint()
-        obj = load_object(path, safe_globals=_numpy_scalar_globals())
-        if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], dict)
-                and isinstance(obj[1], dict)):
-            raise CheckpointError(f"{path}: expected (state_dict, datasets) with classifier heads")
-        sd, datasets = strip_prefix(obj[0], ("module.",)), obj[1]
-        order = sorted(datasets, key=lambda k: int(datasets[k][0]))
-        sizes = tuple(int(datasets[k][1]) for k in order)
+        sd, sizes = _classifier_heads(str(path))
         model = cls(output=output, sizes=sizes)
         for i in range(len(sizes)):
             for j, layer in enumerate((0, 2, 4)):

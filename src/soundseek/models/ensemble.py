@@ -46,18 +46,16 @@ def ensemble_payload(paths: Sequence[str | Path]) -> dict[str, Any]:
     base["model"] = {**base["model"], "scorer": "ensemble", "embed_dim": sum(m["embed_dim"] for m in members),
                      "options": {"members": members}}
     base["loss"] = {**base["loss"], "distill": ""}
-    payload = {"config": base, "audio_dim": first["audio_dim"], "text_dim": first["text_dim"], "model": state,
-               "towers": first.get("towers", {}), "members": [str(p) for p in paths]}
-    from soundseek.models.factory import model_from_checkpoint
-
-    model_from_checkpoint({**payload, "version": 2}, towers=False, where="ensemble")  # it must fit its recipe
-    return payload
+    return {"config": base, "audio_dim": first["audio_dim"], "text_dim": first["text_dim"], "model": state,
+            "towers": first.get("towers", {}), "members": [str(p) for p in paths]}
 
 
 def combine(paths: Sequence[str | Path], out: str | Path) -> RetrievalModel:
-    """Write the ensemble of ``paths`` to ``out`` (atomically) and return it (heads only)."""
+    """Write the ensemble of ``paths`` to ``out`` (atomically) and return it (heads only); the
+    ensemble is built, so checked against its recipe, before anything is written."""
     from soundseek.models.factory import model_from_checkpoint
 
     payload = ensemble_payload(paths)
+    model = model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))
     save_checkpoint(out, payload)
-    return model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))
+    return model
