@@ -271,3 +271,47 @@ def test_a_recipe_that_does_not_match_its_tensors_is_refused_before_allocating(t
     with pytest.raises(ConfigError, match=message):
         load_model(tmp_path / "bad.pt", towers=False)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing big allocated
+
+
+@pytest.mark.parametrize("options, trained, message", [
+    # conv weights of (100k x 2**i) channels: terabytes if built before the tensors were checked
+    ({"channels": 100_000, "n_blocks": 2, "out_dim": 8}, True, "the recipe needs"),
+    ({"channels": 100_000, "n_blocks": 2, "out_dim": 8}, False, "randomly initialised elements"),
+    ({"channels": 4, "n_blocks": 2, "out_dim": 8, "bogus": 1}, True, "does not build its audio encoder"),
+])
+def test_a_random_tower_larger_than_its_tensors_is_refused_before_allocating(tiny_root, tmp_path, options, trained,
+                                                                             message):
+    """A recipe sets the size of a randomly initialised tower (small_cnn, pretrained=false): it is
+    built on the meta device and checked against the file before anything is allocated."""
+    import resource
+
+    cfg = tiny_cfg(tiny_root, f"encoders.lock_audio={str(not trained).lower()}")
+    payload = checkpoint_payload(create_model(cfg))
+    payload["config"]["encoders"]["audio_options"] = {**options, "dropout": 0.0}
+    save_checkpoint(tmp_path / "bad.pt", payload)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ConfigError, match=message):
+        load_model(tmp_path / "bad.pt")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def test_a_stored_random_tower_must_be_stored_whole(tiny_root, tmp_path):
+    model = create_model(tiny_cfg(tiny_root, "encoders.lock_audio=false"))
+    payload = checkpoint_payload(model)
+    dropped = next(k for k in payload["model"] if k.startswith("audio_encoder.blocks"))
+    del payload["model"][dropped]
+    save_checkpoint(tmp_path / "cut.pt", payload)
+    with pytest.raises(ConfigError, match=f"{dropped} is missing"):
+        load_model(tmp_path / "cut.pt")
+    # the untouched file loads
+    save_checkpoint(tmp_path / "ok.pt", checkpoint_payload(model))
+    assert load_model(tmp_path / "ok.pt").trained_towers()["audio_encoder"]
+
+
+def test_a_random_transformer_tower_of_hostile_width_is_refused(tiny_root, tmp_path):
+    payload = checkpoint_payload(create_model(tiny_cfg(tiny_root)))
+    payload["config"]["encoders"].update(audio="passt", audio_options={"pretrained": False, "embed_dim": 120_000,
+                                                                       "depth": 2})
+    save_checkpoint(tmp_path / "bad.pt", payload)
+    with pytest.raises(ConfigError, match="passt audio encoder would have 345,774,721,054"):
+        load_model(tmp_path / "bad.pt")

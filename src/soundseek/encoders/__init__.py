@@ -131,6 +131,19 @@ TEXT_ENCODERS.add("hf-clap", _hf_clap_text)
 TEXT_ENCODERS.add("minilm", _hf_text)
 
 
+_RANDOM_UNLESS_PRETRAINED = ("cnn14", "resnet38", "passt", "atst")
+
+
+def builds_from_options(name: str, options: dict) -> bool:
+    """True when audio encoder ``name`` with ``options`` gets its weights from its options alone
+    (random initialisation: ``small_cnn``, or ``pretrained: false``) rather than from a weight
+    file. Its size is then whatever the options say, so a checkpoint loader builds it on the
+    meta device and checks it before allocating (:func:`soundseek.models.factory.check_tower_shapes`)."""
+    if name == "small_cnn":
+        return True
+    return name in _RANDOM_UNLESS_PRETRAINED and options.get("pretrained", True) is False
+
+
 def build_audio_encoder(name: str, **kw):
     """Build a registered audio encoder (names: ``AUDIO_ENCODERS.names()``)."""
     return AUDIO_ENCODERS.get(name)(**kw)
@@ -141,4 +154,4 @@ def build_text_encoder(name: str, **kw):
     return TEXT_ENCODERS.get(name)(**kw)
 
 
-__all__ = ["AUDIO_ENCODERS", "TEXT_ENCODERS", "build_audio_encoder", "build_text_encoder"]
+__all__ = ["AUDIO_ENCODERS", "TEXT_ENCODERS", "build_audio_encoder", "build_text_encoder", "builds_from_options"]

@@ -27,6 +27,9 @@ from soundseek.models.retrieval import TOWERS, RetrievalModel
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "default.pt"
+MAX_UNSTORED_TOWER = 2**30
+"""Most elements (parameters + buffers) a randomly initialised tower that a checkpoint does not
+store may have (4 GiB of float32; the largest built-in architecture, PaSST/ATST base, is ~0.1 G)."""
 
 
 def build_towers(cfg: Config) -> tuple[nn.Module, nn.Module]:
@@ -148,6 +151,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], towers: bool | tuple[nn.Module, 
     :func:`create_model` (a given pair is used as is, e.g. the encoders that made a feature cache)."""
     cfg = from_dict(Config, ckpt["config"])
     check_head_shapes(cfg, ckpt, where)
+    if towers is True:
+        check_tower_shapes(cfg, ckpt, where)
     if towers is True and ckpt.get("version", 1) >= 2 and not ckpt.get("towers"):
         towers = False  # saved from a heads-only model (trained on features of unnamed encoders)
     model = create_model(cfg, int(ckpt["audio_dim"]), int(ckpt["text_dim"]), towers=towers)
@@ -195,6 +200,44 @@ def check_head_shapes(cfg: Config, ckpt: dict[str, Any], where: str = "checkpoin
                 got = "missing" if have is None else f"shape {tuple(getattr(have, 'shape', ()))}"
                 raise ConfigError(f"{where} does not fit its recipe's model: {prefix + name} is {got}, "
                                   f"the recipe needs {tuple(t.shape)}")
+
+
+def check_tower_shapes(cfg: Config, ckpt: dict[str, Any], where: str = "checkpoint") -> None:
+    """Refuse, before allocating, an audio tower whose recipe sets its size (a random
+    initialisation, see :func:`soundseek.encoders.builds_from_options`) beyond what the file
+    holds: the tower is built on the meta device; every tensor the file stores for it must have
+    the shape the recipe gives, a trained tower must be stored whole, and the part the file does
+    not store may have at most :data:`MAX_UNSTORED_TOWER` elements. Towers loaded from weight
+    files (aisfx, official checkpoints, Hugging Face directories) are bounded by those files."""
+    import torch
+
+    from soundseek.encoders import build_audio_encoder, builds_from_options
+
+    enc = cfg.encoders
+    if not builds_from_options(enc.audio, dict(enc.audio_options)):
+        return
+    try:
+        with torch.device("meta"):
+            tower = build_audio_encoder(enc.audio, **enc.audio_options)
+    except (ConfigError, ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"{where}: its recipe does not build its audio encoder: {e}") from None
+    info = ckpt.get("towers", {}).get("audio_encoder", {})
+    whole = bool(info.get("trained")) and not info.get("partial", False)
+    saved = ckpt.get("model", {})
+    unstored = 0
+    for name, t in tower.state_dict().items():
+        have = saved.get(f"audio_encoder.{name}")
+        if have is None:
+            if whole:
+                raise ConfigError(f"{where} does not fit its recipe's model: audio_encoder.{name} is missing, "
+                                  f"the recipe needs {tuple(t.shape)}")
+            unstored += t.numel()
+        elif not hasattr(have, "shape") or tuple(have.shape) != tuple(t.shape):
+            raise ConfigError(f"{where} does not fit its recipe's model: audio_encoder.{name} is shape "
+                              f"{tuple(getattr(have, 'shape', ()))}, the recipe needs {tuple(t.shape)}")
+    if unstored > MAX_UNSTORED_TOWER:
+        raise ConfigError(f"{where}: its recipe's {enc.audio} audio encoder would have {unstored:,} randomly "
+                          f"initialised elements not stored in the file (at most {MAX_UNSTORED_TOWER:,})")
 
 
 def load_model(path: str | Path, towers: bool = True) -> RetrievalModel:
