@@ -293,8 +293,10 @@ def test_default_model_alone_vectors_unchanged(default_pipe, real_sfx):
         wave, _ = load_wave(real_sfx / str(clip), default_pipe.sample_rate)
         emb, frames = default_pipe.embed_audio([wave])
         assert np.abs(emb[0] - ref["emb"][i]).max() <= TOL, clip
-        f = default_pipe.audio_frames([wave])[0][:4]
-        assert np.abs(f - ref[f"frames_{i}"]).max() <= TOL, clip
+        f, r = default_pipe.audio_frames([wave])[0][:4], ref[f"frames_{i}"]
+        # frames are unnormalised conv outputs (|x| up to ~5): float32 rounding differs between
+        # CPU kernels (AVX2 vs AVX-512) by a few 1e-6 of their scale, batch dependence by up to 3
+        assert np.abs(f - r).max() <= TOL * max(1.0, float(np.abs(r).max())), clip
 
 
 def test_default_model_short_clips_same_in_a_batch(default_pipe, real_sfx):
