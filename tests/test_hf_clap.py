@@ -362,8 +362,8 @@ def test_model_spec_parser():
 
 
 def test_moments_inside_long_files_with_clap_windows(unfused_dir, tmp_path):
-    """A long file indexed with CLAP's window (1 s for the tiny model) gets window vectors and its
-    hits carry a moment. (Which moment is the search's business; a random tiny CLAP embeds all
+    """A long file indexed with CLAP's window (1 s for the tiny model, the default: the model's
+    input length, not the 600 s files are decoded to) gets window vectors and its hits carry a moment. (Which moment is the search's business; a random tiny CLAP embeds all
     windows almost alike, so the windows within the merge margin are merged.)"""
     from soundseek.index import build_index
     from soundseek.index.search import Searcher
@@ -374,7 +374,10 @@ def test_moments_inside_long_files_with_clap_windows(unfused_dir, tmp_path):
     sf.write(tmp_path / "sounds" / "long.wav", np.concatenate(parts), 48000, subtype="FLOAT")
     sf.write(tmp_path / "sounds" / "short.wav", tone(0.7, 950.0, seed=30), 48000, subtype="FLOAT")
     pipe = Pipeline.load(f"hf-clap:{unfused_dir}")
-    build_index(tmp_path / "sounds", pipe, tmp_path / "idx", progress=False, window=1.0, hop=1.0)
+    assert pipe.max_seconds == 600.0 and pipe.window_seconds == pytest.approx(1.0)
+    build_index(tmp_path / "sounds", pipe, tmp_path / "idx", progress=False)
+    man = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert (man["window"], man["hop"]) == pytest.approx((1.0, 0.5))
     hit = Searcher(tmp_path / "idx", pipe).search_audio(parts[2], k=1, sample_rate=48000)[0]
     assert hit["path"].endswith("long.wav") and hit["score"] > 0.9999
     assert 0.0 <= hit["start"] <= 2.0 and 3.0 <= hit["end"] <= 4.0 + 1e-6  # covers the matching second

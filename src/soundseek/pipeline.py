@@ -43,6 +43,13 @@ class Pipeline:
     def text_encoder(self):
         return self.model.text_encoder
 
+    @property
+    def window_seconds(self) -> float:
+        """The length the model embeds as one clip, the default window for moments in long files:
+        the audio tower's own (``clip_seconds``, e.g. CLAP's 10 s input, while files are decoded
+        up to ``max_seconds``), else ``max_seconds``."""
+        return float(getattr(self.audio_encoder, "clip_seconds", None) or self.max_seconds)
+
     # -- constructors -------------------------------------------------------------------
     @classmethod
     def load(cls, model: str | Path | None = None) -> "Pipeline":

@@ -36,8 +36,11 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS windows(id INTEGER PRIMARY KEY AUTOINCREME
 
 
 def default_window(embedder: Any, seconds: float | None, hop: float | None) -> tuple[float, float]:
-    """(window, hop) in seconds: ``seconds`` or the embedder's clip length or 10 s; hop: half."""
-    w = float(seconds if seconds is not None else (getattr(embedder, "max_seconds", None) or 10.0))
+    """(window, hop) in seconds: ``seconds``, else the embedder's clip length (``window_seconds``:
+    the length its model embeds as one clip, e.g. CLAP's 10 s; else ``max_seconds``), else 10 s;
+    hop: half the window."""
+    native = getattr(embedder, "window_seconds", None) or getattr(embedder, "max_seconds", None)
+    w = float(seconds if seconds is not None else (native or 10.0))
     h = float(hop if hop is not None else w / 2)
     if w < 0 or (w > 0 and not 0 < h <= w):
         raise ValueError(f"window must be >= 0 s (0: off) and 0 < hop <= window, got window={w}, hop={h}")

@@ -149,6 +149,7 @@ class ClapAudioEncoder(AudioEncoder):
         self.output, self.project = output, bool(project)
         self.sample_rate = int(fe.sampling_rate)
         self.max_samples = int(fe.nb_max_samples)
+        self.clip_seconds = self.max_samples / self.sample_rate  # one input window (max_length_s)
         self.hop, self.n_fft, self.padding = int(fe.hop_length), int(fe.fft_window_size), fe.padding
         self.n_mels = int(fe.feature_size)
         fb = fe.mel_filters if self.fusion else fe.mel_filters_slaney  # (n_fft // 2 + 1, n_mels)
