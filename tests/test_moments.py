@@ -146,3 +146,73 @@ def test_pair_wise_scorer_refines_a_text_moment(tmp_path):
     build_index(root, HashEmbedder(), tmp_path / "idx2", progress=False, window=4.0, hop=2.0, keep_frames=False)
     hit = Searcher(tmp_path / "idx2", HashEmbedder()).search_text("high", k=1, mode="semantic")[0]
     assert (hit["start"], hit["end"]) == (0.0, 4.0)
+
+
+def _window_lengths(index_dir) -> dict[str, set[float]]:
+    import sqlite3
+
+    con = sqlite3.connect(index_dir / "index.sqlite")
+    rows = con.execute("SELECT items.key, windows.end - windows.start FROM windows JOIN items "
+                       "ON items.id = windows.item_id").fetchall()
+    con.close()
+    out: dict[str, set[float]] = {}
+    for key, length in rows:
+        out.setdefault(key, set()).add(round(length, 3))
+    return out
+
+
+def test_an_update_keeps_the_index_window_and_a_new_window_reembeds_every_file(long_index, tmp_path, monkeypatch):
+    from soundseek.index import indexer
+
+    tmp, clips = long_index
+    root, idx = tmp_path / "lib", tmp_path / "idx"
+    root.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(root / name, np.concatenate(clips), SR)
+    build_index(root, HashEmbedder(), idx, progress=False, window=2.0, hop=1.0)
+    sf.write(root / "c.wav", np.concatenate(clips[:3]), SR)
+    rep = build_index(root, HashEmbedder(), idx, progress=False)  # no window given: the index's own
+    assert (rep.added, rep.unchanged) == (1, 2)
+    assert _window_lengths(idx) == {"a.wav": {2.0}, "b.wav": {2.0}, "c.wav": {2.0}}
+    # a new window: every file is re-embedded, even those whose content did not change; a crash
+    # half way leaves the rest marked, and the next run (window not given) finishes them
+    real, calls = indexer._commit, []
+
+    def crash_after_one(*a, **kw):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(indexer, "_commit", crash_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(root, HashEmbedder(), idx, progress=False, window=4.0, hop=2.0, batch_size=1, workers=1)
+    monkeypatch.setattr(indexer, "_commit", real)
+    lengths = _window_lengths(idx)
+    assert sorted(map(sorted, lengths.values())) == [[2.0], [2.0], [4.0]]  # one file done before the crash
+    rep = build_index(root, HashEmbedder(), idx, progress=False)
+    assert (rep.updated, rep.unchanged) == (2, 1)
+    assert _window_lengths(idx) == {"a.wav": {4.0}, "b.wav": {4.0}, "c.wav": {4.0}}
+    s = Searcher(idx, HashEmbedder())
+    assert len(s) == 3 + 2 * 4 + 2  # 10 s files: windows at 0, 2, 4, 6; the 6 s file: 0, 2
+    hit = s.search_audio(np.concatenate(clips[2:4]), k=1)[0]
+    assert (hit["start"], hit["end"]) == pytest.approx((4.0, 8.0))
+    rep = build_index(root, HashEmbedder(), idx, progress=False, window=4.0)  # same window: nothing to do
+    assert rep.unchanged == 3 and rep.updated == 0
+
+
+def test_an_update_keeps_the_index_decode_limit(tmp_path):
+    rng = np.random.default_rng(3)
+    root, idx = tmp_path / "lib", tmp_path / "idx"
+    root.mkdir()
+    waves = {n: (0.3 * rng.standard_normal(6 * SR)).astype(np.float32) for n in ("a.wav", "b.wav")}
+    sf.write(root / "a.wav", waves["a.wav"], SR)
+    build_index(root, HashEmbedder(), idx, progress=False, max_seconds=2.0, window=0)
+    sf.write(root / "b.wav", waves["b.wav"], SR)
+    rep = build_index(root, HashEmbedder(), idx, progress=False)
+    assert rep.added == 1
+    s = Searcher(idx, HashEmbedder())
+    for name, wave in waves.items():  # both files were embedded from their first 2 s only
+        hit = s.search_audio(wave[: 2 * SR], k=1)[0]
+        assert hit["path"] == name and hit["score"] > 0.999, (name, hit)
+        assert s.search_audio(wave, k=1)[0]["score"] < 0.99

@@ -61,13 +61,14 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--bias", default=None, help="with --captions: .npy or text file of one bias per caption")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--max-seconds", type=float, default=None, help="decode at most this much of each file")
+    p.add_argument("--max-seconds", type=float, default=None, help="decode at most this much of each file (an update keeps the index's own)")
     p.add_argument("--rebuild", action="store_true", help="wipe the index first (e.g. after changing model)")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     p.add_argument("--no-frames", action="store_true", help="do not keep frame features (no --rerank later)")
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="files longer than this are also indexed as windows, so hits point at moments "
-                        "(default: the model's clip length, 10 s; 0: off)")
+                        "(default: the index's own, else the model's clip length, 10 s; 0: off; "
+                        "a new value re-embeds every file)")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS", help="window hop (default: half a window)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_index)

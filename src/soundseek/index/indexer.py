@@ -84,6 +84,7 @@ class _Work:
     same_content: bool = False
     mode: int | None = None
     dev_ino: tuple[int, int] | None = None
+    stale: bool = False  # indexed under other build settings: re-embed even if the content is the same
     data: itemdata.ItemData = field(default_factory=itemdata.ItemData)
 
 
@@ -113,6 +114,46 @@ def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> 
 
 
 _END = object()
+
+
+_SHAPING = ("window", "hop", "max_seconds")  # build settings that shape what an item's vectors are
+
+
+def _settings(index_dir: Path, embedder: Any, rebuild: bool, window: float | None, hop: float | None,
+              max_seconds: float | None) -> tuple[float, float, float | None]:
+    """(window, hop, max_seconds) for a build into ``index_dir``.
+
+    An update keeps the settings the index was built with unless they are given. A given value
+    that differs from the stored one marks every indexed file stale (:func:`itemdata.mark_stale`)
+    before the manifest records the new value, so the build re-embeds them all and no index mixes
+    vectors made under two settings (old files with 600-s windows beside new ones with 10-s ones).
+    """
+    try:
+        man = None if rebuild else read_manifest(index_dir)
+    except IndexDamagedError:
+        man = None  # reported (or wiped, with rebuild) by _init_index
+    stored = {k: man[k] for k in _SHAPING if k in man} if man else {}
+    if window is None and "window" in stored:
+        window = stored["window"]
+        hop = stored.get("hop") if hop is None else hop
+    if max_seconds is None and "max_seconds" in stored:
+        max_seconds = stored["max_seconds"]
+    window, hop = moments.default_window(embedder, window, hop)
+    now = {"window": window, "hop": hop, "max_seconds": max_seconds}
+    changed = [f"{k} {stored[k]} -> {now[k]}" for k in _SHAPING
+               if k in stored and stored[k] != now[k] and not (k == "hop" and window == stored.get("window") == 0)]
+    if changed and (index_dir / "index.sqlite").is_file():
+        store = Store(index_dir)
+        try:
+            with store.transaction() as con:
+                itemdata.ensure_schema(con)
+                n = itemdata.mark_stale(con)
+        finally:
+            store.close()
+        if n:
+            logging.getLogger(__name__).warning("Re-embedding the %d files of the index %s: %s.", n, index_dir,
+                                                ", ".join(changed))
+    return window, hop, max_seconds
 
 
 def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: dict, rebuild: bool,
@@ -175,7 +216,9 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         keep_frames: store frame features for re-ranking (False saves disk; rerank then off).
         window, hop: files longer than ``window`` seconds are also indexed as windows every
             ``hop`` seconds (:mod:`.moments`); default the embedder's clip length (10 s for the
-            shipped model) and half of it; ``window=0`` turns windows off.
+            shipped model) and half of it; ``window=0`` turns windows off. An update keeps the
+            ``window``, ``hop`` and ``max_seconds`` the index was built with unless given; a
+            different value re-embeds every file (:func:`_settings`).
     Returns:
         :class:`IndexReport`; skipped files are also printed (when ``progress``) and logged.
     Raises:
@@ -186,17 +229,17 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
     index_dir = Path(index_dir)
     if batch_size <= 0 or workers <= 0:
         raise ValueError(f"batch_size and workers must be positive, got {batch_size}, {workers}")
-    window, hop = moments.default_window(embedder, window, hop)
     root, entries, problems = enumerate_source(source, format)
     report = IndexReport(str(index_dir))
     index_dir.mkdir(parents=True, exist_ok=True)
     with IndexLock(index_dir):
+        window, hop, max_seconds = _settings(index_dir, embedder, rebuild, window, hop, max_seconds)
         store = _init_index(index_dir, embedder, backend, dict(backend_options or {}), rebuild, "clips",
                             {"source": str(Path(source).absolute()), "root": str(root), "model": model,
                              "max_seconds": max_seconds, "window": window, "hop": hop})
         with store.transaction() as con:
             itemdata.ensure_schema(con)
-        known, failed = store.known(), store.problems()
+        known, failed, stale = store.known(), store.problems(), itemdata.stale_ids(store.con)
         # 1. removals
         present = {e.key for e in entries}
         gone = [k for k in known if k not in present]
@@ -225,7 +268,8 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                 report.skipped.append((e.key, f"not a regular file ({file_kind(st.st_mode)})"))
                 continue
             row = known.get(e.key)
-            if row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+            redo = row is not None and row["id"] in stale  # embedded under the index's old settings
+            if not redo and row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
                 report.unchanged += 1
                 if ((json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags)
                         or row["id"] not in with_text):  # (an index built before the text index)
@@ -236,7 +280,7 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                     and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
                 report.skipped.append((e.key, bad["reason"]))
                 continue
-            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode))
+            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode, stale=redo))
         if meta_updates:
             cols = [textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path)) for e, _ in meta_updates]
             with store.transaction() as con:
@@ -251,7 +295,7 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             try:
                 w.sha1, st = _sha1(w.entry.path)
                 w.dev_ino = (st.st_dev, st.st_ino)
-                if w.row is not None and w.row["sha1"] == w.sha1:
+                if not w.stale and w.row is not None and w.row["sha1"] == w.sha1:
                     w.same_content = True
                     return w
                 w.wave, w.info = load_wave(w.entry.path, sr, max_seconds)

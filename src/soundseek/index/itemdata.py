@@ -1,6 +1,10 @@
 """What an index keeps beside each item's vector — its words (:mod:`.textindex`), its
 waveform peaks (:mod:`.peaks`) and the windows of a long recording (:mod:`.moments`) —
-written and forgotten together, inside the indexer's transaction for that item."""
+written and forgotten together, inside the indexer's transaction for that item.
+
+The ``stale`` table lists the items whose vectors were made under build settings the index
+no longer has (window, hop, decode limit): the indexer re-embeds them, and an item leaves the
+list in the transaction that writes its new vectors, so an interrupted re-embedding resumes."""
 from __future__ import annotations
 
 import sqlite3
@@ -10,7 +14,7 @@ import numpy as np
 
 from . import moments, peaks, textindex
 
-__all__ = ["ItemData", "ensure_schema", "attach", "forget"]
+__all__ = ["ItemData", "ensure_schema", "attach", "forget", "mark_stale", "stale_ids"]
 
 
 @dataclass
@@ -27,10 +31,22 @@ def ensure_schema(con: sqlite3.Connection) -> None:
     textindex.ensure_schema(con)
     peaks.ensure_schema(con)
     moments.ensure_schema(con)
+    con.execute("CREATE TABLE IF NOT EXISTS stale(id INTEGER PRIMARY KEY)")
+
+
+def mark_stale(con: sqlite3.Connection) -> int:
+    """Mark every item as embedded under old settings; returns how many are stale now."""
+    con.execute("INSERT OR IGNORE INTO stale(id) SELECT id FROM items")
+    return int(con.execute("SELECT COUNT(*) FROM stale").fetchone()[0])
+
+
+def stale_ids(con: sqlite3.Connection) -> set[int]:
+    return {int(r[0]) for r in con.execute("SELECT id FROM stale")}
 
 
 def attach(con: sqlite3.Connection, item_id: int, gen: int, data: ItemData) -> None:
-    """Replace what is kept beside ``item_id`` with ``data``."""
+    """Replace what is kept beside ``item_id`` with ``data`` (its vectors are current now)."""
+    con.execute("DELETE FROM stale WHERE id=?", (item_id,))
     moments.drop(con, item_id, gen)
     if data.text is not None:
         textindex.put(con, item_id, data.text)
@@ -42,6 +58,7 @@ def attach(con: sqlite3.Connection, item_id: int, gen: int, data: ItemData) -> N
 
 def forget(con: sqlite3.Connection, item_id: int, gen: int) -> None:
     """Drop everything kept beside ``item_id`` (its item row is deleted by the caller)."""
+    con.execute("DELETE FROM stale WHERE id=?", (item_id,))
     textindex.delete(con, item_id)
     peaks.delete(con, item_id)
     moments.drop(con, item_id, gen)
