@@ -70,9 +70,9 @@ def _local(path, family: str) -> Path:
 
 
 def _load(cls, p: Path):
-    from soundseek.models.clap import _quiet_from_pretrained
+    from soundseek.encoders.hf_load import load_local
 
-    return _quiet_from_pretrained(cls, p).eval()
+    return load_local(cls, p).eval()
 
 
 class HFAudioEncoder(AudioEncoder):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import logging
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -89,18 +88,10 @@ class HFTextEncoder(nn.Module):
                                     "(save one with model.save_pretrained(dir); tokenizer.save_pretrained(dir))")
         from transformers import AutoModel, AutoTokenizer
 
+        from soundseek.encoders.hf_load import load_local
+
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        # expected, harmless load-time notes ("weights not used: pooler...", "layers were not
-        # sharded" from the tensor-parallel check) are silenced for this call only
-        loggers = [logging.getLogger(n) for n in ("transformers.modeling_utils", "transformers.distributed.tensor_parallel")]
-        levels = [lg.level for lg in loggers]
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
+        model = load_local(AutoModel, path)  # bounded by the weights the directory stores
         return cls(model.eval(), tok, pooling=pooling, max_length=max_length, name=f"{path.parent.name}/{path.name}",
                    weights_id=_dir_identity(path))
 

@@ -43,7 +43,6 @@ Deterministic where the extractor is random (inference must not depend on a seed
 """
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Sequence
@@ -54,33 +53,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, valid_lengths
+from soundseek.encoders.hf_load import load_local
 from soundseek.encoders.text import TextFeatures, _dir_identity
 from soundseek.models.spec import FAMILIES, require_local_dir
 
 FAMILY = "hf-clap"
 HINT = FAMILIES.get(FAMILY).hint
 OUTPUTS = ("embedding", "frames")
-
-
-def _quiet_from_pretrained(cls, path: Path, **kw):
-    """``cls.from_pretrained(path, local_files_only=True)`` with transformers' expected load notes
-    and its per-load progress bar silenced."""
-    from transformers.utils import logging as hf_logging
-
-    bar = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    loggers = [logging.getLogger(n) for n in ("transformers.modeling_utils",
-                                              "transformers.distributed.tensor_parallel")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        return cls.from_pretrained(str(path), local_files_only=True, **kw)
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-        if bar:
-            hf_logging.enable_progress_bar()
 
 
 def clap_dir(path: str | Path) -> Path:
@@ -103,7 +82,7 @@ def load_clap(path: str | Path):
     from transformers import ClapFeatureExtractor, ClapModel
 
     p = clap_dir(path)
-    model = _quiet_from_pretrained(ClapModel, p)
+    model = load_local(ClapModel, p)
     fe = ClapFeatureExtractor.from_pretrained(str(p), local_files_only=True)
     return model.eval(), fe
 
@@ -325,7 +304,7 @@ class ClapTextEncoder(nn.Module):
         from transformers import AutoTokenizer, ClapModel
 
         p = clap_dir(path)
-        model = _quiet_from_pretrained(ClapModel, p)
+        model = load_local(ClapModel, p)
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         return cls(model.text_model, model.text_projection, tok, max_length=max_length, project_tokens=project_tokens,
                    trainable=trainable, name=f"{p.parent.name}/{p.name}", weights_id=_dir_identity(p))

@@ -1,0 +1,153 @@
+"""Loading a Hugging Face model from a local directory, bounded by what the directory stores.
+
+A model directory holds ``config.json`` and weights. ``from_pretrained`` builds the model the
+config describes and randomly initialises whatever the weights do not hold, so a config asking
+for 100,000 layers over a one-layer checkpoint takes minutes and tens of gigabytes before any
+check. :func:`load_local` first reads the stored tensors' shapes (the safetensors headers; a
+``.bin`` through ``torch.load(mmap=True, weights_only=True)``, which reads no data), builds the
+model on the meta device under a budget of that many elements, and refuses a model that holds
+more than :data:`SLACK` beyond what is stored (a pretrained model is its weights: a missing
+pooler or position-id buffer fits in the slack, a thousand missing layers do not). Only then
+does transformers load it for real. Shard index files may name only files inside the directory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["load_local", "stored_shapes", "SLACK", "HFLoadError"]
+
+SLACK = (1 << 22, 0.10)  # elements a model may hold beyond its weights: 4 Mi, or 10 % of them
+SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+TORCH_BIN = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+class HFLoadError(ValueError):
+    """A local model directory whose config and weights do not describe the same model."""
+
+
+def _weight_files(path: Path) -> list[Path]:
+    for single, index in (SAFETENSORS, TORCH_BIN):
+        if (path / single).is_file():
+            return [path / single]
+        if (path / index).is_file():
+            try:
+                names = set(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                raise HFLoadError(f"{path / index}: not a weight index ({e})") from None
+            files = []
+            for n in sorted(names):
+                f = path / str(n)
+                if Path(str(n)).name != str(n) or not f.is_file():
+                    raise HFLoadError(f"{path / index} names {str(n)!r}: shards must be files inside {path}")
+                files.append(f)
+            return files
+    raise FileNotFoundError(f"{path} has no weights ({', '.join(SAFETENSORS + TORCH_BIN)})")
+
+
+def stored_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor the directory's weights store, without reading their data."""
+    out: dict[str, tuple[int, ...]] = {}
+    for f in _weight_files(Path(path)):
+        try:
+            if f.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                with safe_open(str(f), framework="pt") as st:
+                    for k in st.keys():
+                        out[k] = tuple(st.get_slice(k).get_shape())
+            else:
+                sd = torch.load(str(f), map_location="cpu", weights_only=True, mmap=True)
+                if not isinstance(sd, dict):
+                    raise HFLoadError(f"{f}: not a state dict")
+                out.update({str(k): tuple(v.shape) for k, v in sd.items() if isinstance(v, torch.Tensor)})
+        except HFLoadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
+            raise HFLoadError(f"{f}: unreadable weights ({type(e).__name__}: {e})") from None
+    return out
+
+
+class _Budget(TorchFunctionMode):
+    """Counts the elements of tensors made while a model is built; stops past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.made = limit, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.device.type == "meta":
+            self.made += out.numel()
+            if self.made > self.limit:
+                raise _OverBudget
+        return out
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _held(model: torch.nn.Module) -> int:
+    seen, n = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if id(t) not in seen:
+            seen.add(id(t))
+            n += t.numel()
+    return n
+
+
+def check_config_fits_weights(cls, path: Path, config=None) -> None:
+    """Raise :class:`HFLoadError` if ``cls`` built from the directory's config would hold more than
+    its weights store plus :data:`SLACK` (built on the meta device, stopped as soon as it does)."""
+    shapes = stored_shapes(path)
+    stored = sum(int(torch.Size(s).numel()) for s in shapes.values())
+    allowed = stored + max(SLACK[0], int(SLACK[1] * stored))
+    if config is None:
+        config = cls.config_class.from_pretrained(str(path), local_files_only=True)
+    budget = _Budget(4 * allowed)  # initialisers make temporaries on meta too; they cost nothing
+    try:
+        with torch.device("meta"), budget:
+            model = cls(config)
+    except _OverBudget:
+        held = None
+    else:
+        held = _held(model)
+        del model
+    if held is None or held > allowed:
+        what = "more than " + f"{4 * allowed:,}" if held is None else f"{held:,}"
+        raise HFLoadError(
+            f"{path}: config.json describes a {cls.__name__} of {what} elements, but its weights store "
+            f"{stored:,} in {len(shapes)} tensors; a pretrained model must store its weights "
+            "(is config.json from another model?)")
+
+
+def load_local(cls, path: str | Path, **kw):
+    """``cls.from_pretrained(path, local_files_only=True)`` once :func:`check_config_fits_weights`
+    holds, with transformers' expected load notes and its per-load progress bar silenced."""
+    from transformers.utils import logging as hf_logging
+
+    path = Path(path)
+    if getattr(cls, "config_class", None) is None and hasattr(cls, "_model_mapping"):  # AutoModel & co.
+        from transformers import AutoConfig
+
+        cls = cls._model_mapping[type(AutoConfig.from_pretrained(str(path), local_files_only=True))]
+    check_config_fits_weights(cls, path)
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    loggers = [logging.getLogger(n) for n in ("transformers.modeling_utils",
+                                              "transformers.distributed.tensor_parallel")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        return cls.from_pretrained(str(path), local_files_only=True, **kw)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        if bar:
+            hf_logging.enable_progress_bar()
