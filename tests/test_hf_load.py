@@ -1,6 +1,7 @@
 """Local Hugging Face directories load only when their config describes the weights they store:
 a hostile config.json (a thousand layers over a one-layer checkpoint) is refused before anything
-is built for real; shard indexes may not point outside the directory."""
+is built for real; shard indexes may not point outside the directory; a preprocessor_config.json
+whose sizes would exhaust the machine (a 2^27-point FFT, a day-long input) is refused."""
 from __future__ import annotations
 
 import json
@@ -98,3 +99,42 @@ def test_a_clap_config_with_extra_layers_is_refused(tmp_path):
     _edit_config(p, **{"text_config.num_hidden_layers": 2000})
     with pytest.raises(HFLoadError, match="ClapModel"):
         load_clap(p)
+
+
+def _edit_preprocessor(path: Path, **change) -> None:
+    cfg = json.loads((path / "preprocessor_config.json").read_text())
+    cfg.update(change)
+    (path / "preprocessor_config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"fft_window_size": 1 << 17}, "fft_window_size"),  # a 131,072-point mel bank: builds without the check
+    ({"fft_window_size": 1 << 27}, "fft_window_size"),  # ~70 GB of mel filters
+    ({"max_length_s": 86_400}, "max_length_s"),  # every clip padded to a day
+    ({"hop_length": 1, "max_length_s": 600, "nb_max_samples": 600 * 48000}, "features would be"),
+    ({"sampling_rate": 10}, "sampling_rate"),
+    ({"feature_size": True}, "feature_size"),
+    ({"feature_size": "64"}, "feature_size"),
+])
+def test_hostile_feature_extractor_settings_are_refused_before_building(tmp_path, change, match):
+    from soundseek.models.clap import load_clap
+
+    p = make_tiny_clap(tmp_path / "clap")
+    load_clap(p)
+    _edit_preprocessor(p, **change)
+    with pytest.raises(HFLoadError, match=match):
+        load_clap(p)
+
+
+def test_preprocessor_file_must_be_a_small_json_object(tmp_path):
+    from soundseek.encoders.hf_load import MAX_PREPROCESSOR_BYTES, check_preprocessor_config
+
+    f = tmp_path / "preprocessor_config.json"
+    for text, match in (("[1, 2]", "JSON object"), ("{", "not JSON"),
+                        (" " * (MAX_PREPROCESSOR_BYTES + 1) + "{}", "MiB")):
+        f.write_text(text)
+        with pytest.raises(HFLoadError, match=match):
+            check_preprocessor_config(tmp_path)
+    f.write_text(json.dumps({"sampling_rate": 16000, "n_fft": 400, "hop_length": 160, "feature_size": 80,
+                             "chunk_length": 30, "n_samples": 480000, "nb_max_frames": 3000}))  # Whisper's
+    assert check_preprocessor_config(tmp_path)["n_fft"] == 400

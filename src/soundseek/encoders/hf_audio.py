@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, encode_in_segments, valid_lengths
+from soundseek.encoders.hf_load import load_feature_extractor, load_local
 
 HINT = "config.json, the weights and preprocessor_config.json (the layout written by save_pretrained)"
 
@@ -70,8 +71,6 @@ def _local(path, family: str) -> Path:
 
 
 def _load(cls, p: Path):
-    from soundseek.encoders.hf_load import load_local
-
     return load_local(cls, p).eval()
 
 
@@ -119,7 +118,7 @@ class Wav2Vec2StyleEncoder(HFAudioEncoder):
         mtype = AutoConfig.from_pretrained(str(p), local_files_only=True).model_type
         if mtype not in cls.MODEL_TYPES[family]:
             raise ValueError(f"{p} holds a {mtype!r} model, not {'/'.join(cls.MODEL_TYPES[family])} ({family})")
-        fe = AutoFeatureExtractor.from_pretrained(str(p), local_files_only=True)
+        fe = load_feature_extractor(AutoFeatureExtractor, p)
         name, wid = cls._identity(p)
         enc = cls(_load(AutoModel, p), do_normalize=getattr(fe, "do_normalize", True),
                   sample_rate=fe.sampling_rate, trainable=trainable, name=name, weights_id=wid)
@@ -219,7 +218,7 @@ class ASTEncoder(HFAudioEncoder):
 
         p = _local(path, cls.family)
         name, wid = cls._identity(p)
-        return cls(_load(ASTModel, p), ASTFeatureExtractor.from_pretrained(str(p), local_files_only=True),
+        return cls(_load(ASTModel, p), load_feature_extractor(ASTFeatureExtractor, p),
                    trainable=trainable, name=name, weights_id=wid)
 
     def lock_groups(self) -> list[nn.Module]:
@@ -285,8 +284,8 @@ class WhisperEncoder(HFAudioEncoder):
 
         p = _local(path, cls.family)
         name, wid = cls._identity(p)
-        return cls(_load(WhisperModel, p).get_encoder(), WhisperFeatureExtractor.from_pretrained(str(p),
-                   local_files_only=True), trainable=trainable, name=name, weights_id=wid)
+        return cls(_load(WhisperModel, p).get_encoder(), load_feature_extractor(WhisperFeatureExtractor, p),
+                   trainable=trainable, name=name, weights_id=wid)
 
     def lock_groups(self) -> list[nn.Module]:
         """Convolutional stem and positions, then each transformer layer (the last with the final

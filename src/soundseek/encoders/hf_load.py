@@ -9,6 +9,12 @@ model on the meta device under a budget of that many elements, and refuses a mod
 more than :data:`SLACK` beyond what is stored (a pretrained model is its weights: a missing
 pooler or position-id buffer fits in the slack, a thousand missing layers do not). Only then
 does transformers load it for real. Shard index files may name only files inside the directory.
+
+``preprocessor_config.json`` is checked the same way before a feature extractor is built from it
+(:func:`load_feature_extractor`): building one computes its mel filter bank, and running it pads
+every clip to its input length, so an FFT of 2^27 points or an input of a day would exhaust the
+machine at load or at the first clip. Sizes must lie in :data:`PREPROCESSOR_LIMITS` and one
+clip's features (input frames x mel bins) in :data:`MAX_FEATURE_ELEMENTS`.
 """
 from __future__ import annotations
 
@@ -19,11 +25,22 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["load_local", "stored_shapes", "SLACK", "HFLoadError"]
+__all__ = ["load_local", "load_feature_extractor", "check_preprocessor_config", "stored_shapes", "SLACK",
+           "PREPROCESSOR_LIMITS", "MAX_FEATURE_ELEMENTS", "HFLoadError"]
 
 SLACK = (1 << 22, 0.10)  # elements a model may hold beyond its weights: 4 Mi, or 10 % of them
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 TORCH_BIN = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# (low, high) of the feature extractors' size settings (CLAP, AST, Whisper, wav2vec2 names); the
+# published models use 16-48 kHz, FFTs of 400-1024, 64-128 mel bins and 10-30 s inputs
+PREPROCESSOR_LIMITS = {
+    "sampling_rate": (1000, 768_000), "fft_window_size": (16, 1 << 16), "n_fft": (16, 1 << 16),
+    "hop_length": (1, 1 << 16), "feature_size": (1, 2048), "num_mel_bins": (1, 2048),
+    "max_length_s": (0.01, 600), "chunk_length": (0.01, 600), "nb_max_samples": (1, 600 * 768_000),
+    "n_samples": (1, 600 * 768_000), "max_length": (1, 1 << 17), "nb_max_frames": (1, 1 << 17),
+}
+MAX_FEATURE_ELEMENTS = 1 << 26  # one clip's input features (frames x mel bins): 256 MiB of float32
+MAX_PREPROCESSOR_BYTES = 16 << 20  # Whisper's, with its mel filters inline, is ~0.3 MB
 
 
 class HFLoadError(ValueError):
@@ -151,3 +168,45 @@ def load_local(cls, path: str | Path, **kw):
             lg.setLevel(level)
         if bar:
             hf_logging.enable_progress_bar()
+
+
+def check_preprocessor_config(path: str | Path) -> dict:
+    """The directory's ``preprocessor_config.json``, once its sizes are within bounds.
+
+    Raises:
+        HFLoadError: too large a file, not a JSON object, a size outside
+            :data:`PREPROCESSOR_LIMITS`, or features of one clip over :data:`MAX_FEATURE_ELEMENTS`.
+    """
+    f = Path(path) / "preprocessor_config.json"
+    with open(f, "rb") as fh:
+        raw = fh.read(MAX_PREPROCESSOR_BYTES + 1)
+    if len(raw) > MAX_PREPROCESSOR_BYTES:
+        raise HFLoadError(f"{f}: over {MAX_PREPROCESSOR_BYTES >> 20} MiB; not a feature extractor's settings")
+    try:
+        cfg = json.loads(raw)
+    except ValueError as e:
+        raise HFLoadError(f"{f}: not JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise HFLoadError(f"{f}: not a JSON object")
+    for key, (lo, hi) in PREPROCESSOR_LIMITS.items():
+        v = cfg.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise HFLoadError(f"{f}: {key}={v!r} is outside {lo}..{hi}")
+    sr = cfg.get("sampling_rate") or 16000
+    seconds = max(cfg.get("max_length_s") or 0, cfg.get("chunk_length") or 0,
+                  (cfg.get("nb_max_samples") or cfg.get("n_samples") or 0) / sr)
+    frames = max(seconds * sr / (cfg.get("hop_length") or 160), cfg.get("max_length") or 0,
+                 cfg.get("nb_max_frames") or 0)
+    mels = max(cfg.get("feature_size") or 1, cfg.get("num_mel_bins") or 1)
+    if frames * mels * 4 > MAX_FEATURE_ELEMENTS:  # x4: CLAP's fusion input stacks four views
+        raise HFLoadError(f"{f}: one clip's features would be {int(frames):,} frames x {mels} bins "
+                          f"(x4 views at most), over {MAX_FEATURE_ELEMENTS:,} elements")
+    return cfg
+
+
+def load_feature_extractor(cls, path: str | Path):
+    """``cls.from_pretrained(path, local_files_only=True)`` once :func:`check_preprocessor_config` holds."""
+    check_preprocessor_config(path)
+    return cls.from_pretrained(str(path), local_files_only=True)

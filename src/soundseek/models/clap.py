@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, valid_lengths
-from soundseek.encoders.hf_load import load_local
+from soundseek.encoders.hf_load import load_feature_extractor, load_local
 from soundseek.encoders.text import TextFeatures, _dir_identity
 from soundseek.models.spec import FAMILIES, require_local_dir
 
@@ -83,7 +83,7 @@ def load_clap(path: str | Path):
 
     p = clap_dir(path)
     model = load_local(ClapModel, p)
-    fe = ClapFeatureExtractor.from_pretrained(str(p), local_files_only=True)
+    fe = load_feature_extractor(ClapFeatureExtractor, p)
     return model.eval(), fe
 
 
