@@ -119,3 +119,35 @@ def test_members_that_do_not_share_frozen_towers_are_refused(tiny_root, tmp_path
     with pytest.raises(ConfigError, match="at least 2"):
         combine([tmp_path / "a.pt"], tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_member_taken_out_of_an_ensemble_is_that_member(tiny_root, tmp_path, capsys):
+    import math
+
+    from soundseek.cli.main import main
+    from soundseek.models.checkpoint import load_checkpoint
+
+    m1 = member_checkpoint(tiny_root, tmp_path / "a.pt", 1)
+    m2 = member_checkpoint(tiny_root, tmp_path / "b.pt", 2, "model.embed_dim=6", "model.options={pooling: max}")
+    combine([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "ens.pt")
+    assert main(["ensemble", str(tmp_path / "ens.pt"), "--member", "1", "--out", str(tmp_path / "m1.pt")]) == 0
+    one = load_model(tmp_path / "m1.pt", towers=False)
+    ens = load_model(tmp_path / "ens.pt", towers=False)
+    assert one.cfg.model.scorer == "global" and one.scorer.embed_dim == 6 and one.cfg.model.options["pooling"] == "max"
+    assert load_checkpoint(tmp_path / "m1.pt")["member_of"]["trained_as"] == str(tmp_path / "b.pt")
+    g = torch.Generator().manual_seed(4)
+    frames, sent = torch.randn(3, 5, m1.scorer.audio_dim, generator=g), torch.randn(4, m1.scorer.text_dim, generator=g)
+    with torch.no_grad():
+        a_one, a_ens = one.encode_audio(frames, None)["emb"], ens.encode_audio(frames, None)["emb"]
+        t_one = one.encode_text(None, None, sent)["emb"]
+        torch.testing.assert_close(a_one, a_ens[:, 8:] * math.sqrt(2), rtol=0, atol=1e-6)  # the ensemble's slice
+        torch.testing.assert_close(one.score({"emb": t_one}, {"emb": a_one}),
+                                   m2.score(m2.encode_text(None, None, sent), m2.encode_audio(frames, None)),
+                                   rtol=0, atol=1e-6)  # and the model trained as member 1
+    for more, argv, why in (([], ["--member", "2"], "members 0..1, got --member 2"),
+                            ([str(tmp_path / "a.pt")], ["--member", "0"], "one ensemble checkpoint, got 2")):
+        assert main(["ensemble", str(tmp_path / "ens.pt"), *more, "--out", str(tmp_path / "x.pt"), *argv]) == 2
+        assert why in capsys.readouterr().err
+    assert main(["ensemble", str(tmp_path / "a.pt"), "--member", "0", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "not an ensemble" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

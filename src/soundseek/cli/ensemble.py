@@ -1,18 +1,35 @@
-"""``soundseek ensemble``: join trained checkpoints into one model that scores by their mean cosine."""
+"""``soundseek ensemble``: join trained checkpoints into one model that scores by their mean cosine,
+or take one member back out of an ensemble (``--member K``: K-times narrower vectors)."""
 from __future__ import annotations
 
 import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoints", nargs="+", help="member checkpoints (best.pt of runs with the same frozen towers)")
-    p.add_argument("--out", required=True, help="ensemble checkpoint to write (e.g. runs/ensemble.pt)")
+    p.add_argument("checkpoints", nargs="+",
+                   help="member checkpoints (best.pt of runs with the same frozen towers); with --member, "
+                        "one ensemble checkpoint ('default': the shipped model)")
+    p.add_argument("--out", required=True, help="checkpoint to write (e.g. runs/ensemble.pt)")
+    p.add_argument("--member", type=int, default=None, metavar="K",
+                   help="write member K of the one ensemble given instead of joining (0 = the first)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from soundseek.models.ensemble import combine
+    from soundseek.config import ConfigError
+    from soundseek.models.ensemble import combine, extract
 
-    model = combine(args.checkpoints, args.out)
-    print(f"wrote {args.out}: ensemble of {len(args.checkpoints)} models, {model.scorer.embed_dim}-d vectors "
-          f"(the mean of the members' cosines)")
+    if args.member is None:
+        model = combine(args.checkpoints, args.out)
+        print(f"wrote {args.out}: ensemble of {len(args.checkpoints)} models, {model.scorer.embed_dim}-d vectors "
+              f"(the mean of the members' cosines)")
+        return 0
+    if len(args.checkpoints) != 1:
+        raise ConfigError(f"--member takes one ensemble checkpoint, got {len(args.checkpoints)}")
+    src = args.checkpoints[0]
+    if src == "default":
+        from soundseek.models.factory import DEFAULT_CHECKPOINT
+
+        src = DEFAULT_CHECKPOINT
+    model = extract(src, args.member, args.out)
+    print(f"wrote {args.out}: member {args.member} of {args.checkpoints[0]}, {model.scorer.embed_dim}-d vectors")
     return 0

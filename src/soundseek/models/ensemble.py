@@ -1,4 +1,5 @@
-"""Join separately trained checkpoints into one ensemble checkpoint (``soundseek ensemble``).
+"""Join separately trained checkpoints into one ensemble checkpoint (``soundseek ensemble``),
+and take one member back out of an ensemble (``soundseek ensemble --member K``).
 
 The members must share their frozen towers (the same ``encoders`` recipe and feature widths) and
 be global cosine scorers; the result is a model whose scorer is
@@ -56,6 +57,41 @@ def combine(paths: Sequence[str | Path], out: str | Path) -> RetrievalModel:
     from soundseek.models.factory import model_from_checkpoint
 
     payload = ensemble_payload(paths)
+    model = model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))
+    save_checkpoint(out, payload)
+    return model
+
+
+def member_payload(path: str | Path, k: int) -> dict[str, Any]:
+    """The checkpoint dict of member ``k`` of the ensemble checkpoint ``path``: the member's own
+    heads on the shared towers, so its vectors are the ensemble's k-th slice times ``sqrt(K)``
+    (a K-times narrower index, one member's quality)."""
+    ck = load_checkpoint(path)
+    cfg = to_dict(from_dict(Config, ck["config"]))
+    if cfg["model"]["scorer"] != "ensemble":
+        raise ConfigError(f"{path}: scorer {cfg['model']['scorer']!r}, not an ensemble; --member takes an "
+                          "ensemble checkpoint (written by `soundseek ensemble`)")
+    members = list(cfg["model"]["options"].get("members") or [])
+    if not 0 <= k < len(members):
+        raise ConfigError(f"{path} has members 0..{len(members) - 1}, got --member {k}")
+    m = members[k]
+    cfg["model"] = {**cfg["model"], "scorer": m.get("scorer", "global"), "embed_dim": int(m["embed_dim"]),
+                    "options": dict(m.get("options") or {})}
+    prefix = f"scorer.members.{k}."
+    state = {"scorer." + n[len(prefix):]: v for n, v in ck["model"].items() if n.startswith(prefix)}
+    state.update({n: v for n, v in ck["model"].items() if n.startswith("loss.")})
+    out = {"config": cfg, "audio_dim": ck["audio_dim"], "text_dim": ck["text_dim"], "model": state,
+           "towers": ck.get("towers", {})}
+    if ck.get("members"):
+        out["member_of"] = {"ensemble": str(path), "member": k, "trained_as": str(ck["members"][k])}
+    return out
+
+
+def extract(path: str | Path, k: int, out: str | Path) -> RetrievalModel:
+    """Write member ``k`` of the ensemble ``path`` to ``out`` (atomically, after building it) and return it."""
+    from soundseek.models.factory import model_from_checkpoint
+
+    payload = member_payload(path, k)
     model = model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))
     save_checkpoint(out, payload)
     return model
