@@ -2,8 +2,8 @@
 
 A model directory holds ``config.json`` and weights. ``from_pretrained`` builds the model the
 config describes and randomly initialises whatever the weights do not hold, so a config asking
-for 100,000 layers over a one-layer checkpoint takes minutes and tens of gigabytes before any
-check. :func:`load_local` first reads the stored tensors' shapes (the safetensors headers; a
+for 100,000 layers over a one-layer checkpoint takes minutes and gigabytes (3,000 tiny BERT
+layers: 8 s, 0.27 GB) before any check. :func:`load_local` first reads the stored tensors' shapes (the safetensors headers; a
 ``.bin`` through ``torch.load(mmap=True, weights_only=True)``, which reads no data), builds the
 model on the meta device under a budget of that many elements, and refuses a model that holds
 more than :data:`SLACK` beyond what is stored (a pretrained model is its weights: a missing
@@ -40,7 +40,7 @@ PREPROCESSOR_LIMITS = {
     "n_samples": (1, 600 * 768_000), "max_length": (1, 1 << 17), "nb_max_frames": (1, 1 << 17),
 }
 MAX_FEATURE_ELEMENTS = 1 << 26  # one clip's input features (frames x mel bins): 256 MiB of float32
-MAX_PREPROCESSOR_BYTES = 16 << 20  # Whisper's, with its mel filters inline, is ~0.3 MB
+MAX_PREPROCESSOR_BYTES = 16 << 20  # the published ones are a few hundred bytes
 
 
 class HFLoadError(ValueError):
