@@ -61,7 +61,8 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--bias", default=None, help="with --captions: .npy or text file of one bias per caption")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--max-seconds", type=float, default=None, help="decode at most this much of each file (an update keeps the index's own)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="decode at most this much of each file (an update keeps the index's own)")
     p.add_argument("--rebuild", action="store_true", help="wipe the index first (e.g. after changing model)")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     p.add_argument("--no-frames", action="store_true", help="do not keep frame features (no --rerank later)")

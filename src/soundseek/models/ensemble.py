@@ -54,12 +54,7 @@ def ensemble_payload(paths: Sequence[str | Path]) -> dict[str, Any]:
 def combine(paths: Sequence[str | Path], out: str | Path) -> RetrievalModel:
     """Write the ensemble of ``paths`` to ``out`` (atomically) and return it (heads only); the
     ensemble is built, so checked against its recipe, before anything is written."""
-    from soundseek.models.factory import model_from_checkpoint
-
-    payload = ensemble_payload(paths)
-    model = model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))
-    save_checkpoint(out, payload)
-    return model
+    return _write(ensemble_payload(paths), out)
 
 
 def member_payload(path: str | Path, k: int) -> dict[str, Any]:
@@ -79,6 +74,7 @@ def member_payload(path: str | Path, k: int) -> dict[str, Any]:
                     "options": dict(m.get("options") or {})}
     prefix = f"scorer.members.{k}."
     state = {"scorer." + n[len(prefix):]: v for n, v in ck["model"].items() if n.startswith(prefix)}
+    # the loss state (e.g. a learnt temperature; unused for search) is member 0's, the only one kept
     state.update({n: v for n, v in ck["model"].items() if n.startswith("loss.")})
     out = {"config": cfg, "audio_dim": ck["audio_dim"], "text_dim": ck["text_dim"], "model": state,
            "towers": ck.get("towers", {})}
@@ -89,9 +85,13 @@ def member_payload(path: str | Path, k: int) -> dict[str, Any]:
 
 def extract(path: str | Path, k: int, out: str | Path) -> RetrievalModel:
     """Write member ``k`` of the ensemble ``path`` to ``out`` (atomically, after building it) and return it."""
+    return _write(member_payload(path, k), out)
+
+
+def _write(payload: dict[str, Any], out: str | Path) -> RetrievalModel:
+    """Build the heads of ``payload`` (checked against its recipe), then write it atomically."""
     from soundseek.models.factory import model_from_checkpoint
 
-    payload = member_payload(path, k)
     model = model_from_checkpoint({**payload, "version": 2}, towers=False, where=str(out))
     save_checkpoint(out, payload)
     return model
