@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", action="store_true", help="add a random-ranking baseline")
     p.add_argument("--relevance", default=None, metavar="CSV",
                    help="multi-positive relevance table (columns caption,clip): adds T2A mAP@16")
+    p.add_argument("--submission", default=None, metavar="FILE.csv",
+                   help="also write the DCASE retrieval submission of the split: per caption its ten best clips' "
+                        "file names (header caption,file_name_1,...,file_name_10, as the task baseline writes it)")
     p.add_argument("--zeroshot", action="store_true",
                    help="zero-shot classification of the split (ESC-50: meta category/fold) instead of retrieval")
     p.add_argument("--template", default="this is a sound of {label}", help="zero-shot prompt template")
@@ -73,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         view = data.view(split)
         m["t2a_mAP16"] = float(metrics.multi_positive_map(score_view(model, data, view).numpy(),
                                                           relevance_table(view, args.relevance), k=16))
+    if args.submission:
+        n = write_split_submission(model, data, split, args.submission, chunk=cfg.eval.chunk)
+        if not args.json:
+            print(f"wrote {args.submission}: {n} captions x 10 clips")
     base = random_baseline(data.view(split)) if args.random else None
     if args.json:
         if base:
@@ -87,3 +94,20 @@ def run(args: argparse.Namespace) -> int:
         if "t2a_mAP16" in m:
             print(f"T2A multi-positive mAP@16: {100 * m['t2a_mAP16']:.1f} %")
     return 0
+
+
+def submission_names(clips) -> list[str]:
+    """The names a submission lists: each clip's file name, as in DCASE (Clotho file names);
+    where two clips of the split share a file name, every clip's corpus id instead (unique)."""
+    names = [c.audio.name for c in clips]
+    return names if len(set(names)) == len(names) else [str(c.id) for c in clips]
+
+
+def write_split_submission(model, data, split: str, path: str, chunk: int = 256) -> int:
+    """Score every caption of ``split`` against every clip and write the DCASE submission CSV."""
+    from soundseek.metrics.submission import write_submission
+    from soundseek.train.evaluate import score_view
+
+    view = data.view(split)
+    scores = score_view(model, data, view, chunk=chunk)
+    return write_submission(path, view.captions, submission_names(view.clips), scores)
