@@ -43,6 +43,20 @@ def _backend_options(args: argparse.Namespace) -> dict:
     return opts
 
 
+def _probe_milvus(index_dir: str, backend: str | None, uri: str | None) -> None:
+    """Fail fast (one line, bounded time) when the Milvus server URI -- given, else the index's
+    own -- is wrong or its server is down, before a model is loaded or a clip embedded."""
+    from .manifest import backend_options, read_manifest
+
+    man = read_manifest(index_dir) if uri is None else None
+    if uri is None and man is not None and man.get("backend") == "milvus" and backend in (None, "milvus"):
+        uri = backend_options(man, Path(index_dir))["uri"]
+    if uri is not None and "://" in str(uri) and backend in (None, "milvus"):  # a Lite file is opened by the work
+        from .backends.milvus_backend import probe
+
+        probe(uri)
+
+
 def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("index", help="build or update a search index from a folder or corpus",
                               description="Decode + embed every clip of SOURCE into INDEX. Re-running "
@@ -102,6 +116,7 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         return 2
     try:
         opts = _backend_options(args)
+        _probe_milvus(args.index, args.backend, opts.get("uri"))
         embedder = embedder_factory(args.model)
         if args.captions:
             from .source import read_corpus
@@ -250,6 +265,7 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
         man = read_manifest(args.index)
         if man is None:
             raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
+        _probe_milvus(args.index, None, args.uri)
         embedder = embedder_factory(args.model or man.get("model"))
         if not any(isinstance(q, dict) and "audio" in q for q in queries) and "torch" in sys.modules:
             # a few text queries: one thread is faster than handing tiny ops to a second
