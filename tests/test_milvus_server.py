@@ -106,7 +106,7 @@ def test_build_update_delete_and_each_clip_is_its_own_top_hit(milvus_uri, tmp_pa
         hits = m2.search_audio(sf.read(root / key, dtype="float32")[0], k=3)
         assert hits[0]["path"] == key and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert all(h["path"] != gone for h in m2.search_text("low tone", k=50))
-    for s in (m, f, m2):
+    for s in (m, m2):
         s.backend.close()
 
 
