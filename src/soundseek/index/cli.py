@@ -23,7 +23,9 @@ EmbedderFactory = Callable[[str | None], Any]
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="vector backend")
-    p.add_argument("--uri", default=None, help="Milvus URI: a local .db file (Milvus Lite) or http://host:19530")
+    p.add_argument("--uri", default=None,
+                   help="Milvus URI: a local .db file (Milvus Lite), http://host:19530 or https://host:port; "
+                        "credentials only from $SOUNDSEEK_MILVUS_TOKEN (docs/scaling.md)")
     p.add_argument("--collection", default=None, help="Milvus collection name (default soundseek)")
     p.add_argument("--index-type", default=None,
                    help="faiss: flat|hnsw|ivf|auto (default flat); milvus: FLAT|AUTOINDEX|IVF_FLAT|HNSW")
@@ -179,7 +181,8 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
     p.add_argument("--model", default=None,
                    help="model checkpoint or family:PATH (default: the one recorded in the index)")
-    p.add_argument("--uri", default=None, help="override the Milvus URI")
+    p.add_argument("--uri", default=None, help="override the Milvus URI (.db file, http:// or https://; "
+                   "token from $SOUNDSEEK_MILVUS_TOKEN)")
     p.add_argument("--server", default=None, metavar="URL",
                    help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
                         "model: a warm query in milliseconds; INDEX is then only a label")
