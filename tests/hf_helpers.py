@@ -27,8 +27,37 @@ def write_tokenizer(path: Path) -> None:
     fast.save_pretrained(str(path))
 
 
-def make_tiny_clap(path: Path, fusion: bool = False, seed: int = 0, max_length_s: float = 1) -> Path:
-    """Save a tiny random ClapModel + ClapFeatureExtractor + tokenizer under ``path``.
+LAYOUTS = ("feature_extractor", "processor")
+
+
+def save_feature_extractor(path: Path, fe, layout: str, tokenizer_dir: Path | None = None) -> None:
+    """Save ``fe`` the way installed transformers does: ``layout="feature_extractor"`` is
+    ``fe.save_pretrained`` (``preprocessor_config.json``); ``"processor"`` is the model's processor
+    (feature extractor + tokenizer) ``save_pretrained`` (``processor_config.json`` since transformers 5),
+    with the tokenizer of ``tokenizer_dir`` (default: :func:`write_tokenizer`'s)."""
+    import transformers as tf
+
+    if layout == "feature_extractor":
+        fe.save_pretrained(str(path))
+        assert (path / "preprocessor_config.json").is_file()
+        return
+    assert layout == "processor", layout
+    if tokenizer_dir is None:
+        tokenizer_dir = path.parent / f"{path.name}-tokenizer"
+        write_tokenizer(tokenizer_dir)
+    tok = tf.AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    proc = {"ClapFeatureExtractor": tf.ClapProcessor, "WhisperFeatureExtractor": tf.WhisperProcessor,
+            "Wav2Vec2FeatureExtractor": tf.Wav2Vec2Processor}[type(fe).__name__]
+    proc(feature_extractor=fe, tokenizer=tok).save_pretrained(str(path))
+    assert (path / "processor_config.json").is_file() and not (path / "preprocessor_config.json").exists(), \
+        "the installed transformers writes the processor layout differently"
+
+
+def make_tiny_clap(path: Path, fusion: bool = False, seed: int = 0, max_length_s: float = 1,
+                   layout: str = "feature_extractor") -> Path:
+    """Save a tiny random ClapModel + ClapFeatureExtractor + tokenizer under ``path``: ``layout``
+    ``"feature_extractor"`` saves the extractor and the tokenizer apart (``preprocessor_config.json``),
+    ``"processor"`` saves them as one ``ClapProcessor`` (``processor_config.json``).
 
     64 mel bins and spec_size 128 (freq_ratio 2) fit a 1 s window at 48 kHz (101 frames <= 256).
     """
@@ -53,13 +82,15 @@ def make_tiny_clap(path: Path, fusion: bool = False, seed: int = 0, max_length_s
     fe = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, hop_length=480, max_length_s=max_length_s,
                               fft_window_size=1024, truncation="fusion" if fusion else "rand_trunc",
                               padding="repeatpad", frequency_min=50, frequency_max=14000)
-    fe.save_pretrained(str(path))
-    write_tokenizer(path)
+    save_feature_extractor(path, fe, layout)
+    if layout == "feature_extractor":
+        write_tokenizer(path)
     return path
 
 
-def make_tiny_audio_model(path: Path, kind: str, seed: int = 0, **over) -> Path:
-    """A tiny random AST / wav2vec2 / HuBERT / WavLM / Whisper model + its feature extractor, saved."""
+def make_tiny_audio_model(path: Path, kind: str, seed: int = 0, layout: str = "feature_extractor", **over) -> Path:
+    """A tiny random AST / wav2vec2 / HuBERT / WavLM / Whisper model + its feature extractor, saved
+    (``layout``: see :func:`save_feature_extractor`; AST has no processor in transformers)."""
     import transformers as tf
 
     torch.manual_seed(seed)
@@ -85,7 +116,7 @@ def make_tiny_audio_model(path: Path, kind: str, seed: int = 0, **over) -> Path:
                                          return_attention_mask=over.get("feat_extract_norm") == "layer")
     path.mkdir(parents=True, exist_ok=True)
     model.eval().save_pretrained(str(path))
-    fe.save_pretrained(str(path))
+    save_feature_extractor(path, fe, layout)
     return path
 
 
@@ -95,4 +126,5 @@ def tone(seconds: float, freq: float, sr: int = 48000, seed: int = 0) -> np.ndar
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * g.standard_normal(t.size)).astype(np.float32)
 
 
-__all__ = ["make_tiny_audio_model", "make_tiny_clap", "write_tokenizer", "tone", "json"]
+__all__ = ["LAYOUTS", "make_tiny_audio_model", "make_tiny_clap", "save_feature_extractor", "write_tokenizer", "tone",
+           "json"]

@@ -61,6 +61,32 @@ def test_frames_equal_transformers(tiny):
         torch.testing.assert_close(frames[0, :n], ref[:n], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kind, over", [("whisper", {}), ("wav2vec2", {"feat_extract_norm": "layer"}),
+                                        ("hubert", {"feat_extract_norm": "layer"})])
+def test_processor_layout_equals_transformers(kind, over, tmp_path):
+    """A directory whose extractor was saved by its processor (WhisperProcessor / Wav2Vec2Processor:
+    processor_config.json, no preprocessor_config.json) loads, bounded, and equals transformers.
+    (AST has no processor: its extractor is always saved as preprocessor_config.json.)"""
+    import json
+
+    from soundseek.audio.io import batch_waves
+    from soundseek.encoders import build_audio_encoder
+    from soundseek.encoders.hf_load import HFLoadError
+
+    path = make_tiny_audio_model(tmp_path / kind, kind, layout="processor", **over)
+    enc = build_audio_encoder(f"hf-{kind}", path=str(path)).eval()
+    for w in _waves():
+        with torch.no_grad():
+            frames, mask = enc(*batch_waves([w]))
+        n = int(mask[0].sum())
+        torch.testing.assert_close(frames[0, :n], _reference(kind, path, w)[:n], atol=1e-5, rtol=1e-4)
+    cfg = json.loads((path / "processor_config.json").read_text())
+    cfg["feature_extractor"]["sampling_rate"] = 10  # hostile settings are refused in this layout too
+    (path / "processor_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(HFLoadError, match="sampling_rate"):
+        build_audio_encoder(f"hf-{kind}", path=str(path))
+
+
 def test_alone_equals_batched_and_masks_follow_lengths(tiny):
     from soundseek.audio.io import batch_waves
 

@@ -20,14 +20,27 @@ CAPTIONS = ["a dog barks loudly", "rain falls on metal roof", "car engine starts
             "water flows", "door slams", "bell rings in the distance", "people talk while music plays"]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["unfused", "fused"])
+@pytest.fixture(scope="module", params=[(False, "feature_extractor"), (True, "feature_extractor"),
+                                        (False, "processor"), (True, "processor")],
+                ids=["unfused", "fused", "unfused-processor", "fused-processor"])
 def clap_dir(request, tmp_path_factory):
-    return make_tiny_clap(tmp_path_factory.mktemp("clap") / "clap-tiny", fusion=request.param)
+    """Both layouts the installed transformers writes: ClapFeatureExtractor.save_pretrained
+    (preprocessor_config.json) and ClapProcessor.save_pretrained (processor_config.json)."""
+    fusion, layout = request.param
+    return make_tiny_clap(tmp_path_factory.mktemp("clap") / "clap-tiny", fusion=fusion, layout=layout)
 
 
 @pytest.fixture(scope="module")
 def unfused_dir(tmp_path_factory):
     return make_tiny_clap(tmp_path_factory.mktemp("clapu") / "clap-unfused", fusion=False, seed=1)
+
+
+@pytest.fixture(scope="module")
+def processor_dir(tmp_path_factory):
+    """``ClapModel(...).save_pretrained(D)`` + ``ClapProcessor(...).save_pretrained(D)``: no
+    preprocessor_config.json, the extractor's settings inside processor_config.json."""
+    return make_tiny_clap(tmp_path_factory.mktemp("clapp") / "clap-processor", fusion=False, seed=1,
+                          layout="processor")
 
 
 def _hf(path):
@@ -144,8 +157,11 @@ def _write_corpus(root, n=8):
     return rows
 
 
-def test_index_returns_each_clips_own_audio_first(unfused_dir, tmp_path, capsys):
+@pytest.mark.parametrize("layout", ["unfused_dir", "processor_dir"])
+def test_index_returns_each_clips_own_audio_first(layout, request, tmp_path, capsys):
     from soundseek.cli.main import main
+
+    unfused_dir = request.getfixturevalue(layout)
 
     _write_corpus(tmp_path / "corpus")
     idx = tmp_path / "index"

@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from hf_helpers import make_tiny_clap, write_tokenizer  # noqa: E402
+from hf_helpers import LAYOUTS, make_tiny_clap, write_tokenizer  # noqa: E402
 from soundseek.encoders.hf_load import HFLoadError, load_local, stored_shapes  # noqa: E402
 
 
@@ -102,9 +102,15 @@ def test_a_clap_config_with_extra_layers_is_refused(tmp_path):
 
 
 def _edit_preprocessor(path: Path, **change) -> None:
-    cfg = json.loads((path / "preprocessor_config.json").read_text())
-    cfg.update(change)
-    (path / "preprocessor_config.json").write_text(json.dumps(cfg))
+    """Change the extractor settings save_pretrained wrote, in whichever layout it wrote them."""
+    if (path / "processor_config.json").is_file():
+        cfg = json.loads((path / "processor_config.json").read_text())
+        cfg["feature_extractor"].update(change)
+        (path / "processor_config.json").write_text(json.dumps(cfg))
+    else:
+        cfg = json.loads((path / "preprocessor_config.json").read_text())
+        cfg.update(change)
+        (path / "preprocessor_config.json").write_text(json.dumps(cfg))
 
 
 @pytest.mark.parametrize("change, match", [
@@ -116,25 +122,57 @@ def _edit_preprocessor(path: Path, **change) -> None:
     ({"feature_size": True}, "feature_size"),
     ({"feature_size": "64"}, "feature_size"),
 ])
-def test_hostile_feature_extractor_settings_are_refused_before_building(tmp_path, change, match):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_hostile_feature_extractor_settings_are_refused_before_building(tmp_path, change, match, layout):
     from soundseek.models.clap import load_clap
 
-    p = make_tiny_clap(tmp_path / "clap")
+    p = make_tiny_clap(tmp_path / "clap", layout=layout)
     load_clap(p)
     _edit_preprocessor(p, **change)
     with pytest.raises(HFLoadError, match=match):
         load_clap(p)
 
 
-def test_preprocessor_file_must_be_a_small_json_object(tmp_path):
-    from soundseek.encoders.hf_load import MAX_PREPROCESSOR_BYTES, check_preprocessor_config
+@pytest.mark.parametrize("name", ["preprocessor_config.json", "processor_config.json"])
+def test_preprocessor_file_must_be_a_small_json_object(tmp_path, name):
+    from soundseek.encoders.hf_load import MAX_PREPROCESSOR_BYTES, load_feature_extractor_config
 
-    f = tmp_path / "preprocessor_config.json"
+    f = tmp_path / name
     for text, match in (("[1, 2]", "JSON object"), ("{", "not JSON"),
                         (" " * (MAX_PREPROCESSOR_BYTES + 1) + "{}", "MiB")):
         f.write_text(text)
         with pytest.raises(HFLoadError, match=match):
-            check_preprocessor_config(tmp_path)
-    f.write_text(json.dumps({"sampling_rate": 16000, "n_fft": 400, "hop_length": 160, "feature_size": 80,
-                             "chunk_length": 30, "n_samples": 480000, "nb_max_frames": 3000}))  # Whisper's
-    assert check_preprocessor_config(tmp_path)["n_fft"] == 400
+            load_feature_extractor_config(tmp_path)
+    whisper = {"sampling_rate": 16000, "n_fft": 400, "hop_length": 160, "feature_size": 80,
+               "chunk_length": 30, "n_samples": 480000, "nb_max_frames": 3000}
+    f.write_text(json.dumps({"feature_extractor": whisper} if name == "processor_config.json" else whisper))
+    assert load_feature_extractor_config(tmp_path)["n_fft"] == 400
+    if name == "processor_config.json":
+        f.write_text(json.dumps({"feature_extractor": [1]}))
+        with pytest.raises(HFLoadError, match="feature_extractor is not a JSON object"):
+            load_feature_extractor_config(tmp_path)
+        f.write_text(json.dumps({"processor_class": "X"}))  # no extractor inside: neither layout
+        with pytest.raises(FileNotFoundError, match="no feature extractor settings"):
+            load_feature_extractor_config(tmp_path)
+
+
+@pytest.mark.parametrize("hostile", ["processor", "feature_extractor"])
+def test_both_layouts_present_are_both_checked(tmp_path, hostile):
+    """transformers 5 reads processor_config.json's extractor before preprocessor_config.json, older
+    versions only the latter: a benign file beside a hostile one lets nothing through."""
+    from transformers import ClapFeatureExtractor
+
+    from soundseek.encoders.hf_load import feature_extractor_file
+    from soundseek.models.clap import load_clap
+
+    p = make_tiny_clap(tmp_path / "clap", layout="processor")
+    fe = ClapFeatureExtractor.from_pretrained(str(p))
+    if hostile == "feature_extractor":
+        fe.fft_window_size = 1 << 17
+    fe.save_pretrained(str(p))  # now both layouts
+    assert feature_extractor_file(p).name == "processor_config.json"  # transformers' own preference
+    if hostile == "processor":
+        _edit_preprocessor(p, fft_window_size=1 << 17)
+    where = r"processor_config.json \[feature_extractor\]" if hostile == "processor" else "preprocessor_config.json"
+    with pytest.raises(HFLoadError, match=f"{where}: fft_window_size"):
+        load_clap(p)

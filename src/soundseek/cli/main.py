@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError, ConnectionError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"soundseek {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 ``ASTModel`` (Audio Spectrogram Transformer), ``Wav2Vec2Model`` / ``HubertModel`` /
 ``WavLMModel`` and the Whisper encoder, each loaded with ``local_files_only=True`` from a
-``save_pretrained`` directory (config.json, weights, preprocessor_config.json), give
+``save_pretrained`` directory (config.json, weights, the feature extractor's settings in
+``preprocessor_config.json`` or ``processor_config.json``), give
 ``(frames (B, T, D), frame_mask (B, T))`` like every encoder of :mod:`soundseek.encoders.base`,
 so TAP, GPA, every pooling and loss apply; ``trainable=True`` (default, like every encoder)
 leaves the weights trainable, ``False`` freezes them; frozen or not, their outputs cache with
@@ -49,9 +50,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, encode_in_segments, valid_lengths
-from soundseek.encoders.hf_load import load_feature_extractor, load_local
+from soundseek.encoders.hf_load import (FEATURE_EXTRACTOR_LAYOUTS, feature_extractor_file, load_feature_extractor,
+                                        load_local)
 
-HINT = "config.json, the weights and preprocessor_config.json (the layout written by save_pretrained)"
+HINT = ("config.json, the weights and the feature extractor settings (preprocessor_config.json or processor_config.json, the layouts written by save_pretrained)")
 
 
 def _local(path, family: str) -> Path:
@@ -62,8 +64,9 @@ def _local(path, family: str) -> Path:
 
         raise ConfigError(f"{family} needs path= a local Hugging Face model directory (never downloaded)")
     p = require_local_dir(path, family, HINT)
-    if not (p / "preprocessor_config.json").is_file():
-        raise FileNotFoundError(f"{p} has no preprocessor_config.json; the directory must hold {HINT}")
+    if feature_extractor_file(p) is None:
+        raise FileNotFoundError(f"{p} has no feature extractor settings ({FEATURE_EXTRACTOR_LAYOUTS}); "
+                                f"the directory must hold {HINT}")
     if not any(p.glob("model*.safetensors*")) and not any(p.glob("pytorch_model*.bin*")):
         raise FileNotFoundError(f"{p} has no weights (model.safetensors or pytorch_model.bin); "
                                 f"the directory must hold {HINT}")

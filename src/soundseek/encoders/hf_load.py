@@ -10,11 +10,15 @@ more than :data:`SLACK` beyond what is stored (a pretrained model is its weights
 pooler or position-id buffer fits in the slack, a thousand missing layers do not). Only then
 does transformers load it for real. Shard index files may name only files inside the directory.
 
-``preprocessor_config.json`` is checked the same way before a feature extractor is built from it
+A feature extractor's settings are checked the same way before one is built from them
 (:func:`load_feature_extractor`): building one computes its mel filter bank, and running it pads
 every clip to its input length, so an FFT of 2^27 points or an input of a day would exhaust the
 machine at load or at the first clip. Sizes must lie in :data:`PREPROCESSOR_LIMITS` and one
-clip's features (input frames x mel bins) in :data:`MAX_FEATURE_ELEMENTS`.
+clip's features (input frames x mel bins) in :data:`MAX_FEATURE_ELEMENTS`. The settings are read
+from where transformers reads them (:func:`feature_extractor_file`): the ``feature_extractor``
+(or ``audio_processor``) entry of ``processor_config.json`` — what ``ProcessorMixin.save_pretrained``
+writes since transformers 5 — else ``preprocessor_config.json`` (``FeatureExtractionMixin.save_pretrained``,
+and the hub repositories saved by older versions).
 """
 from __future__ import annotations
 
@@ -25,8 +29,9 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["load_local", "load_feature_extractor", "check_preprocessor_config", "stored_shapes", "SLACK",
-           "PREPROCESSOR_LIMITS", "MAX_FEATURE_ELEMENTS", "HFLoadError"]
+__all__ = ["load_local", "load_feature_extractor", "load_feature_extractor_config", "feature_extractor_file",
+           "stored_shapes", "SLACK", "PREPROCESSOR_LIMITS", "MAX_FEATURE_ELEMENTS", "HFLoadError",
+           "FEATURE_EXTRACTOR_LAYOUTS"]
 
 SLACK = (1 << 22, 0.10)  # elements a model may hold beyond its weights: 4 Mi, or 10 % of them
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
@@ -170,14 +175,13 @@ def load_local(cls, path: str | Path, **kw):
             hf_logging.enable_progress_bar()
 
 
-def check_preprocessor_config(path: str | Path) -> dict:
-    """The directory's ``preprocessor_config.json``, once its sizes are within bounds.
+PREPROCESSOR_NAME, PROCESSOR_NAME = "preprocessor_config.json", "processor_config.json"
+FEATURE_EXTRACTOR_LAYOUTS = (f"{PREPROCESSOR_NAME}, or {PROCESSOR_NAME} with a feature_extractor entry "
+                             "(the layouts save_pretrained writes)")
+_NESTED_KEYS = ("feature_extractor", "audio_processor")  # transformers' own order
 
-    Raises:
-        HFLoadError: too large a file, not a JSON object, a size outside
-            :data:`PREPROCESSOR_LIMITS`, or features of one clip over :data:`MAX_FEATURE_ELEMENTS`.
-    """
-    f = Path(path) / "preprocessor_config.json"
+
+def _small_json_object(f: Path) -> dict:
     with open(f, "rb") as fh:
         raw = fh.read(MAX_PREPROCESSOR_BYTES + 1)
     if len(raw) > MAX_PREPROCESSOR_BYTES:
@@ -188,6 +192,38 @@ def check_preprocessor_config(path: str | Path) -> dict:
         raise HFLoadError(f"{f}: not JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise HFLoadError(f"{f}: not a JSON object")
+    return cfg
+
+
+def _candidates(path: Path) -> list[tuple[dict, Path, str]]:
+    """Every feature extractor setting the directory holds, as (settings, file, label), in the order
+    transformers' ``FeatureExtractionMixin.from_pretrained`` prefers them (versions before 5 read
+    only ``preprocessor_config.json``)."""
+    out = []
+    proc = path / PROCESSOR_NAME
+    if proc.is_file():
+        cfg = _small_json_object(proc)
+        for key in _NESTED_KEYS:
+            if key in cfg:
+                if not isinstance(cfg[key], dict):
+                    raise HFLoadError(f"{proc}: {key} is not a JSON object")
+                out.append((cfg[key], proc, f"{proc} [{key}]"))
+                break
+    pre = path / PREPROCESSOR_NAME
+    if pre.is_file():
+        out.append((_small_json_object(pre), pre, str(pre)))
+    return out
+
+
+def feature_extractor_file(path: str | Path) -> Path | None:
+    """The file of a local directory that holds its feature extractor's settings, as transformers'
+    ``FeatureExtractionMixin.from_pretrained`` picks it (``processor_config.json`` when it nests a
+    ``feature_extractor`` / ``audio_processor`` entry, else ``preprocessor_config.json``), or None."""
+    got = _candidates(Path(path))
+    return got[0][1] if got else None
+
+
+def _check_sizes(cfg: dict, f: str) -> None:
     for key, (lo, hi) in PREPROCESSOR_LIMITS.items():
         v = cfg.get(key)
         if v is None:
@@ -203,10 +239,27 @@ def check_preprocessor_config(path: str | Path) -> dict:
     if frames * mels * 4 > MAX_FEATURE_ELEMENTS:  # x4: CLAP's fusion input stacks four views
         raise HFLoadError(f"{f}: one clip's features would be {int(frames):,} frames x {mels} bins "
                           f"(x4 views at most), over {MAX_FEATURE_ELEMENTS:,} elements")
-    return cfg
+
+
+def load_feature_extractor_config(path: str | Path) -> dict:
+    """The feature extractor settings of a local directory (from the file :func:`feature_extractor_file`
+    names), once their sizes — and those of every other layout the directory holds, which another
+    transformers version would read instead — are within bounds.
+
+    Raises:
+        FileNotFoundError: neither layout is there.
+        HFLoadError: too large a file, not a JSON object, a size outside :data:`PREPROCESSOR_LIMITS`,
+            or features of one clip over :data:`MAX_FEATURE_ELEMENTS`.
+    """
+    got = _candidates(Path(path))
+    if not got:
+        raise FileNotFoundError(f"{path} has no feature extractor settings ({FEATURE_EXTRACTOR_LAYOUTS})")
+    for cfg, _, label in got:
+        _check_sizes(cfg, label)
+    return got[0][0]
 
 
 def load_feature_extractor(cls, path: str | Path):
-    """``cls.from_pretrained(path, local_files_only=True)`` once :func:`check_preprocessor_config` holds."""
-    check_preprocessor_config(path)
+    """``cls.from_pretrained(path, local_files_only=True)`` once :func:`load_feature_extractor_config` holds."""
+    load_feature_extractor_config(path)
     return cls.from_pretrained(str(path), local_files_only=True)

@@ -23,7 +23,9 @@ EmbedderFactory = Callable[[str | None], Any]
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="vector backend")
-    p.add_argument("--uri", default=None, help="Milvus URI: a local .db file (Milvus Lite) or http://host:19530")
+    p.add_argument("--uri", default=None,
+                   help="Milvus URI: a local .db file (Milvus Lite), http://host:19530 or https://host:port; "
+                        "credentials only from $SOUNDSEEK_MILVUS_TOKEN (docs/scaling.md)")
     p.add_argument("--collection", default=None, help="Milvus collection name (default soundseek)")
     p.add_argument("--index-type", default=None,
                    help="faiss: flat|hnsw|ivf|auto (default flat); milvus: FLAT|AUTOINDEX|IVF_FLAT|HNSW")
@@ -41,6 +43,20 @@ def _backend_options(args: argparse.Namespace) -> dict:
     if args.index_type:
         opts["index_type"] = args.index_type
     return opts
+
+
+def _probe_milvus(index_dir: str, backend: str | None, uri: str | None) -> None:
+    """Fail fast (one line, bounded time) when the Milvus server URI -- given, else the index's
+    own -- is wrong or its server is down, before a model is loaded or a clip embedded."""
+    from .manifest import backend_options, read_manifest
+
+    man = read_manifest(index_dir) if uri is None else None
+    if uri is None and man is not None and man.get("backend") == "milvus" and backend in (None, "milvus"):
+        uri = backend_options(man, Path(index_dir))["uri"]
+    if uri is not None and "://" in str(uri) and backend in (None, "milvus"):  # a Lite file is opened by the work
+        from .backends.milvus_backend import probe
+
+        probe(uri)
 
 
 def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -102,6 +118,7 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         return 2
     try:
         opts = _backend_options(args)
+        _probe_milvus(args.index, args.backend, opts.get("uri"))
         embedder = embedder_factory(args.model)
         if args.captions:
             from .source import read_corpus
@@ -164,7 +181,8 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
     p.add_argument("--model", default=None,
                    help="model checkpoint or family:PATH (default: the one recorded in the index)")
-    p.add_argument("--uri", default=None, help="override the Milvus URI")
+    p.add_argument("--uri", default=None, help="override the Milvus URI (.db file, http:// or https://; "
+                   "token from $SOUNDSEEK_MILVUS_TOKEN)")
     p.add_argument("--server", default=None, metavar="URL",
                    help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
                         "model: a warm query in milliseconds; INDEX is then only a label")
@@ -250,6 +268,7 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
         man = read_manifest(args.index)
         if man is None:
             raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
+        _probe_milvus(args.index, None, args.uri)
         embedder = embedder_factory(args.model or man.get("model"))
         if not any(isinstance(q, dict) and "audio" in q for q in queries) and "torch" in sys.modules:
             # a few text queries: one thread is faster than handing tiny ops to a second

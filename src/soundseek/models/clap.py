@@ -53,7 +53,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, valid_lengths
-from soundseek.encoders.hf_load import load_feature_extractor, load_local
+from soundseek.encoders.hf_load import (FEATURE_EXTRACTOR_LAYOUTS, feature_extractor_file, load_feature_extractor,
+                                        load_local)
 from soundseek.encoders.text import TextFeatures, _dir_identity
 from soundseek.models.spec import FAMILIES, require_local_dir
 
@@ -65,8 +66,8 @@ OUTPUTS = ("embedding", "frames")
 def clap_dir(path: str | Path) -> Path:
     """Check a local CLAP directory (never a hub id) and return it."""
     p = require_local_dir(path, FAMILY, HINT)
-    if not (p / "preprocessor_config.json").is_file():
-        raise FileNotFoundError(f"{p} has no preprocessor_config.json (the ClapFeatureExtractor settings); "
+    if feature_extractor_file(p) is None:
+        raise FileNotFoundError(f"{p} has no ClapFeatureExtractor settings ({FEATURE_EXTRACTOR_LAYOUTS}); "
                                 f"the directory must hold {HINT}")
     weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
     if not any((p / w).is_file() for w in weights):

@@ -109,5 +109,5 @@ def _clap_config(path: Path):
 
 FAMILIES.add("hf-clap", Family(
     config=_clap_config,
-    hint=("config.json, the weights (model.safetensors or pytorch_model.bin), preprocessor_config.json and "
-          "the tokenizer files: the layout written by ClapModel.save_pretrained + ClapProcessor.save_pretrained")))
+    hint=("config.json, the weights (model.safetensors or pytorch_model.bin), the feature extractor settings "
+          "(processor_config.json or preprocessor_config.json) and the tokenizer files: the layout written by ClapModel.save_pretrained + ClapProcessor.save_pretrained")))

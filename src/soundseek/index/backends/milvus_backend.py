@@ -1,14 +1,25 @@
 """Milvus backend via ``pymilvus.MilvusClient``: Milvus Lite (a local ``*.db`` file URI) or a
-server URI (``http://host:19530``) with the same code. Metric IP; index FLAT (exact, default)
-or AUTOINDEX / IVF_FLAT / HNSW by name.
+server URI (``http://host:19530``, ``https://host``) with the same code. Metric IP; index FLAT
+(exact, default) or AUTOINDEX / IVF_FLAT / HNSW by name. Collections are created with
+``Strong`` consistency, so a search sees every write acknowledged before it (several search
+processes sharing one server collection see an indexer's updates as soon as it has written them).
+
+URIs (:func:`check_uri`): a file path ending in ``.db`` (Milvus Lite; one process at a time),
+``http://host:port`` or ``https://host:port``. Credentials never go in the URI (it is stored in
+the index manifest and shown in messages) nor on a command line: a server that needs them reads
+``user:password`` or an API key from the environment variable :data:`TOKEN_ENV`. Connecting
+gives up after :data:`TIMEOUT_ENV` seconds (default :data:`DEFAULT_TIMEOUT`) with a one-line
+:class:`MilvusUnavailableError` naming the URI.
 
 Install: ``pip install pymilvus milvus-lite`` (extra ``soundseek[milvus]``).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -17,13 +28,69 @@ from .base import BACKENDS, VectorBackend
 MILVUS_INDEX_TYPES = ("FLAT", "AUTOINDEX", "IVF_FLAT", "HNSW")
 _CHUNK = 2000  # rows per insert / ids per delete request
 _MAX_TOPK = 16384  # Milvus' limit on k and on queries per request
+TOKEN_ENV = "SOUNDSEEK_MILVUS_TOKEN"
+TIMEOUT_ENV = "SOUNDSEEK_MILVUS_TIMEOUT"
+DEFAULT_TIMEOUT = 10.0  # seconds to connect (pymilvus' own default)
+URI_FORMS = "a Milvus Lite file (path/to/file.db), http://host:19530 or https://host:port"
+
+
+class MilvusUnavailableError(ConnectionError):
+    """No Milvus answered at the URI (server down, wrong address, refused credentials)."""
+
+
+def check_uri(uri: str | Path) -> str:
+    """``uri`` if it is one of :data:`URI_FORMS` without credentials in it; ValueError otherwise."""
+    u = str(uri)
+    if "://" in u:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"Milvus URI {u!r}: scheme {parts.scheme!r} is not served; give {URI_FORMS}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"Milvus URI {parts.scheme}://...@{parts.hostname}: credentials do not go in the URI "
+                             f"(it is stored in the index manifest); set ${TOKEN_ENV}=user:password (or an API key)")
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as e:
+            raise ValueError(f"Milvus URI {u!r}: {e}") from None
+        if not parts.hostname:
+            raise ValueError(f"Milvus URI {u!r} names no host; give {URI_FORMS}")
+        return u
+    if not u.endswith(".db"):
+        raise ValueError(f"Milvus URI {u!r}: a Milvus Lite file must end in .db; give {URI_FORMS}")
+    return u
+
+
+def _timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        t = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"${TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 0 < t <= 3600:
+        raise ValueError(f"${TIMEOUT_ENV}={raw!r} must lie in (0, 3600] seconds")
+    return t
 
 
 def _client(uri: str, token: str | None):
     from ...extras import require
 
-    MilvusClient = require("pymilvus").MilvusClient
-    return MilvusClient(uri=uri, token=token or "")
+    pymilvus = require("pymilvus")
+    uri = check_uri(uri)
+    timeout = _timeout()
+    try:
+        return pymilvus.MilvusClient(uri=uri, token=token or os.environ.get(TOKEN_ENV, ""), timeout=timeout)
+    except pymilvus.exceptions.MilvusException as e:
+        why = " ".join(str(getattr(e, "message", "") or e).split())
+        if "://" not in uri:
+            raise MilvusUnavailableError(f"cannot open the Milvus Lite file {uri} ({why})") from None
+        raise MilvusUnavailableError(f"no Milvus server answered at {uri} ({why}; gave up after at most "
+                                     f"{timeout:g} s, ${TIMEOUT_ENV})") from None
+
+
+def probe(uri: str | Path, token: str | None = None) -> None:
+    """Connect to ``uri`` and hang up: a wrong or unreachable URI fails here, in at most
+    :data:`TIMEOUT_ENV` seconds, before any work that would need it."""
+    _client(str(uri), token).close()
 
 
 @BACKENDS.register("milvus")
@@ -32,9 +99,10 @@ class MilvusBackend(VectorBackend):
 
     Args:
         dim: vector width.
-        uri: ``path/to/file.db`` (Milvus Lite) or ``http://host:19530`` (server).
+        uri: ``path/to/file.db`` (Milvus Lite) or ``http(s)://host:port`` (server; :func:`check_uri`).
         collection: collection name; created if missing (an existing one must have ``dim``).
-        index_type: FLAT | AUTOINDEX | IVF_FLAT | HNSW; token: server credentials (optional).
+        index_type: FLAT | AUTOINDEX | IVF_FLAT | HNSW.
+        token: server credentials for direct use from Python (never stored); default ``$SOUNDSEEK_MILVUS_TOKEN``.
         drop_existing: drop the collection first.
     """
 
@@ -96,7 +164,10 @@ class MilvusBackend(VectorBackend):
             self.client.delete(self.collection, ids=ids[s:s + _CHUNK])
         return before - len(self)
 
-    def search_arrays(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search_arrays(self, queries: np.ndarray, k: int, filter: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` by inner product; ``filter``: a Milvus boolean expression over ``id`` and the
+        ``metadata`` JSON given to :meth:`add` (e.g. ``metadata["tag"] == "dog" and id > 10``);
+        rows past the matches keep id -1 and score -inf."""
         q = self._check(queries, "queries")
         kk = min(int(k), len(self), _MAX_TOPK)
         scores = np.full((len(q), kk), -np.inf, np.float32)
@@ -104,7 +175,7 @@ class MilvusBackend(VectorBackend):
         if kk == 0:
             return scores, ids
         for s in range(0, len(q), 1024):
-            res = self.client.search(self.collection, data=q[s:s + 1024].tolist(), limit=kk,
+            res = self.client.search(self.collection, data=q[s:s + 1024].tolist(), limit=kk, filter=filter,
                                      search_params={"metric_type": "IP"}, output_fields=[])
             for r, hits in enumerate(res):
                 for j, h in enumerate(hits):
