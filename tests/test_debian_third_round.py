@@ -241,3 +241,23 @@ def test_third_round_packages_are_allowed_and_real_sfx_dev_sources_are_not():
     for reserved in ("openttd-opensfx", "tuxpaint-stamps-default", "tuxpaint-plugins-default", "gamine-data"):
         with pytest.raises(ValueError):
             select_packages([reserved], evaluation=False)
+
+
+def test_guitar_strum_chords_are_named_from_the_file_name(tmp_path):
+    from soundseek.data.debian_labels import guitar_strum_labels
+
+    kit = tmp_path / "usr/share/hydrogen/data/drumkits/belofilms_GuitarStrums"
+    kit.mkdir(parents=True)
+    for name in ("Amajor_00.flac", "Csharp minor_DOWN_00.flac", "Eminor7b5_UP_03.flac", "Asharp minro7b5_01.flac",
+                 "readme.flac"):
+        (kit / name).write_bytes(b"x")
+    labels = {k.rsplit("/", 1)[-1]: v.captions for k, v in guitar_strum_labels(tmp_path).items()}
+    assert labels == {
+        "Amajor_00.flac": ("guitar strum A major chord", "an acoustic guitar strumming an A major chord"),
+        "Csharp minor_DOWN_00.flac": ("guitar downward strum C sharp minor chord",
+                                      "an acoustic guitar strumming a C sharp minor chord"),
+        "Eminor7b5_UP_03.flac": ("guitar upward strum E minor seven flat five chord",
+                                 "an acoustic guitar strumming an E minor seven flat five chord"),
+        "Asharp minro7b5_01.flac": ("guitar strum A sharp minor seven flat five chord",
+                                    "an acoustic guitar strumming an A sharp minor seven flat five chord"),
+    }

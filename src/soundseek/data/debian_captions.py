@@ -39,7 +39,7 @@ ABBREVIATIONS: dict[str, str] = {
     "notif": "notification", "elec": "electric", "veh": "vehicle", "ftstep": "footstep",
     "std": "standard", "destroied": "destroyed", "ref": "referee", "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
     "wp": "weapon", "shotty": "shotgun", "plr": "player",
-    "fs": "footstep", "foorstep": "footstep", "con": "construction", "gen": "", "telep": "teleport",
+    "explons": "explosions", "interfce": "interface", "fs": "footstep", "foorstep": "footstep", "con": "construction", "gen": "", "telep": "teleport",
     "sfx": "", "snd": "", "sound": "", "sounds": "", "wav": "", "ogg": "",
 }
 """Token -> replacement ("" drops the token). Applied after splitting, before compounds."""
@@ -123,7 +123,7 @@ team chat notify crowd boo ooh long short twice soft cave city tank shower good 
 off all low high very well done your fall deep trigger rotate shutter bell save tower layer
 chant gravity jetpack ammo heart beat gust band triple rift collapse melon grave baseball bolt
 nuclear police truck cracker tail dart sting lobby online screenshot saved hand collision is
-leaves rocky crash
+leaves rocky crash ground
 """.split() + ["in", "on", "of", "go", "ok"]
 """Vocabulary for splitting glued compounds (``sniperreload``); only tokens of 7+ letters
 that are not themselves in this list are split, and only if every piece is a known word
