@@ -3,8 +3,9 @@
 # Needs: the package installed (scripts/setup.sh), ../shared/data/real-sfx-dev beside the repo,
 # apt-get/dpkg with a package index (`apt-get update`) for the Debian corpus, and Debian's
 # fluidsynth + wavpack (installed below when run as root). The corpus is downloaded once
-# (~6.5 GB of .deb files, cached in $SOUNDSEEK_DEBIAN_CACHE or data/debian-sfx/cache) and built
-# into data/debian-sfx/train (10,031 clips; 2-7 min on 2 cores once downloaded); audio features
+# (~9 GB of .deb files, cached in $SOUNDSEEK_DEBIAN_CACHE or data/debian-sfx/cache) and built
+# into data/debian-sfx/train (12,120 clips from 118 packages; 11 min on 2 busy cores the first time,
+# unpacking included); audio features
 # are cached in .soundseek-cache (about 17 min on 2 idle cores), then each of the five members
 # trains in about 4 min and `soundseek ensemble` joins them.
 #   bash scripts/train_default_model.sh                 # seeds 0-4 (the shipped model)

@@ -17,13 +17,13 @@ CASES = [
     ("LrgExpl.ogg", (), False, "large explosion"),
     ("shotgunreload.ogg", (), False, "shotgun reload"),
     ("bossdst.wav", (), False, "boss destroyed"),
-    ("FootStepStone1.ogg", (), False, "foot step stone"),
+    ("FootStepStone1.ogg", (), False, "footsteps on stone"),
     ("btn-click_v2.wav", (), False, "button click"),
     ("x-deepin-app-sent-to-desktop.wav", ("x", "deepin"), False, "app sent to desktop"),
     ("weapons/anvil_fall.ogg", (), True, "weapon anvil fall"),
     ("weapons/anvil_fall.ogg", (), False, "anvil fall"),
     ("MonsterSounds/wasp/dead1.ogg", (), True, "wasp dead"),
-    ("steps/step_metal4.ogg", (), True, "step metal"),          # folder already in the caption
+    ("steps/step_metal4.ogg", (), True, "footsteps on metal"),          # folder already in the caption
     ("sounds/laser.wav", (), True, "laser"),                    # uninformative folder
     ("Sounds/NYX/NYX_PAIN4.ogg", (), True, "nyx pain"),
     # no meaning -> None

@@ -25,59 +25,25 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+import tarfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
-from soundseek.data.debian_captions import caption_from_path
-from soundseek.fileio import AUDIO_EXTENSIONS as _AUDIO_FILES
+from soundseek.data.debian_captions import caption_variants
+from soundseek.data.debian_readers import READERS, cap_items, get_reader
+from soundseek.data.debian_types import AUDIO_EXTENSIONS, UNSUPPORTED_AUDIO, Found, PackageReport, PackageSpec
+from soundseek.data.debian_types import matches as _matches
 from soundseek.fileio import atomic_write_data
+
+__all__ = ["AUDIO_EXTENSIONS", "UNSUPPORTED_AUDIO", "Found", "PackageReport", "PackageSpec", "READERS",
+           "TRAIN_PACKAGES", "EVAL_PACKAGES", "build_corpus", "select_packages", "fetch_package"]
 
 RESERVED_EVAL: tuple[str, ...] = ("openttd-opensfx", "tuxpaint-stamps-*")
 """Packages kept for independent evaluation only (never training)."""
 REAL_SFX_DEV: tuple[str, ...] = ("sonic-pi-samples", "wesnoth*", "sound-theme-freedesktop")
 """Packages that real-sfx-dev was built from (never training, so its evaluation stays independent)."""
-
-AUDIO_EXTENSIONS = frozenset(_AUDIO_FILES) | {".opus", ".aifc", ".au", ".voc", ".caf", ".w64"}
-"""Extensions libsndfile (1.2) decodes (soundseek's own plus rarer ones packages ship); files
-are kept as shipped."""
-UNSUPPORTED_AUDIO = frozenset({".mod", ".xm", ".it", ".s3m", ".mid", ".midi", ".wv", ".raw",
-                               ".spx", ".ape", ".wma", ".m4a", ".aac"})
-"""Audio-like files that are skipped (trackers, MIDI, WavPack, headerless PCM, ...)."""
-_SKIP_DIRS = ("*/music/*", "*/musics/*", "*/doc/*", "*/locale/*")
-
-
-@dataclass(frozen=True)
-class PackageSpec:
-    """One Debian package and how to read its sounds.
-
-    Args:
-        name: Debian package name; may be a glob (``tuxpaint-stamps-*``) resolved with apt-cache.
-        license: license of the sounds when the copyright file does not say per file (SPDX-like).
-        exclude: globs (on the path inside the package) of files to leave out; the music,
-            doc and locale folders are always left out.
-        drop_prefixes: leading caption words to drop (e.g. the theme name "oxygen").
-        folder_context: put the informative parent folder in front of the caption.
-        reader: "files" (plain sound files, WavPack and sounds inside ``.rcc`` / ``.pk3`` /
-            ``.zip`` archives), "opensfx" (OpenTTD ``.cat`` sample archive) or "tuxpaint_stamps"
-            (stamp sounds with their ``.txt`` descriptions).
-        labels: where captions come from: "path" (file names) or a metadata reader of
-            :mod:`soundseek.data.debian_labels` ("hydrogen", "qabcs", "ktuberling", "klettres",
-            "asterisk", "bucklespring"); files the metadata does not name fall back to "path".
-        include: if set, only files matching one of these globs are read.
-        speech: every kept file is speech (captioned as such; counted against the speech cap).
-    """
-
-    name: str
-    license: str
-    exclude: tuple[str, ...] = ()
-    drop_prefixes: tuple[str, ...] = ()
-    folder_context: bool = False
-    reader: str = "files"
-    labels: str = "path"
-    include: tuple[str, ...] = ()
-    speech: bool = False
-
 
 _VOICE = ("*/voices/*", "*/voice/*", "*/speech/*")
 TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
@@ -183,6 +149,83 @@ TRAIN_PACKAGES: tuple[PackageSpec, ...] = (
                 exclude=("*/voice/*", "*/announcer/*")),
     PackageSpec("supertuxkart-data", "CC-BY-SA-3.0", exclude=("*/tracks/*",)),
     PackageSpec("torcs-data", "GPL-2.0-or-later"),
+    # everyday sounds, third round: animals, footsteps, tools, weather, vehicles, people
+    PackageSpec("0ad-data", "CC-BY-SA-3.0", folder_context=True, drop_prefixes=("civ",),
+                unpack=("usr/share/games/0ad/mods/public/public.zip",),
+                unpack_members=("audio/actor/*", "audio/ambient/*", "audio/attack/*", "audio/resource/*",
+                                "audio/interface/ui/*", "audio/voice/global/*"),
+                exclude=("*_select*", "*_order*", "*_trained*", "*expire*"),
+                coded=("*/fire/c_*", "*/fire/sp_*", "*/fire/sz*", "*/mstep*", "*/hstep*", "*/smove*"),
+                cap=60, cap_globs=("*/attack/weapon/*", "*/attack/impact/*", "*/attack/siege/*")),
+    PackageSpec("nexuiz-data", "GPL-2.0-or-later", folder_context=True, include=("*/data/sound/*",),
+                drop_prefixes=("toru", "torus"),
+                exclude=("*/sound/announcer/*", "*/sound/tutorial/*", "*/sound/ctf/*", "*/sound/kh/*",
+                         "*/sound/domination/*", "*/coms/*", "*radiomessage*", "*/misc/talk*", "*/misc/null*",
+                         *(f"*/torus/{w}*" for w in ("attack", "coverme", "flagseen", "hooah", "incoming", "letsgo",
+                                                     "needhelp", "taunt", "teamshoot", "waypoint"))),
+                coded=("*/hagexp*", "*/ric[0-9]*", "*/tink*", "*/minstanex*", "*/nex[fiw]*", "*/crylink*",
+                       "*/hagar*", "*/ambient_07*", "*/ons_*", "*/porto/*", "*/nexball/*", "*/medplat*", "*/armor[0-9]*",
+                       "*tuba_note*", "*/invshot*", "*/typehit*", "*creasevalue*", "*itemrespawn*", "*cyberparcour*",
+                       "*/gib*", "*/spawn.*", "*damageblockedbyshield*", "*/hookbomb*", "*rocket_det*", "*rocket_mode*")),
+    PackageSpec("berusky2-data", "GPL-2.0-or-later", language="cs", exclude=("*/silence*",),
+                coded=("*/prc*", "*/voc*", "*/wstep*", "*/Drak*", "*/Dest*", "*/Kap*", "*/telep*", "*/teloff*",
+                       "*/telon*", "*/juch*", "*/hopla*")),
+    PackageSpec("openarena-data", "GPL-2.0-or-later", folder_context=True, include=("*/sound/*",), drop_prefixes=("sarge",),
+                exclude=("*/sound/voices/*", "*/sound/feedback/*", "*/sound/teamplay/*", "*/sound/player/announcer/*",
+                         "*/taunt*", "*/misc/silence*", "*/player/talk*"),
+                coded=("*/1shot_greg*", "*/cf_*", "*/curnt*", "*/tim_*", "*_pkup*", "*/[lmns]_health*", "*/gib*",
+                       "*/gurp*", "*/watr_*", "*/nightmare*", "*/x_*", "*/drone6*", "*/ambience03*", "*/proxmine/*",
+                       "*/bfg/*", "*/vulcan/*", "*/fry.wav", "*/monitor_*", "*/dr_*", "*/pt_*", "*grenlf*", "*hgrenb*",
+                       "*kam_*", "*buletby*", "*machgf*", "*/ric*", "*/fst*", "*wnal*", "*hyprbf*", "*lasfly*",
+                       "*plasmx*", "*railgf*", "*rg_hum*", "*rocklf*", "*rocklx*", "*sshotf*", "*butn*", "*telein*",
+                       "*teleout*", "*painwind*", "*ammoregen*", "*kamikaze*", "*quaddamage*", "*wearoff*"),
+                cap=40, cap_globs=("*/sound/weapons/*",)),
+    PackageSpec("warzone2100-data", "GPL-2.0-or-later", folder_context=True,
+                include=("*/audio/sfx/*",),  # the other folders hold speech (briefings, unit replies)
+                exclude=("*/silence*", "*/help*"),
+                coded=tuple(f"*/{w}*" for w in ("ecmtower", "freroar", "powerspk", "atnkexpl", "bldfall", "lsrexpl",
+                                                "mpodexpl", "nxsexpld", "richet", "gmeshtdn", "hov", "tflight", "thover",
+                                                "tland", "tstart", "vtol", "bldloop", "bldstart", "plslsr", "rapdcan",
+                                                "rotlsr", "mgbar", "mgheavy", "gaussgun", "flmthrow", "tread", "con-",
+                                                "cyber")),
+                cap=15, cap_globs=("*/sfx/weapons/*",)),
+    PackageSpec("hyperrogue-music", "GPL-2.0-or-later", include=("*/hyperrogue/sounds/*",),
+                exclude=("*/speak-*",), coded=("*/dzia-*", "*yendor*", "*/orb-mind*", "*/orb-ranged*")),
+    PackageSpec("simutrans-pak64", "Artistic-1.0"),
+    PackageSpec("pekka-kana-2-data", "BSD-2-Clause",
+                coded=("*_ko.wav", "*_dm.wav", "*_at.wav", "*_k2.wav", "*/p_*", "*/ko1.wav", "*/robo_*",
+                       "*doodle*", "*/counter*", "*/explot*", "*/app_bite*")),
+    PackageSpec("ukui-media", "GPL-2.0-or-later", coded=("*/gudou*", "*/kaca*", "*/ttlou*")),
+    PackageSpec("mirrormagic-data", "GPL-2.0-or-later", language="de",
+                coded=("*/infotron*", "*/kink*", "*/knurk*", "*/quirk*", "*/zonk*", "*/base.wav", "*/bug.wav",
+                       "*/klumpf*", "*/hui.wav"), exclude=("*/halloffame*",)),
+    PackageSpec("castle-game-engine-doc", "LGPL-2.1-or-later", include=("*/examples/*",),
+                exclude=("*/music/*", "*/tone.wav", "*stereo_test*", "*temple*", "*beating_that_thing*",
+                         "*misc_sound*", "*/original_versions/*", "*-22000Hz-*", "*dark_fallout*", "*flaunch*")),
+    PackageSpec("netpanzer-data", "GPL-2.0-or-later",  # unit replies ("yes sir", "moving out") are speech
+                exclude=("*selected_*", "*/move_*", "*/target_*", "*yessir*", "*ohgod*"),
+                coded=("*/h[otv]-fire*", "*/[lm][tu]-fire*", "*/hev*", "*/unitsound*")),
+    PackageSpec("freedink-data", "GPL-3.0-or-later", exclude=("*/intro*",),
+                coded=("*/bhit*", "*/high2*", "*/denube*", "*/lovin*", "*/sel1*", "*/nono*", "*/wscream*")),
+    PackageSpec("plee-the-bear-data", "CC-BY-SA-2.0", folder_context=True, drop_prefixes=("plee",),
+                exclude=("*/scale/*", "*/sequencer/*", "*/dummy*"), coded=("*corrupting*",)),
+    PackageSpec("heroes-sound-effects", "GPL-2.0-or-later", language="fr",
+                exclude=("*/ho_yeh*", "*/oh.wav", "*/no.wav", "*/menu0*", "*/go.wav"), coded=("*/dream*",)),
+    PackageSpec("workrave-data", "GPL-3.0-or-later"),
+    PackageSpec("afterstep-data", "GPL-2.0-or-later", coded=("*/fwop*", "*/huh*")),
+    PackageSpec("unknown-horizons", "GPL-2.0-or-later", exclude=_VOICE),
+    PackageSpec("freecol", "GPL-2.0-or-later", folder_context=True,
+                exclude=("*/anthem/*", "*/intro/*", "*/intro.ogg", "*/meet/*", "*/video/*")),
+    PackageSpec("bambam", "GPL-3.0-or-later",
+                exclude=("*/areyousure*", "*/youcannot*"), coded=("*_lo.wav", "*/tuxok*")),
+    PackageSpec("dopewars-data", "GPL-2.0-or-later", exclude=("*/losebitch*", "*/bye.wav")),
+    PackageSpec("csoundqt-examples", "LGPL-2.1-or-later", include=("*/SourceMaterials/*",),
+                language="de",  # "Bratsche" (viola); the other names are English
+                exclude=("*/AndItsAll*", "*/fox.wav", "*/ahh.aiff", "*/eee.aiff", "*/ooo.aiff", "*/Stairwell*",
+                         "*/imp*", "*/sample.wav", "*/loop.wav", "*/wave.wav", "*/twopeaks*", "*Mono.wav",
+                         "*/dish[LR].wav"),
+                coded=("*/MFEM*", "*/fwavblnk*", "*/gbuzz*", "*/marmstk*", "*/Songpan*", "*/ClassGuit.*", "*/mandpluk*")),
+    PackageSpec("hydrogen-drumkits-effects", "GPL-2.0-or-later", labels="guitar_strums"),
     # speech only (captioned as speech, capped)
     PackageSpec("ktuberling-data", "GPL-2.0-or-later", labels="ktuberling", speech=True),
     PackageSpec("klettres-data", "GPL-2.0-or-later", labels="klettres", speech=True),
@@ -201,11 +244,6 @@ EVAL_PACKAGES: tuple[PackageSpec, ...] = (
     PackageSpec("tuxpaint-stamps-*", "GPL-2.0-only", reader="tuxpaint_stamps"),
 )
 """The independent evaluation packages (:data:`RESERVED_EVAL`)."""
-READERS = ("files", "opensfx", "tuxpaint_stamps")
-
-
-def _matches(name: str, patterns: Iterable[str]) -> str | None:
-    return next((p for p in patterns if fnmatch.fnmatchcase(name, p)), None)
 
 
 def check_training_packages(names: Iterable[str]) -> None:
@@ -246,7 +284,7 @@ def select_packages(names: Iterable[str] | None, evaluation: bool) -> list[Packa
     (check_eval_packages if evaluation else check_training_packages)(s.name for s in specs)
     for s in specs:
         if s.reader not in READERS:
-            raise ValueError(f"unknown reader {s.reader!r} for {s.name}; valid: {', '.join(READERS)}")
+            raise ValueError(f"unknown reader {s.reader!r} for {s.name}; valid: {', '.join(sorted(READERS))}")
     return specs
 
 
@@ -264,8 +302,15 @@ def resolve_names(pattern: str, run: Callable[..., subprocess.CompletedProcess] 
 
 
 def fetch_package(name: str, cache: Path,
-                  run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
+                  run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                  unpack: tuple[str, ...] = (), unpack_members: tuple[str, ...] = ()) -> Path:
     """Download (``apt-get download``) and unpack (``dpkg -x``) a package; both steps are cached.
+
+    Args:
+        unpack: if set, only the files of the ``.deb`` matching these globs (and the package's
+            copyright file) are unpacked, streamed from ``dpkg-deb --fsys-tarfile``.
+        unpack_members: with ``unpack``: each unpacked zip archive is replaced by a folder of
+            its members matching these globs (``public.zip`` -> ``public/audio/...``).
 
     Returns:
         ``cache/trees/<name>``, the unpacked file tree.
@@ -284,118 +329,59 @@ def fetch_package(name: str, cache: Path,
     tmp = tree.with_name(tree.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    run(["dpkg", "-x", str(found[-1]), str(tmp)], check=True, capture_output=True)
+    if unpack:
+        unpack_selected(found[-1], tmp, (*unpack, f"usr/share/doc/{name}/copyright"), unpack_members)
+    else:
+        run(["dpkg", "-x", str(found[-1]), str(tmp)], check=True, capture_output=True)
     (tmp / ".complete").write_text(found[-1].name + "\n")
     shutil.rmtree(tree, ignore_errors=True)
     os.replace(tmp, tree)
     return tree
 
 
-# ---------------------------------------------------------------- discovery
-@dataclass
-class Found:
-    """A sound to put in the corpus: ``data`` is set for sounds cut out of an archive or decoded."""
+def unpack_selected(deb: Path, dest: Path, globs: tuple[str, ...], members: tuple[str, ...] = ()) -> list[str]:
+    """Unpack the regular files of ``deb`` whose path (``usr/share/...``) matches ``globs`` into
+    ``dest``, streaming its data archive (nothing else is written); zip archives among them are
+    replaced by a folder of their members matching ``members`` (when given). Member paths that
+    are absolute or contain ``..`` are skipped. Returns the written paths, relative to ``dest``."""
+    from soundseek.data.debian_archives import MAX_MEMBER_BYTES
 
-    origin: str                 # path inside the package (or archive#member)
-    out_name: str               # path under audio/<package>/
-    caption: str
-    license: str
-    path: Path | None = None
-    data: bytes | None = None
-    extra: tuple[str, ...] = ()     # more captions from metadata
-    speech: bool = False
-
-
-@dataclass
-class PackageReport:
-    """What happened to one package's files."""
-
-    package: str
-    found: int = 0
-    kept: int = 0
-    skipped: dict[str, list[str]] = field(default_factory=dict)
-
-    def skip(self, reason: str, what: str) -> None:
-        self.skipped.setdefault(reason, []).append(what)
-
-    def line(self) -> str:
-        why = ", ".join(f"{k}: {len(v)}" for k, v in sorted(self.skipped.items()))
-        return f"{self.package:28s} found {self.found:5d}  kept {self.kept:5d}  skipped {self.found - self.kept:5d}" + (
-            f"  ({why})" if why else "")
-
-
-def _inner(rel: PurePosixPath) -> str:
-    """Path under audio/<package>/: without the usr/share[/games] prefix."""
-    parts = list(rel.parts)
-    for head in ("usr", "share", "games"):
-        if parts and parts[0] == head and len(parts) > 1:
-            parts.pop(0)
-    return "/".join(parts)
-
-
-def _entries(tree: Path, report: PackageReport) -> Iterator[tuple[PurePosixPath, str, Path | None, bytes | None]]:
-    """``(path for rules/captions, origin, file, bytes)`` of every file and archive member, sorted."""
-    from soundseek.data.debian_archives import ARCHIVE_EXTENSIONS, ArchiveError, read_rcc, read_zip
-
-    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
-        rel = PurePosixPath(path.relative_to(tree).as_posix())
-        if rel.suffix.lower() not in ARCHIVE_EXTENSIONS:
-            yield rel, str(rel), path, None
-            continue
-        try:
-            members = read_rcc(path.read_bytes()) if rel.suffix.lower() == ".rcc" else read_zip(path)
-            for member, body in members:
-                if PurePosixPath(member).suffix.lower() in AUDIO_EXTENSIONS | UNSUPPORTED_AUDIO:
-                    yield rel.parent / rel.stem / member, f"{rel}#{member}", None, body
-        except ArchiveError as e:
-            report.skip(f"unreadable archive ({e})", str(rel))
-
-
-def discover_files(tree: Path, spec: PackageSpec, report: PackageReport,
-                   license_of: Callable[[str], str | None] | None = None) -> Iterator[Found]:
-    """Sound files of an unpacked package (and of archives in it) with captions (sorted, deterministic)."""
-    from soundseek.data.debian_archives import decode_wavpack, wavpack_available
-    from soundseek.data.debian_labels import load_labels
-
-    labels = load_labels(spec.labels, tree)
-    for rel, origin, path, data in _entries(tree, report):
-        ext = rel.suffix.lower()
-        if ext not in AUDIO_EXTENSIONS and ext not in UNSUPPORTED_AUDIO:
-            continue
-        report.found += 1
-        where = "/" + str(rel)
-        if _matches(where, _SKIP_DIRS) or _matches(where.lower(), _SKIP_DIRS):
-            report.skip("music/doc folder", origin)
-            continue
-        if _matches(where, spec.exclude):
-            report.skip("excluded by package rule", origin)
-            continue
-        if spec.include and not _matches(where, spec.include):
-            report.skip("not in the package's sound folders", origin)
-            continue
-        out_name = _inner(rel)
-        if ext == ".wv" and path is not None and wavpack_available():
-            try:
-                data = decode_wavpack(path)
-            except (ValueError, OSError, subprocess.SubprocessError) as e:
-                report.skip(f"WavPack decoding failed ({type(e).__name__})", origin)
-                continue
-            path, out_name = None, out_name[: -len(ext)] + ".wav"
-        elif ext in UNSUPPORTED_AUDIO:
-            hint = " (install the Debian package wavpack)" if ext == ".wv" else ""
-            report.skip(f"format {ext} not decoded by libsndfile{hint}", origin)
-            continue
-        label = labels.get(str(rel))
-        if label is not None:
-            caption, extra, speech = label.captions[0], label.captions[1:], label.speech
-        else:
-            caption, extra, speech = caption_from_path(rel, spec.drop_prefixes, spec.folder_context), (), False
-        if caption is None:
-            report.skip("name carries no meaning", origin)
-            continue
-        lic = (license_of(str(rel)) if license_of else None) or spec.license
-        yield Found(origin, out_name, caption, lic, path=path, data=data, extra=extra,
-                    speech=speech or spec.speech)
+    written: list[str] = []
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            for info in tar:
+                rel = info.name.removeprefix("./")
+                if not info.isfile() or rel.startswith("/") or ".." in rel.split("/") or not _matches(rel, globs):
+                    continue
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(info)
+                assert src is not None
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                if members and zipfile.is_zipfile(target):
+                    folder = target.with_suffix("")
+                    with zipfile.ZipFile(target) as zf:
+                        for zi in sorted(zf.infolist(), key=lambda z: z.filename):
+                            member = zi.filename
+                            if (zi.is_dir() or member.startswith("/") or ".." in member.split("/")
+                                    or zi.file_size > MAX_MEMBER_BYTES or not _matches(member, members)):
+                                continue
+                            out_path = folder / member
+                            out_path.parent.mkdir(parents=True, exist_ok=True)
+                            with zf.open(zi) as body, open(out_path, "wb") as out:
+                                shutil.copyfileobj(body, out, 1 << 20)
+                            written.append(out_path.relative_to(dest).as_posix())
+                    target.unlink()
+                else:
+                    written.append(rel)
+    finally:
+        proc.stdout.close()
+        if proc.wait() != 0:
+            raise subprocess.CalledProcessError(proc.returncode, ["dpkg-deb", "--fsys-tarfile", str(deb)])
+    return sorted(written)
 
 
 def sha1_bytes(data: bytes) -> str:
@@ -526,6 +512,76 @@ def _cap_speech(rows: list[dict], share: float, reports: dict[str, PackageReport
     return [r for r in rows if id(r) not in drop]
 
 
+def _unpack_options(spec: PackageSpec) -> dict:
+    """Keyword arguments of :func:`fetch_package` for a spec that unpacks only part of its .deb."""
+    return {"unpack": spec.unpack, "unpack_members": spec.unpack_members} if spec.unpack else {}
+
+
+def _admit(items: Iterable[Found], report: PackageReport, seen: set[str], avoided: set[str],
+           min_duration: float, max_duration: float, long_ok: bool) -> Iterator[tuple[Found, float, bytes]]:
+    """Phase 2 of a build: ``(item, duration, bytes)`` of the readable items within the duration
+    bounds (or long non-speech recordings when ``long_ok``) whose bytes are new (``seen`` is
+    updated) and not in an avoided corpus; every other item is reported with its reason."""
+    for item in items:
+        duration, why = _probe(item)
+        if duration is None:
+            report.skip(why or "unreadable", item.origin)
+            continue
+        long = duration > max_duration and long_ok and not item.speech
+        if not min_duration <= duration <= max_duration and not long:
+            report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s", item.origin)
+            continue
+        data = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
+        digest = sha1_bytes(data)
+        if digest in seen or digest in avoided:
+            report.skip("in an avoided corpus" if digest in avoided else "duplicate (same bytes)", item.origin)
+            continue
+        seen.add(digest)
+        yield item, duration, data
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """One clip to write: a whole file as shipped, or a window of a long recording."""
+
+    rel: PurePosixPath          # path in the corpus (audio/<package>/...)
+    body: bytes
+    duration: float
+    origin: str
+    tags: tuple[str, ...] = ()
+
+
+def _clips(item: Found, duration: float, data: bytes, package: str, segment: float, max_segments: int,
+           max_source: float, max_duration: float) -> list[_Clip] | None:
+    """Phase 3: the clips of an admitted item: the file itself, or (longer than ``max_duration``)
+    its windows; [] when no window is left, None when the recording is not cut (music, too long)."""
+    if duration <= max_duration:
+        return [_Clip(PurePosixPath("audio", package, item.out_name), data, round(duration, 3), item.origin,
+                      ("speech",) if item.speech else ())]
+    cuts = _segments(item, set(item.caption.split()), segment, max_segments, max_source)
+    if cuts is None:
+        return None
+    stem = PurePosixPath(item.out_name).with_suffix("")   # "<stem>.segNNN": one split group
+    return [_Clip(PurePosixPath("audio", package, f"{stem}.seg{int(start):03d}.flac"), body, round(segment, 3),
+                  f"{item.origin}@{start:g}s", ("segment",)) for start, body in cuts]
+
+
+def _write_clip(out_dir: Path, item: Found, clip: _Clip, package: str, templates: bool) -> dict:
+    """Phase 4: write a clip's bytes (unless an equal-sized copy is there) and return its manifest row."""
+    dest = out_dir / clip.rel
+    if not (dest.is_file() and dest.stat().st_size == len(clip.body)):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_data(dest, clip.body)
+    captions = [item.caption, *item.extra]
+    if templates and not item.speech:
+        captions += [c for c in caption_variants(item.caption, str(clip.rel))[1:] if c not in captions]
+    row = {"audio": str(clip.rel), "captions": captions, "source": f"{package} (Debian)",
+           "license": item.license, "duration": clip.duration, "origin": clip.origin}
+    if clip.tags:
+        row["tags"] = list(clip.tags)
+    return row
+
+
 def build_corpus(
     out_dir: Path | str,
     packages: list[PackageSpec],
@@ -533,7 +589,7 @@ def build_corpus(
     max_duration: float = 15.0,
     min_duration: float = 0.05,
     avoid: Iterable[Path] = (),
-    fetch: Callable[[str, Path], Path] = fetch_package,
+    fetch: Callable[..., Path] = fetch_package,
     resolve: Callable[[str], list[str]] = resolve_names,
     log: Callable[[str], None] = lambda s: None,
     extra_rows: Callable[[], list[dict]] | None = None,
@@ -551,7 +607,8 @@ def build_corpus(
         cache: folder for ``debs/`` and unpacked ``trees/`` (reused across runs).
         max_duration, min_duration: clips outside [min, max] seconds are skipped (music, clicks).
         avoid: manifests whose clips (by file content) must not appear in this corpus.
-        fetch, resolve: download/unpack and glob expansion (replaceable in tests).
+        fetch, resolve: download/unpack (called with a spec's `unpack` options when it has them) and
+            glob expansion (replaceable in tests).
         extra_rows: called once after the packages; returns more manifest rows whose files it
             wrote under ``out_dir`` (the rendered instruments).
         speech_share: at most this share of all clips is speech (rows tagged "speech").
@@ -564,74 +621,26 @@ def build_corpus(
     Duplicate files (same bytes) are kept once. Reruns reuse the cache and unchanged copies,
     and give the same manifest byte for byte.
     """
-    from soundseek.data import debian_readers as readers
-    from soundseek.data.debian_captions import caption_variants
-
     out_dir, cache = Path(out_dir), Path(cache)
     avoided = manifest_hashes(avoid)
     seen: set[str] = set()
     rows: list[dict] = []
     reports: list[PackageReport] = []
     for spec in packages:
+        reader = get_reader(spec.reader)
         for name in resolve(spec.name):
             report = PackageReport(name)
             reports.append(report)
-            tree = fetch(name, cache)
-            if spec.reader == "opensfx":
-                items = readers.read_opensfx(tree, spec, report)
-            elif spec.reader == "tuxpaint_stamps":
-                items = readers.read_tuxpaint_stamps(tree, spec, report)
-            else:
-                items = discover_files(tree, spec, report, readers.license_lookup(tree, name))
-            for item in items:
-                duration, why = _probe(item)
-                if duration is None:
-                    report.skip(why or "unreadable", item.origin)
+            tree = fetch(name, cache, **_unpack_options(spec))
+            items = cap_items(reader(tree, spec, report, name), spec, report)
+            for item, duration, data in _admit(items, report, seen, avoided, min_duration, max_duration,
+                                                long_ok=segment > 0):
+                clips = _clips(item, duration, data, name, segment, max_segments, max_source, max_duration)
+                if not clips:
+                    report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s"
+                                + (" (music, or too long to cut)" if clips is None else ""), item.origin)
                     continue
-                long = duration > max_duration and segment > 0 and not item.speech
-                if not min_duration <= duration <= max_duration and not long:
-                    report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s", item.origin)
-                    continue
-                data = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
-                digest = sha1_bytes(data)
-                if digest in seen or digest in avoided:
-                    report.skip("in an avoided corpus" if digest in avoided else "duplicate (same bytes)", item.origin)
-                    continue
-                seen.add(digest)
-                if long:
-                    cuts = _segments(item, set(item.caption.split()), segment, max_segments, max_source)
-                    if not cuts:
-                        report.skip(f"duration outside [{min_duration:g}, {max_duration:g}] s"
-                                    + (" (music, or too long to cut)" if cuts is None else ""), item.origin)
-                        continue
-                    for start, body in cuts:
-                        stem = PurePosixPath(item.out_name).with_suffix("")   # "<stem>.segNNN": one split group
-                        rel = PurePosixPath("audio", name, f"{stem}.seg{int(start):03d}.flac")
-                        dest = out_dir / rel
-                        if not (dest.is_file() and dest.stat().st_size == len(body)):
-                            dest.parent.mkdir(parents=True, exist_ok=True)
-                            atomic_write_data(dest, body)
-                        captions = [item.caption, *item.extra]
-                        if templates:
-                            captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
-                        rows.append({"audio": str(rel), "captions": captions, "source": f"{name} (Debian)",
-                                     "license": item.license, "duration": round(segment, 3),
-                                     "origin": f"{item.origin}@{start:g}s", "tags": ["segment"]})
-                    report.kept += 1
-                    continue
-                rel = PurePosixPath("audio", name, item.out_name)
-                dest = out_dir / rel
-                if not (dest.is_file() and dest.stat().st_size == len(data)):
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_data(dest, data)
-                captions = [item.caption, *item.extra]
-                if templates and not item.speech:
-                    captions += [c for c in caption_variants(item.caption, str(rel))[1:] if c not in captions]
-                row = {"audio": str(rel), "captions": captions, "source": f"{name} (Debian)",
-                       "license": item.license, "duration": round(duration, 3), "origin": item.origin}
-                if item.speech:
-                    row["tags"] = ["speech"]
-                rows.append(row)
+                rows.extend(_write_clip(out_dir, item, clip, name, templates) for clip in clips)
                 report.kept += 1
             log(report.line())
     if extra_rows is not None:

@@ -4,7 +4,7 @@
   versions 1-3): a header ``qres`` + version + offsets of the node tree, the data and the names;
   every file node points to a length-prefixed blob, optionally zlib-compressed (``qCompress``:
   a 4-byte big-endian length + a zlib stream). zstd-compressed entries (Qt 6 flag 4) are reported.
-- :func:`read_zip`: zip archives (``.pk3`` of id-tech games, ``.zip``).
+- :func:`read_zip`: zip archives (``.pk3`` of id-tech games, ``.wz`` of Warzone 2100, ``.zip``).
 - :func:`decode_wavpack`: WavPack (``.wv``) to RIFF/WAVE bytes with Debian's ``wvunpack``.
 
 Archive members are yielded as ``(inner path, bytes)`` in a deterministic (sorted) order; work is
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Iterator
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
-ARCHIVE_EXTENSIONS = frozenset({".rcc", ".pk3", ".zip"})
+ARCHIVE_EXTENSIONS = frozenset({".rcc", ".pk3", ".zip", ".wz"})
+"""Archives whose members are read: Qt resources, and zip files (id-tech ``.pk3``, Warzone 2100 ``.wz``)."""
 
 
 class ArchiveError(ValueError):

@@ -12,7 +12,11 @@ module turns such a path into a short lowercase label in the style of real-sfx-d
    and package-specific leading words (``drop_prefixes``);
 4. expand common abbreviations (``expl`` -> explosion, ``btn`` -> button, ...) and split
    glued compounds made of known sound words (``shotgunreload`` -> "shotgun reload");
-5. optionally put an informative parent folder in front (``weapons/anvil_fall`` -> "weapon anvil fall").
+5. optionally put an informative parent folder in front (``weapons/anvil_fall`` -> "weapon anvil fall");
+6. names in another language are translated word by word first (:data:`TRANSLATIONS`: Czech,
+   German, French tables of the words the packages use); action suffixes read as English
+   (``lion_attack`` -> "lion attack", ``sheep_death`` -> "sheep dying", ``cattle_idle3`` ->
+   "cattle"), and footstep surfaces become "footsteps on X" (``steps_gravel`` -> "footsteps on gravel").
 
 A name that carries no meaning (only numbers, hashes or generic words) gives ``None``.
 Everything is deterministic: no randomness, no dependence on other files.
@@ -35,6 +39,7 @@ ABBREVIATIONS: dict[str, str] = {
     "notif": "notification", "elec": "electric", "veh": "vehicle", "ftstep": "footstep",
     "std": "standard", "destroied": "destroyed", "ref": "referee", "bd": "bass drum", "sn": "snare", "hh": "hi hat", "perc": "percussion", "fx": "",
     "wp": "weapon", "shotty": "shotgun", "plr": "player",
+    "explons": "explosions", "interfce": "interface", "fs": "footstep", "foorstep": "footstep", "con": "construction", "gen": "", "telep": "teleport",
     "sfx": "", "snd": "", "sound": "", "sounds": "", "wav": "", "ogg": "",
 }
 """Token -> replacement ("" drops the token). Applied after splitting, before compounds."""
@@ -42,9 +47,58 @@ ABBREVIATIONS: dict[str, str] = {
 GENERIC: frozenset[str] = frozenset({
     "sound", "sounds", "sfx", "fx", "snd", "audio", "sample", "samples", "music", "track",
     "bgm", "theme", "default", "custom", "untitled", "new", "final", "mono", "stereo", "raw",
-    "loop", "lp", "le", "be", "s16", "s8", "u8", "copy", "edit", "edited", "version", "test",
+    "loop", "lp", "le", "be", "s16", "s8", "u8", "copy", "edit", "edited", "version", "test", "generic",
+    "hz", "bit", "khz",
 })
 """Words that say nothing about the sound; a caption made only of these is dropped."""
+
+TRANSLATIONS: dict[str, dict[str, str]] = {
+    # berusky2-data (sound/sound/*.wav): Czech names, written without diacritics, some glued
+    "cs": {
+        "auto": "car", "blesk": "lightning", "bubl": "bubble", "bubliny": "bubbles", "exploze": "explosion",
+        "hrebik": "nail", "hrom": "thunder", "krysa": "rat", "ptak": "bird", "tlacitko": "button",
+        "vitr": "wind", "voda": "water", "vytah": "lift", "jizda": "moving", "rozjezd": "starting",
+        "zblunk": "plop", "bedna": "crate", "bortici": "collapsing", "dvere": "door", "otevrit": "open",
+        "zavrit": "close", "dvereotevrit": "door open", "dverezavrit": "door close", "hvezda": "star",
+        "krumpac": "pickaxe", "krompace": "pickaxe", "les": "forest", "mesto": "city", "odemceni": "unlocking",
+        "pad": "falling", "padklice": "falling key", "paddrevo": "falling wood", "padkov": "falling metal",
+        "batohu": "backpack", "dynamitu": "dynamite", "zavazi": "weight", "klice": "key", "snorchl": "snorkel",
+        "parnik": "steamboat", "racek": "seagull", "rozpad": "crumbling", "seber": "pick up", "zvon": "bell",
+        "vynor": "surfacing", "stepsand": "footsteps on sand", "stepsgrass": "footsteps on grass",
+        "stepsnow": "footsteps on snow", "stepssteel": "footsteps on steel", "stepsstone": "footsteps on stone",
+        "stepswood": "footsteps on wood", "tvon": "television on", "tvoff": "television off",
+        "magnet": "magnet", "balance": "balance", "swamp": "swamp", "village": "village", "frog": "frog",
+        "crow": "crow", "eat": "eat", "exit": "exit", "fairy": "fairy", "pray": "pray",
+    },
+    # mirrormagic-data (sounds/snd_*/*.wav): German words and German onomatopoeia
+    "de": {
+        "amoebe": "amoeba", "autsch": "ouch", "booom": "boom", "buing": "boing", "deng": "ding",
+        "holz": "wood", "kabumm": "kaboom explosion", "klapper": "rattle", "kling": "clink", "klopf": "knock",
+        "knack": "crack", "lachen": "laughing", "miep": "beep", "njam": "munching", "oeffnen": "opening",
+        "pling": "ping", "pusch": "push", "quiek": "squeak", "roaaar": "roar", "roehr": "bellow",
+        "schlurf": "shuffle", "sirr": "whirr", "warnton": "warning tone", "zisch": "hiss", "empty": "empty",
+        "fuel": "fuel", "gate": "gate", "gong": "gong", "door": "door", "exit": "exit", "laser": "laser",
+        "slurp": "slurp", "whoosh": "whoosh", "bong": "bong", "pong": "pong", "blurb": "blurb",
+        "bratsche": "viola",  # csoundqt-examples SourceMaterials/BratscheMono.wav
+    },
+    # heroes-sound-effects (sfx/*.wav): French names
+    "fr": {
+        "argent": "money", "claxon": "horn", "ecrase": "crushed", "finlevel": "level finished",
+        "foule": "crowd", "invinc": "invincible", "lmoins": "life lost", "lplus": "extra life",
+        "mort": "death", "speedown": "slow down", "speedup": "speed up", "coins": "coins", "clock": "clock",
+    },
+}
+"""Per language: word of the file names -> English ("" drops the word). Only the words the
+packages of that language use; a word missing from the table is kept as it is."""
+
+_SUFFIXES: dict[str, str] = {"idle": "", "death": "dying", "die": "dying", "dies": "dying", "attack": "attack"}
+"""Action suffixes of creature sounds (``cattle_idle3``, ``sheep_death``, ``lion_attack``): "idle" (the
+creature's ordinary call) is dropped, the others read as English."""
+
+SURFACES = frozenset({"grass", "gravel", "sand", "snow", "stone", "wood", "metal", "steel", "dirt", "mud", "water",
+                      "carpet", "concrete", "tile", "leaves", "ice", "shallow", "stairs"})
+"""Footstep surfaces: "footstep gravel" / "steps gravel" -> "footsteps on gravel"."""
+_STEP_WORDS = frozenset({"footstep", "footsteps", "step", "steps", "walk"})
 
 _KNOWN_WORDS = """
 air alarm alert anvil applause arrow attach attack axe ball balloon bang bark bass bat beam
@@ -69,6 +123,7 @@ team chat notify crowd boo ooh long short twice soft cave city tank shower good 
 off all low high very well done your fall deep trigger rotate shutter bell save tower layer
 chant gravity jetpack ammo heart beat gust band triple rift collapse melon grave baseball bolt
 nuclear police truck cracker tail dart sting lobby online screenshot saved hand collision is
+leaves rocky crash ground
 """.split() + ["in", "on", "of", "go", "ok"]
 """Vocabulary for splitting glued compounds (``sniperreload``); only tokens of 7+ letters
 that are not themselves in this list are split, and only if every piece is a known word
@@ -138,9 +193,42 @@ def _clean_tokens(words: list[str], drop_prefixes: tuple[str, ...]) -> list[str]
     return [w for i, w in enumerate(kept) if i == 0 or kept[i - 1] != w]  # "message message" -> "message"
 
 
-def clean_label(text: str, drop_prefixes: tuple[str, ...] = ()) -> str | None:
-    """Caption from a free-form name (no extension handling): words, abbreviations, no numbers."""
-    tokens = _clean_tokens(split_words(text), tuple(p.lower() for p in drop_prefixes))
+def translate(words: list[str], language: str) -> list[str]:
+    """Words of ``language`` to English with :data:`TRANSLATIONS` (unknown words kept; "en": unchanged).
+
+    Raises:
+        ValueError: no table for ``language``.
+    """
+    if language == "en":
+        return words
+    if language not in TRANSLATIONS:
+        raise ValueError(f"no translation table for language {language!r}; valid: en, {', '.join(sorted(TRANSLATIONS))}")
+    table = TRANSLATIONS[language]
+    out: list[str] = []
+    for w in words:
+        out.extend(table.get(w, w).split())
+    return out
+
+
+def _actions_and_surfaces(tokens: list[str]) -> list[str]:
+    """``[.., "idle"]`` -> drop; ``"death"`` -> "dying"; "steps gravel" -> "footsteps on gravel"."""
+    out = [w for w in (_SUFFIXES.get(t, t) if i > 0 else t for i, t in enumerate(tokens)) if w]
+    out = [w for i, w in enumerate(out) if not (w == "foot" and out[i + 1: i + 2] in (["step"], ["steps"]))]
+    steps = [i for i, w in enumerate(out) if w in _STEP_WORDS]
+    surface = [w for w in out if w in SURFACES]
+    if steps and len(surface) == 1 and "on" not in out:
+        rest = [w for w in out if w not in _STEP_WORDS and w != surface[0]]
+        return rest + ["footsteps", "on", surface[0]]
+    return out
+
+
+def clean_label(text: str, drop_prefixes: tuple[str, ...] = (), language: str = "en",
+                surfaces: bool = True) -> str | None:
+    """Caption from a free-form name (no extension handling): words translated to English
+    (``language``), abbreviations, action suffixes and footstep surfaces, no numbers."""
+    words = [w for w in split_words(text) if not w.isdigit()]
+    tokens = _clean_tokens(translate(words, language), tuple(p.lower() for p in drop_prefixes))
+    tokens = _actions_and_surfaces(tokens) if surfaces else tokens
     if not any(sum(c.isalpha() for c in t) >= 3 for t in tokens):
         return None
     return " ".join(tokens)
@@ -155,9 +243,9 @@ def _stem(name: str) -> str:
     return stem
 
 
-def folder_label(folder: str) -> str | None:
+def folder_label(folder: str, language: str = "en") -> str | None:
     """Singular, cleaned folder name if it says something about the sound, else None."""
-    label = clean_label(folder)
+    label = clean_label(folder, language=language)
     if label is None or label in _UNINFORMATIVE_DIRS or folder.lower() in _UNINFORMATIVE_DIRS:
         return None
     words = label.split()
@@ -175,6 +263,7 @@ def caption_from_path(
     path: str | PurePosixPath,
     drop_prefixes: tuple[str, ...] = (),
     folder_context: bool = False,
+    language: str = "en",
 ) -> str | None:
     """Caption for a sound file from its name (and optionally its parent folder).
 
@@ -183,6 +272,7 @@ def caption_from_path(
         drop_prefixes: leading words to remove (package names such as "oxygen").
         folder_context: put the parent folder in front when it is informative and not
             already in the caption ("weapons/anvil_fall.ogg" -> "weapon anvil fall").
+        language: language of the names ("en", or a key of :data:`TRANSLATIONS`).
 
     Returns:
         The caption, or None when the name carries no meaning ("01.wav", "a3f9c2e1.ogg").
@@ -190,14 +280,17 @@ def caption_from_path(
     Example: ``caption_from_path("sounds/explosionBoss_02.wav")`` -> ``"explosion boss"``.
     """
     p = PurePosixPath(path)
-    label = clean_label(_stem(p.name), drop_prefixes)
+    label = clean_label(_stem(p.name), drop_prefixes, language, surfaces=False)
     if label is None:
         return None
     if folder_context and len(p.parts) > 1:
-        folder = folder_label(p.parent.name)
-        if folder is not None and not set(folder.split()) & _stems(label.split()):
-            label = f"{folder} {label}"
-    return label
+        folder = folder_label(p.parent.name, language)
+        words = label.split()
+        if (folder is not None and not set(folder.split()) & _stems(words) and folder not in drop_prefixes
+                and not (_STEP_WORDS & set(words) and "step" in folder)):
+            # an action folder ("death/goat.ogg") reads as a suffix: "goat dying"
+            label = f"{label} {folder}" if folder in _SUFFIXES else f"{folder} {label}"
+    return " ".join(_actions_and_surfaces(label.split()))
 
 
 def _stems(words: list[str]) -> set[str]:

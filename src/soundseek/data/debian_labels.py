@@ -12,6 +12,7 @@ Each reader maps paths inside an unpacked package (POSIX, relative to the tree r
 - ``klettres``: ``<lang>/sounds.xml`` names spoken letters and syllables.
 - ``asterisk``: telephone prompts of one English speaker (digits, letters, phonetic alphabet,
   other prompts).
+- ``guitar_strums``: a Hydrogen kit of strummed guitar chords named ``<chord>[_UP|_DOWN]_NN``.
 - ``bucklespring``: ``<scancode>-<0|1>.wav`` is a key of an IBM Model M keyboard pressed (0)
   or released (1).
 
@@ -238,8 +239,29 @@ def bucklespring_labels(tree: Path) -> dict[str, Label]:
     return out
 
 
+_CHORD = re.compile(r"^([A-G]) ?(s|sharp|b|flat)? ?(major|minor|minro)(7b5|7)?(?:_(up|down))?_\d+$", re.IGNORECASE)
+
+
+def guitar_strum_labels(tree: Path) -> dict[str, Label]:
+    """Strummed guitar chords of a kit (``Gminor_UP_01.flac``): "guitar strum, G minor chord"
+    ("an upward strum" for ``_UP``); every other sample is named by its kit (:func:`hydrogen_labels`)."""
+    out = hydrogen_labels(tree)
+    for f in sorted(tree.rglob("*")):
+        m = _CHORD.match(f.stem)
+        if not m or not f.is_file():
+            continue
+        root, acc, quality, ext, way = m.groups()
+        sign = {"s": " sharp", "sharp": " sharp", "b": " flat", "flat": " flat"}.get((acc or "").lower(), "")
+        chord = f"{root.upper()}{sign} {'major' if quality.lower() == 'major' else 'minor'}" + (" seven flat five" if ext and ext.lower() == "7b5"
+                                                             else " seven" if ext else "")
+        strum = f"{way.lower()}ward strum" if way else "strum"
+        out[_rel(tree, f)] = Label((f"guitar {strum} {chord} chord",
+                                     f"an acoustic guitar strumming {'an' if root.upper() in 'AEF' else 'a'} {chord} chord"))
+    return out
+
+
 LABEL_READERS: dict[str, Callable[[Path], dict[str, Label]]] = {
-    "hydrogen": hydrogen_labels, "qabcs": qabcs_labels, "ktuberling": ktuberling_labels,
+    "hydrogen": hydrogen_labels, "guitar_strums": guitar_strum_labels, "qabcs": qabcs_labels, "ktuberling": ktuberling_labels,
     "klettres": klettres_labels, "asterisk": asterisk_labels, "bucklespring": bucklespring_labels,
 }
 

@@ -1,5 +1,12 @@
-"""Package-specific readers and per-file licenses for :mod:`soundseek.data.debian`.
+"""How sounds are found in an unpacked package, and per-file licenses (:mod:`soundseek.data.debian`).
 
+Readers are chosen by name from :data:`READERS` (``PackageSpec.reader``); each is called as
+``reader(tree, spec, report, package)`` and yields :class:`~soundseek.data.debian_types.Found`
+items in a deterministic (sorted) order:
+
+- :func:`discover_files` ("files"): plain sound files, and sounds inside ``.rcc`` / ``.pk3`` /
+  ``.zip`` / ``.wz`` archives, captioned from their paths or the package's metadata
+  (:mod:`soundseek.data.debian_labels`); WavPack is decoded.
 - :func:`read_opensfx`: OpenTTD's ``opensfx.cat`` archive (``openttd-opensfx``): an index of
   ``(offset, size)`` pairs, each entry a name string (``"Steam train station departure". By ...
   License: ...``) followed by a RIFF/WAVE file, cut out byte for byte.
@@ -12,13 +19,16 @@
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
+import subprocess
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
-from soundseek.data.debian import Found, PackageReport, PackageSpec, _inner
 from soundseek.data.debian_captions import caption_from_path, clean_label
+from soundseek.data.debian_types import (AUDIO_EXTENSIONS, SKIP_DIRS, UNSUPPORTED_AUDIO, Found, PackageReport,
+                                         PackageSpec, inner_path, matches)
 
 # ------------------------------------------------------------------ DEP-5 copyright
 _SPDX = {"CC0": "CC0-1.0", "GPL-2": "GPL-2.0-only", "GPL-2+": "GPL-2.0-or-later", "GPL-3": "GPL-3.0-only",
@@ -99,7 +109,7 @@ def opensfx_caption(title: str) -> str | None:
     return clean_label(text.replace("/", " or "))
 
 
-def read_opensfx(tree: Path, spec: PackageSpec, report: PackageReport) -> Iterator[Found]:
+def read_opensfx(tree: Path, spec: PackageSpec, report: PackageReport, package: str = "") -> Iterator[Found]:
     """Sounds of every ``*.cat`` archive in the package (see module docstring)."""
     for cat in sorted(tree.rglob("*.cat")):
         data = cat.read_bytes()
@@ -143,7 +153,8 @@ def stamp_caption(sound: Path) -> str | None:
     return caption_from_path(sound.name)
 
 
-def read_tuxpaint_stamps(tree: Path, spec: PackageSpec, report: PackageReport) -> Iterator[Found]:
+def read_tuxpaint_stamps(tree: Path, spec: PackageSpec, report: PackageReport,
+                         package: str = "") -> Iterator[Found]:
     """Stamp sound effects (see module docstring)."""
     for path in sorted(p for p in tree.rglob("*") if p.suffix.lower() in (".ogg", ".wav")):
         rel = PurePosixPath(path.relative_to(tree).as_posix())
@@ -161,4 +172,119 @@ def read_tuxpaint_stamps(tree: Path, spec: PackageSpec, report: PackageReport) -
         if caption is None:
             report.skip("name carries no meaning", str(rel))
             continue
-        yield Found(str(rel), _inner(rel), caption, spec.license, path=path)
+        yield Found(str(rel), inner_path(rel), caption, spec.license, path=path)
+
+
+# ------------------------------------------------------------------ plain files (and archives)
+def _entries(tree: Path, report: PackageReport) -> Iterator[tuple[PurePosixPath, str, Path | None, bytes | None]]:
+    """``(path for rules/captions, origin, file, bytes)`` of every file and archive member, sorted."""
+    from soundseek.data.debian_archives import ARCHIVE_EXTENSIONS, ArchiveError, read_rcc, read_zip
+
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        rel = PurePosixPath(path.relative_to(tree).as_posix())
+        if rel.suffix.lower() not in ARCHIVE_EXTENSIONS:
+            yield rel, str(rel), path, None
+            continue
+        try:
+            members = read_rcc(path.read_bytes()) if rel.suffix.lower() == ".rcc" else read_zip(path)
+            for member, body in members:
+                if PurePosixPath(member).suffix.lower() in AUDIO_EXTENSIONS | UNSUPPORTED_AUDIO:
+                    yield rel.parent / rel.stem / member, f"{rel}#{member}", None, body
+        except ArchiveError as e:
+            report.skip(f"unreadable archive ({e})", str(rel))
+
+
+def discover_files(tree: Path, spec: PackageSpec, report: PackageReport, package: str = "") -> Iterator[Found]:
+    """Sound files of an unpacked package (and of archives in it) with captions (sorted, deterministic).
+
+    Licenses come from the package's DEP-5 copyright file when it names the file
+    (:func:`license_lookup`), else ``spec.license``.
+    """
+    from soundseek.data.debian_archives import decode_wavpack, wavpack_available
+    from soundseek.data.debian_labels import load_labels
+
+    labels = load_labels(spec.labels, tree)
+    license_of = license_lookup(tree, package or spec.name)
+    for rel, origin, path, data in _entries(tree, report):
+        ext = rel.suffix.lower()
+        if ext not in AUDIO_EXTENSIONS and ext not in UNSUPPORTED_AUDIO:
+            continue
+        report.found += 1
+        where = "/" + str(rel)
+        included = bool(spec.include) and matches(where, spec.include)
+        if not included and (matches(where, SKIP_DIRS) or matches(where.lower(), SKIP_DIRS)):
+            report.skip("music/doc folder", origin)
+            continue
+        if matches(where, spec.exclude):
+            report.skip("excluded by package rule", origin)
+            continue
+        if spec.include and not included:
+            report.skip("not in the package's sound folders", origin)
+            continue
+        if matches(where, spec.coded):
+            report.skip("coded name (not expanded)", origin)
+            continue
+        out_name = inner_path(rel)
+        if ext == ".wv" and path is not None and wavpack_available():
+            try:
+                data = decode_wavpack(path)
+            except (ValueError, OSError, subprocess.SubprocessError) as e:
+                report.skip(f"WavPack decoding failed ({type(e).__name__})", origin)
+                continue
+            path, out_name = None, out_name[: -len(ext)] + ".wav"
+        elif ext in UNSUPPORTED_AUDIO:
+            hint = " (install the Debian package wavpack)" if ext == ".wv" else ""
+            report.skip(f"format {ext} not decoded by libsndfile{hint}", origin)
+            continue
+        label = labels.get(str(rel))
+        if label is not None:
+            caption, extra, speech = label.captions[0], label.captions[1:], label.speech
+        else:
+            caption = caption_from_path(rel, spec.drop_prefixes, spec.folder_context, spec.language)
+            extra, speech = (), False
+        if caption is None:
+            report.skip("name carries no meaning", origin)
+            continue
+        lic = license_of(str(rel)) or spec.license
+        yield Found(origin, out_name, caption, lic, path=path, data=data, extra=extra,
+                    speech=speech or spec.speech)
+
+
+# ------------------------------------------------------------------ registry and caps
+class Reader(Protocol):
+    def __call__(self, tree: Path, spec: PackageSpec, report: PackageReport, package: str = "") -> Iterator[Found]:
+        ...
+
+
+READERS: dict[str, Reader] = {
+    "files": discover_files,
+    "opensfx": read_opensfx,
+    "tuxpaint_stamps": read_tuxpaint_stamps,
+}
+"""Reader name (``PackageSpec.reader``) -> function yielding the package's sounds."""
+
+
+def get_reader(name: str) -> Reader:
+    """The reader called ``name``; ValueError listing the valid names otherwise."""
+    if name not in READERS:
+        raise ValueError(f"unknown reader {name!r}; valid: {', '.join(sorted(READERS))}")
+    return READERS[name]
+
+
+def cap_items(items: Iterable[Found], spec: PackageSpec, report: PackageReport) -> Iterator[Found]:
+    """Keep at most ``spec.cap`` of the items matching ``spec.cap_globs`` (gun and weapon sounds),
+    chosen by a hash of their origin (deterministic); the others pass unchanged, in order."""
+    if spec.cap <= 0 or not spec.cap_globs:
+        yield from items
+        return
+    capped: list[Found] = []
+    for item in items:
+        if matches("/" + item.origin, spec.cap_globs):
+            capped.append(item)
+        else:
+            yield item
+    order = sorted(capped, key=lambda f: hashlib.sha1(f.origin.encode("utf-8")).hexdigest())
+    for item in order[spec.cap:]:
+        report.skip(f"over the cap of {spec.cap} weapon sounds", item.origin)
+    keep = {id(f) for f in order[: spec.cap]}
+    yield from (f for f in capped if id(f) in keep)
