@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import stat
 import sys
 import time
@@ -28,7 +29,7 @@ from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
 from . import itemdata, moments, peaks, textindex
 from .embedder import check_embedder
-from .integrity import IndexDamagedError
+from .integrity import IndexDamagedError, disk_full_error, is_disk_full
 from .metadata import read_tags
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
                        read_manifest, write_json_atomic, MANIFEST)
@@ -193,7 +194,21 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
     return Store(index_dir, create=True)
 
 
-def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backend: str = "faiss",
+def build_index(source: str | Path, embedder: Any, index_dir: str | Path, **options: Any) -> IndexReport:
+    """Index (or update the index of) a folder or corpus; the options are :func:`_build`'s.
+
+    A full disk ends the run with :class:`~soundseek.index.integrity.DiskFullError` (one line
+    naming the file system and the space needed); every batch committed before stays indexed.
+    """
+    try:
+        return _build(source, embedder, index_dir, **options)
+    except (OSError, sqlite3.DatabaseError, RuntimeError) as e:
+        if not is_disk_full(e):
+            raise
+        raise disk_full_error(index_dir) from None
+
+
+def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: str = "faiss",
                 backend_options: dict | None = None, batch_size: int = 16, workers: int = 2,
                 progress: bool = True, rebuild: bool = False, max_seconds: float | None = None,
                 format: str = "auto", retry_failed: bool = False, model: str | None = None,

@@ -8,6 +8,7 @@ state too and checked on open: a damaged file is rebuilt from SQLite, never sear
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 from ..config import ConfigError
 from ..fileio import atomic_write_text
 from .backends.base import VectorBackend, build_backend, fold_items
-from .integrity import IndexDamagedError, file_crc32, read_json, repair_hint
+from .integrity import IndexDamagedError, file_crc32, is_disk_full, read_json, repair_hint
 from .store import Store
 
 FORMAT_VERSION = 1
@@ -209,7 +210,12 @@ def _save(index_dir: Path, backend: VectorBackend, manifest: dict, gen: int, cou
              "count": count, "saved": time.time()}
     if manifest["backend"] == "faiss":
         path = _backend_path(index_dir, manifest)
-        backend.save(path)
+        try:
+            backend.save(path)
+        except RuntimeError as e:  # FAISS' writer: an OSError to callers (read-only / full disk)
+            if is_disk_full(e):
+                raise OSError(errno.ENOSPC, f"No space left on device writing {path}") from None
+            raise
         state["checksums"] = {n: file_crc32(index_dir / n) for n in (path.name, path.name + ".meta.json")}
     else:
         backend.save(None)

@@ -28,7 +28,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..safe_open import printable
-from .integrity import IndexDamagedError, check_sqlite_file, repair_hint
+from .integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
+                        repair_hint)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
@@ -82,6 +83,7 @@ class FrameStore:
         c = existing[-1] if existing else 0
         refs = []
         f = open(self._chunk_path(c), "ab")
+        start = (c, f.tell())
         try:
             for a in arrays:
                 a = np.ascontiguousarray(a)
@@ -93,9 +95,19 @@ class FrameStore:
                 f.write(a.tobytes())
             f.flush()
             os.fsync(f.fileno())
+        except BaseException:  # a full disk: give back the bytes of this call (never referenced)
+            f.close()
+            self._truncate_back(*start, c)
+            raise
         finally:
             f.close()
         return refs
+
+    def _truncate_back(self, chunk: int, size: int, last: int) -> None:
+        with contextlib.suppress(OSError):
+            os.truncate(self._chunk_path(chunk), size)
+            for c in range(chunk + 1, last + 1):
+                self._chunk_path(c).unlink(missing_ok=True)
 
     def read(self, chunk: int, offset: int, shape: str, dtype: str) -> np.ndarray:
         shp = tuple(int(s) for s in shape.split(",") if s != "")
@@ -126,6 +138,7 @@ class Store:
         self._local = threading.local()
         check_sqlite_file(self.db_path, self.repair)
         try:
+            self.con  # noqa: B018 - opens (WAL mode): a full disk fails here, reported as such
             if create:
                 self.con.executescript(SCHEMA)
                 for table, column in (("problems", "mode"), ("items", "dev"), ("items", "ino")):
@@ -142,8 +155,10 @@ class Store:
     def repair(self) -> str:
         return repair_hint(self.dir, _source_of(self.dir))
 
-    def damaged(self, err: BaseException) -> IndexDamagedError:
-        """The one-line error for an SQLite failure of this index."""
+    def damaged(self, err: BaseException) -> IndexDamagedError | DiskFullError:
+        """The one-line error for an SQLite failure of this index (a full disk is not damage)."""
+        if is_disk_full(err):
+            return disk_full_error(self.dir)
         return IndexDamagedError(self.db_path, str(err) or type(err).__name__, self.repair)
 
     @property
@@ -164,7 +179,8 @@ class Store:
         try:
             yield con
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # SQLite already rolled back after SQLITE_FULL / IOERR
+                con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
 
@@ -199,8 +215,12 @@ class Store:
         name) are escaped so a message is always exactly one line."""
         message = printable(message)
         (con or self.con).execute("INSERT INTO log VALUES(?, ?, ?)", (time.time(), level, message))
-        with open(self.dir / "index.log", "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {message}\n")
+        try:  # the readable copy; the log table above is the record
+            with open(self.dir / "index.log", "a", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {message}\n")
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
 
     # --- items -----------------------------------------------------------------------------
     def known(self) -> dict[str, sqlite3.Row]:
