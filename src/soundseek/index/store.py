@@ -22,6 +22,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -58,6 +59,13 @@ def _source_of(index_dir: Path) -> str | None:
         return json.loads((index_dir / "manifest.json").read_text(encoding="utf-8")).get("source")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+class IndexReplacedError(RuntimeError):
+    """The index directory now holds another index (rebuilt since this store was opened)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        super().__init__(f"the index {index_dir} was rebuilt while in use; open it again")
 
 
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
@@ -145,8 +153,11 @@ class Store:
                     cols = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
                     if column not in cols:  # indexes written before these were recorded
                         self.con.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+                if self.get_state("index_id") is None:
+                    self.con.execute("INSERT OR IGNORE INTO state(k, v) VALUES('index_id', ?)", (uuid.uuid4().hex,))
             else:
                 self.con.execute("SELECT COUNT(*) FROM items").fetchone()
+            self.index_id = self.get_state("index_id")
         except sqlite3.DatabaseError as e:
             self.close()
             raise self.damaged(e) from None
@@ -163,12 +174,25 @@ class Store:
 
     @property
     def con(self) -> sqlite3.Connection:
+        """This thread's connection. Opened on first use by the thread; if ``index.sqlite`` was
+        replaced meanwhile (a rebuild), :class:`IndexReplacedError` instead of a connection to
+        another index whose ids mean other files."""
         con = getattr(self._local, "con", None)
         if con is None:
+            if hasattr(self, "index_id") and not self.db_path.is_file():
+                raise IndexReplacedError(self.dir)
             con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.row_factory = sqlite3.Row
+            if hasattr(self, "index_id"):  # not the first connection: the same index?
+                try:
+                    row = con.execute("SELECT v FROM state WHERE k='index_id'").fetchone()
+                except sqlite3.DatabaseError:
+                    row = None
+                if (row[0] if row else None) != self.index_id:
+                    con.close()
+                    raise IndexReplacedError(self.dir)
             self._local.con = con
         return con
 

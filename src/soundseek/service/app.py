@@ -21,6 +21,7 @@ with a ``Host`` outside ``allowed_hosts`` are refused (DNS rebinding); CORS is o
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import tempfile
@@ -42,6 +43,7 @@ from . import models as M
 from .docs import install_docs
 from .errors import install_error_handlers, install_logging
 from .files import audio_response
+from .live import follow_rebuilds
 from .limits import (BodyLimit, HostCheck, UploadLimits, UploadRefused, clean_query, decode_upload,
                      default_allowed_hosts)
 
@@ -79,8 +81,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     model_pool = ThreadPoolExecutor(max_workers=max(1, int(model_workers or os.cpu_count() or 1)),
                                     thread_name_prefix="soundseek-model")
 
-    def on_model(fn, *args: Any, **kwargs: Any):
-        return model_pool.submit(fn, *args, **kwargs).result()
+    def on_model(fn, *args: Any, **kwargs: Any):  # (in the request's context: its pinned index)
+        return model_pool.submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
     limits = upload_limits or UploadLimits()
     from ..audio import io as _decoder  # noqa: F401  (imported now, not during the first upload)
     app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
@@ -89,6 +91,7 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     app.state.searcher = searcher
     app.state.model_pool = model_pool
     install_error_handlers(app)
+    searcher = app.state.searcher = follow_rebuilds(app, searcher)  # each request pinned to one index
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
