@@ -34,7 +34,7 @@ from .metadata import read_tags
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
                        read_manifest, write_json_atomic, MANIFEST)
 from .source import Entry, enumerate_source
-from .store import Store
+from .store import Store, name_value, shown_name
 
 __all__ = ["build_index", "IndexReport", "load_wave"]
 
@@ -265,7 +265,8 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
                     itemdata.forget(con, known[k]["id"], g)
-                con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)), gone)
+                con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)),
+                            [name_value(k) for k in gone])
                 store.log("info", f"removed {len(gone)} deleted files", con)
             report.removed = len(gone)
         # 2. plan
@@ -297,11 +298,12 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
                 continue
             todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode, stale=redo))
         if meta_updates:
-            cols = [textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path)) for e, _ in meta_updates]
+            cols = [textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
+                    for e, _ in meta_updates]
             with store.transaction() as con:
                 for (e, item_id), c in zip(meta_updates, cols):
                     con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
-                                (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), e.key))
+                                (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), name_value(e.key)))
                     textindex.put(con, item_id, c)
         # 3. decode (threads) + embed (main thread) + commit per batch
         sr = int(embedder.sample_rate)
@@ -317,7 +319,7 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
                 if w.wave.size == 0:
                     raise ValueError("no audio samples")
                 e = w.entry
-                w.data.text = textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path))
+                w.data.text = textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
                 w.data.peaks = peaks.compute(w.wave)
             except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
                 w.error = _reason(err)
@@ -426,22 +428,34 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
         g = store.bump(con)
         for w, ref in zip(good, refs):
             e, info = w.entry, w.info
-            vals = (str(e.path), str(e.path.resolve()), info["duration"], info["sample_rate"], info["channels"],
+            vals = (name_value(str(e.path)), name_value(str(e.path.resolve())), info["duration"], info["sample_rate"], info["channels"],
                     w.size, w.mtime_ns, w.sha1, json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta),
                     e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g, *(w.dev_ino or (None, None)))
             cols = ("path, realpath, duration, sample_rate, channels, size, mtime_ns, sha1, captions, tags, meta, "
                     "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen, dev, ino")
+            con.execute("SAVEPOINT item")  # one file that cannot be stored is skipped, not the batch
+            try:
+                if w.row is not None:
+                    con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
+                                (*vals, w.row["id"]))
+                    item_id = w.row["id"]
+                else:
+                    item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES "
+                                          f"({','.join('?' * (len(vals) + 1))})", (name_value(e.key), *vals)).lastrowid
+                itemdata.attach(con, item_id, g, w.data)
+                con.execute("DELETE FROM problems WHERE key=?", (name_value(e.key),))
+            except (sqlite3.Error, ValueError, TypeError, OverflowError) as err:
+                if is_disk_full(err):
+                    raise
+                con.execute("ROLLBACK TO item")
+                con.execute("RELEASE item")
+                w.error = f"could not be stored in the index ({_reason(err)})"
+                continue
+            con.execute("RELEASE item")
             if w.row is not None:
-                con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
-                            (*vals, w.row["id"]))
-                item_id = w.row["id"]
                 report.updated += 1
             else:
-                item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
-                                      (e.key, *vals)).lastrowid
                 report.added += 1
-            itemdata.attach(con, item_id, g, w.data)
-            con.execute("DELETE FROM problems WHERE key=?", (e.key,))
         for w in batch:
             if w.same_content:
                 con.execute("UPDATE items SET size=?, mtime_ns=?, dev=?, ino=? WHERE id=?",
@@ -453,7 +467,7 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
                     con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
                     itemdata.forget(con, w.row["id"], g)
                 con.execute("INSERT OR REPLACE INTO problems(key, size, mtime_ns, reason, at, mode) "
-                            "VALUES(?, ?, ?, ?, ?, ?)", (w.entry.key, w.size, w.mtime_ns, w.error, time.time(),
-                                                         w.mode))
+                            "VALUES(?, ?, ?, ?, ?, ?)", (name_value(w.entry.key), w.size, w.mtime_ns, w.error,
+                                                         time.time(), w.mode))
                 report.skipped.append((w.entry.key, w.error))
 

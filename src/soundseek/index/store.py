@@ -61,6 +61,28 @@ def _source_of(index_dir: Path) -> str | None:
         return None
 
 
+def name_value(name: str) -> str | bytes:
+    """A file name or path for SQLite, losslessly: text when it is valid UTF-8, else the raw
+    bytes of the file system name (a BLOB; ``os.walk`` gives them as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape")
+
+
+def name_of(value: str | bytes | None) -> str | None:
+    """Inverse of :func:`name_value`: the ``str`` the file system functions take."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def shown_name(name: str | None) -> str | None:
+    """A name for people and JSON: bytes that are not UTF-8 shown as ``\\xff`` escapes."""
+    if name is None:
+        return None
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class IndexReplacedError(RuntimeError):
     """The index directory now holds another index (rebuilt since this store was opened)."""
 
@@ -251,10 +273,10 @@ class Store:
         """key -> row(id, key, size, mtime_ns, sha1, captions, tags, meta, source_id)."""
         rows = self.con.execute("SELECT id, key, size, mtime_ns, sha1, captions, tags, meta, source_id, "
                                 "path, realpath FROM items").fetchall()
-        return {r["key"]: r for r in rows}
+        return {name_of(r["key"]): r for r in rows}
 
     def problems(self) -> dict[str, sqlite3.Row]:
-        return {r["key"]: r for r in self.con.execute("SELECT * FROM problems").fetchall()}
+        return {name_of(r["key"]): r for r in self.con.execute("SELECT * FROM problems").fetchall()}
 
     def count(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
@@ -292,7 +314,9 @@ class Store:
         return np.asarray([r[0] for r in self.con.execute("SELECT id FROM tombstones WHERE gen > ?", (gen,))], np.int64)
 
     def items(self, ids: list[int]) -> dict[int, dict]:
-        """id -> metadata dict (json columns decoded) for the ids that exist."""
+        """id -> metadata dict (json columns decoded) for the ids that exist; ``path`` and
+        ``realpath`` are the file system names, ``key`` is shown with escapes where a name is not
+        UTF-8 (:func:`shown_name`)."""
         out: dict[int, dict] = {}
         cols = ", ".join(META_COLUMNS)
         for s in range(0, len(ids), 500):
@@ -302,6 +326,8 @@ class Store:
                 d = dict(r)
                 for k in ("captions", "tags", "meta"):
                     d[k] = json.loads(d[k])
+                d["path"], d["realpath"] = name_of(d["path"]), name_of(d["realpath"])  # lossless: opened
+                d["key"] = shown_name(name_of(d["key"]))  # shown (JSON needs valid text)
                 out[d["id"]] = d
         return out
 
