@@ -8,6 +8,7 @@ mtime, then sha1) and removes deleted ones. Bad files are skipped and reported, 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -33,7 +34,7 @@ from .integrity import IndexDamagedError, disk_full_error, is_disk_full
 from .metadata import read_tags
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
                        read_manifest, write_json_atomic, MANIFEST)
-from .source import Entry, enumerate_source
+from .source import UNREADABLE_FOLDER, Entry, enumerate_source
 from .store import Store, name_value, shown_name
 
 __all__ = ["build_index", "IndexReport", "load_wave"]
@@ -86,6 +87,7 @@ class _Work:
     mode: int | None = None
     dev_ino: tuple[int, int] | None = None
     stale: bool = False  # indexed under other build settings: re-embed even if the content is the same
+    unreadable: bool = False  # no permission now: its entry and id are kept, retried next run
     data: itemdata.ItemData = field(default_factory=itemdata.ItemData)
 
 
@@ -115,6 +117,7 @@ def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> 
 
 
 _END = object()
+UNREADABLE = "unreadable"  # reason of a file that could not be opened for lack of permission
 
 
 _SHAPING = ("window", "hop", "max_seconds")  # build settings that shape what an item's vectors are
@@ -255,9 +258,10 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
         with store.transaction() as con:
             itemdata.ensure_schema(con)
         known, failed, stale = store.known(), store.problems(), itemdata.stale_ids(store.con)
-        # 1. removals
+        # 1. removals: only files that are gone (not those of a folder that cannot be listed now)
         present = {e.key for e in entries}
-        gone = [k for k in known if k not in present]
+        hidden = tuple(k for k, why in problems if why.startswith(UNREADABLE_FOLDER))
+        gone = [k for k in known if k not in present and not k.startswith(hidden)]
         if gone:
             with store.transaction() as con:
                 g = store.bump(con)
@@ -292,7 +296,8 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
                     meta_updates.append((e, row["id"]))
                 continue
             bad = failed.get(e.key)
-            if (bad is not None and not retry_failed and bad["size"] == st.st_size
+            if (bad is not None and not retry_failed and not bad["reason"].startswith(UNREADABLE)
+                    and bad["size"] == st.st_size
                     and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
                 report.skipped.append((e.key, bad["reason"]))
                 continue
@@ -310,7 +315,14 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
 
         def prepare(w: _Work) -> _Work:
             try:
-                w.sha1, st = _sha1(w.entry.path)
+                try:
+                    w.sha1, st = _sha1(w.entry.path)
+                except OSError as err:
+                    if err.errno in (errno.EACCES, errno.EPERM):
+                        w.unreadable = True
+                        w.error = f"{UNREADABLE} ({os.strerror(err.errno)}); kept and retried on the next run"
+                        return w
+                    raise
                 w.dev_ino = (st.st_dev, st.st_ino)
                 if not w.stale and w.row is not None and w.row["sha1"] == w.sha1:
                     w.same_content = True
@@ -460,9 +472,10 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             if w.same_content:
                 con.execute("UPDATE items SET size=?, mtime_ns=?, dev=?, ino=? WHERE id=?",
                             (w.size, w.mtime_ns, *(w.dev_ino or (None, None)), w.row["id"]))
+                con.execute("DELETE FROM problems WHERE key=?", (name_value(w.entry.key),))  # readable again
                 report.unchanged += 1
             elif w.error is not None:
-                if w.row is not None:  # an indexed file went bad: drop its stale entry
+                if w.row is not None and not w.unreadable:  # an indexed file went bad: drop its stale entry
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
                     itemdata.forget(con, w.row["id"], g)
