@@ -139,69 +139,8 @@ def check_sqlite_file(db: Path, repair: str) -> None:
         raise IndexDamagedError(db, f"truncated: {size} bytes, header says {page * pages}", repair)
 
 
-def check_index(index_dir: str | Path) -> list[tuple[str, str]]:
-    """Verify every file of an index; returns [(file, "ok" | problem)]. Nothing is modified."""
-    from .manifest import BACKEND_STATE, read_manifest
-    from .store import Store
+def check_index(index_dir: str | Path, repair: bool = True) -> list[tuple[str, str]]:
+    """Alias of :func:`soundseek.index.check.check_index` (its home)."""
+    from .check import check_index as check
 
-    d = Path(index_dir)
-    out: list[tuple[str, str]] = []
-    try:
-        man = read_manifest(d)
-    except IndexDamagedError as e:
-        return [("manifest.json", f"DAMAGED: {e}")]
-    if man is None:
-        return [("manifest.json", f"missing: no index at {d}")]
-    out.append(("manifest.json", "ok"))
-    repair = repair_hint(d, man.get("source"))
-    db = d / "index.sqlite"
-    try:
-        check_sqlite_file(db, repair)
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            res = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
-            count = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-        finally:
-            con.close()
-        if res != ["ok"]:
-            raise IndexDamagedError(db, "; ".join(res[:3]), repair)
-        out.append(("index.sqlite", f"ok ({count} items)"))
-    except IndexDamagedError as e:
-        out.append(("index.sqlite", f"DAMAGED: {e}"))
-        return out
-    except sqlite3.DatabaseError as e:
-        out.append(("index.sqlite", f"DAMAGED: {IndexDamagedError(db, str(e), repair)}"))
-        return out
-    state_path = d / BACKEND_STATE
-    try:
-        state = read_json(state_path, "backend state", "rebuilt from index.sqlite on the next open") \
-            if state_path.is_file() else {}
-        if not isinstance(state, dict):
-            raise IndexDamagedError(state_path, "not a JSON object", "rebuilt from index.sqlite on the next open")
-        out.append((BACKEND_STATE, "ok" if state else "missing (rebuilt from index.sqlite on the next open)"))
-    except IndexDamagedError as e:
-        out.append((BACKEND_STATE, f"DAMAGED: {e}"))
-        state = {}
-    if man.get("backend") == "faiss":
-        sums = state.get("checksums") or {}
-        for name in ("vectors.faiss", "vectors.faiss.meta.json"):
-            p = d / name
-            if not p.is_file():
-                out.append((name, "missing (rebuilt from index.sqlite on the next open)"))
-            elif name not in sums:
-                out.append((name, "no checksum recorded (written by an older version; re-saved on the next run)"))
-            elif file_crc32(p) != sums[name]:
-                out.append((name, "DAMAGED: checksum mismatch (rebuilt from index.sqlite on the next open or "
-                                  "index run)"))
-            else:
-                out.append((name, "ok (checksum verified)"))
-        if state.get("count") is not None:
-            store = Store(d)
-            try:
-                n, gen = store.count(), store.generation
-            finally:
-                store.close()
-            if int(state["count"]) != n or int(state.get("generation", -1)) != gen:
-                out.append(("vectors.faiss", f"stale (has {state['count']} items, index.sqlite {n}); "
-                                             "brought up to date on the next open"))
-    return out
+    return check(index_dir, repair)

@@ -119,7 +119,11 @@ class IndexLock:
 
     def __enter__(self) -> "IndexLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.path, "w")
+        try:
+            self.f = open(self.path, "w")
+        except IsADirectoryError:
+            raise RuntimeError(f"{self.path} is a directory, not the index's lock file; remove it "
+                               f"(rmdir '{self.path}') and run the command again") from None
         try:
             fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -184,7 +188,7 @@ def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool
     dels = store.deleted_since(since) if since >= 0 else []
     if len(dels):
         backend.remove(dels)
-    for ids, emb, bias in store.iter_vectors(since_gen=since):
+    for ids, emb, bias in store.iter_vectors(since_gen=since, dim=int(manifest["dim"])):
         backend.add(ids, fold_items(emb, bias))
     if len(backend) != count:  # should not happen; fall back to a full rebuild
         return _full_rebuild(index_dir, store, manifest, save, opts)
@@ -198,7 +202,7 @@ def _full_rebuild(index_dir: Path, store: Store, manifest: dict, save: bool, opt
     if name == "milvus":
         opts = {**opts, "drop_existing": True}
     backend = build_backend(name, int(manifest["dim"]) + 1, **opts)
-    for ids, emb, bias in store.iter_vectors():
+    for ids, emb, bias in store.iter_vectors(dim=int(manifest["dim"])):
         backend.add(ids, fold_items(emb, bias))
     if save:
         _save(index_dir, backend, manifest, store.generation, store.vector_count())

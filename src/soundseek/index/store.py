@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -139,15 +140,47 @@ class FrameStore:
             for c in range(chunk + 1, last + 1):
                 self._chunk_path(c).unlink(missing_ok=True)
 
-    def read(self, chunk: int, offset: int, shape: str, dtype: str) -> np.ndarray:
-        shp = tuple(int(s) for s in shape.split(",") if s != "")
-        nbytes = int(np.prod(shp)) * np.dtype(dtype).itemsize
-        with self._lock:
-            m = self._maps.get(chunk)
-            if m is None or m.size < offset + nbytes:
-                m = np.memmap(self._chunk_path(chunk), dtype=np.uint8, mode="r")
-                self._maps[chunk] = m
-        return np.frombuffer(m[offset:offset + nbytes], dtype=dtype).reshape(shp)
+    def read(self, chunk: int, offset: int, shape: str, dtype: str) -> np.ndarray | None:
+        """The array at a reference, or None when it is missing, cut short, malformed or holds
+        NaN/Inf (so re-ranking falls back to the index score; ``index --check`` repairs it)."""
+        try:
+            shp = tuple(int(s) for s in str(shape).split(",") if s != "")
+            dt = np.dtype(str(dtype))
+            nbytes = int(np.prod(shp)) * dt.itemsize
+        except (ValueError, TypeError):
+            return None
+        if not shp or nbytes <= 0 or int(offset) < 0:
+            return None
+        try:
+            with self._lock:
+                m = self._maps.get(chunk)
+                if m is None or m.size < offset + nbytes:
+                    m = np.memmap(self._chunk_path(chunk), dtype=np.uint8, mode="r")
+                    self._maps[chunk] = m
+        except (OSError, ValueError):  # missing or empty chunk file
+            return None
+        if m.size < offset + nbytes:
+            return None
+        a = np.frombuffer(m[offset:offset + nbytes], dtype=dt).reshape(shp)
+        if dt.kind == "f" and not np.isfinite(a).all():
+            return None
+        return a
+
+    def problem(self, chunk: int, offset: int, shape: str, dtype: str) -> str | None:
+        """Why the array at a reference cannot be used (None: it can)."""
+        try:
+            size = self._chunk_path(int(chunk)).stat().st_size
+        except OSError:
+            return f"missing (chunk file {int(chunk):05d}.bin)"
+        try:
+            nbytes = int(np.prod([int(x) for x in str(shape).split(",") if x != ""])) * np.dtype(str(dtype)).itemsize
+        except (ValueError, TypeError):
+            return f"have a malformed shape/dtype ({shape!r}, {dtype!r})"
+        if int(offset) + nbytes > size:
+            return f"cut short (chunk {int(chunk):05d}.bin has {size} bytes, needs {int(offset) + nbytes})"
+        if self.read(chunk, offset, shape, dtype) is None:
+            return "hold NaN/Inf values"
+        return None
 
 
 class Store:
@@ -290,25 +323,37 @@ class Store:
 
         return self.count() + count(self.con)
 
-    def iter_vectors(self, since_gen: int = -1, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def iter_vectors(self, since_gen: int = -1, chunk: int = 65536, dim: int | None = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (ids (n,), embeddings (n, d) float32, bias (n,)) of items changed after ``since_gen``,
-        then those of windows (ids offset by ``moments.WINDOW_ID_BASE``)."""
+        then those of windows (ids offset by ``moments.WINDOW_ID_BASE``). With ``dim``, item rows
+        whose vector is not ``dim`` finite floats are left out (``index --check`` repairs them)."""
         from .moments import iter_vectors
 
-        yield from self._iter_items(since_gen, chunk)
+        yield from self._iter_items(since_gen, chunk, dim)
         yield from iter_vectors(self.con, since_gen, chunk)
 
-    def _iter_items(self, since_gen: int, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _iter_items(self, since_gen: int, chunk: int, dim: int | None = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         last = -1
         while True:
             rows = self.con.execute("SELECT id, embedding, bias FROM items WHERE gen > ? AND id > ? "
                                     "ORDER BY id LIMIT ?", (since_gen, last, chunk)).fetchall()
             if not rows:
                 return
-            ids = np.asarray([r[0] for r in rows], np.int64)
-            emb = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-            yield ids, emb, np.asarray([r[2] for r in rows], np.float32)
-            last = int(ids[-1])
+            last = int(rows[-1][0])
+            vecs = [np.frombuffer(r[1], dtype=np.float32) if len(r[1]) % 4 == 0 else None for r in rows]
+            keep = [i for i, v in enumerate(vecs) if v is not None and (dim is None or v.size == dim)
+                    and np.isfinite(v).all() and np.isfinite(rows[i][2])]
+            if len(keep) < len(rows) and dim is not None:
+                logging.getLogger(__name__).warning(
+                    "%s: %d stored vector(s) malformed or not finite, left out of searches; "
+                    "repair: soundseek index --check", self.dir, len(rows) - len(keep))
+            if not keep:
+                continue
+            ids = np.asarray([rows[i][0] for i in keep], np.int64)
+            emb = np.stack([vecs[i] for i in keep])
+            yield ids, emb, np.asarray([rows[i][2] for i in keep], np.float32)
 
     def deleted_since(self, gen: int) -> np.ndarray:
         return np.asarray([r[0] for r in self.con.execute("SELECT id FROM tombstones WHERE gen > ?", (gen,))], np.int64)
