@@ -70,7 +70,7 @@ def test_unreadable_file_keeps_its_entry_and_is_retried(tmp_path, monkeypatch):
         _deny(m, target, scandir=False)
         rep = build_index(root, HashEmbedder(), idx, progress=False)
     assert rep.removed == 0 and _ids(idx) == before
-    assert [(k, why.split(" (")[0]) for k, why in rep.skipped] == [("low/tone_01.flac", "unreadable")]
+    assert [(k, why.split(" (")[0]) for k, why in rep.skipped] == [("low/tone_01.flac", "unreadable: no permission")]
     rep = build_index(root, HashEmbedder(), idx, progress=False)  # retried although unchanged since
     assert not rep.skipped and _ids(idx) == before
     assert not Store(idx).problems()

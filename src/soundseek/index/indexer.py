@@ -40,17 +40,17 @@ from .store import Store, name_value, shown_name
 __all__ = ["build_index", "IndexReport", "load_wave"]
 
 
-def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> tuple[np.ndarray, dict]:
-    """Decode ``path`` to mono float32 at ``sample_rate``; returns (wave (n,), header info)."""
-    from ..audio.io import audio_info, load_audio
+def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = None, **limits: Any
+              ) -> tuple[np.ndarray, dict]:
+    """Alias of :func:`soundseek.audio.io.load_wave` (its home)."""
+    from ..audio.io import load_wave as load
 
-    info = audio_info(path)
-    wave = load_audio(path, sample_rate, mono=True, max_seconds=max_seconds)
-    meta = {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
-    kept = wave.shape[-1] / sample_rate
-    if kept + 1.0 < info.duration and (max_seconds is None or kept + 1.0 < max_seconds):
-        meta["clamped"] = kept  # longer than the decoding limit (MAX_DECODE_FRAMES): start only
-    return wave, meta
+    return load(path, sample_rate, max_seconds, **limits)
+
+
+_TRUNCATED = "cut short: the {:.1f} s readable indexed (the data ends before its header says)"
+MAX_CHANNELS = 32  # files declaring more channels are skipped (a 64-channel Ogg decodes for minutes)
+FILE_SECONDS = 120.0  # wall-time limit of decoding + resampling one file
 
 
 @dataclass
@@ -64,6 +64,7 @@ class IndexReport:
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     clamped: list[tuple[str, float]] = field(default_factory=list)  # (key, seconds kept) of over-long files
+    truncated: list[tuple[str, float]] = field(default_factory=list)  # (key, seconds readable) of cut-short files
     total: int = 0  # items in the index after the run
     seconds: float = 0.0
 
@@ -117,7 +118,7 @@ def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> 
 
 
 _END = object()
-UNREADABLE = "unreadable"  # reason of a file that could not be opened for lack of permission
+UNREADABLE = "unreadable: no permission"  # reason of a file that could not be opened for lack of permission
 
 
 _SHAPING = ("window", "hop", "max_seconds")  # build settings that shape what an item's vectors are
@@ -327,7 +328,8 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
                 if not w.stale and w.row is not None and w.row["sha1"] == w.sha1:
                     w.same_content = True
                     return w
-                w.wave, w.info = load_wave(w.entry.path, sr, max_seconds)
+                w.wave, w.info = load_wave(w.entry.path, sr, max_seconds, max_channels=MAX_CHANNELS,
+                                           seconds_limit=FILE_SECONDS)
                 if w.wave.size == 0:
                     raise ValueError("no audio samples")
                 e = w.entry
@@ -359,12 +361,16 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
             store.log("warning", f"skipped {key}: {reason}")
         for key, kept in report.clamped:
             store.log("warning", f"{key}: only the first {kept:.1f} s indexed (longer than the decoding limit)")
+        for key, kept in report.truncated:
+            store.log("warning", f"{key}: {_TRUNCATED.format(kept)}")
         store.close()
     if progress:
         print(report.summary(), file=sys.stderr)
         for key, kept in report.clamped:
             print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
                   file=sys.stderr)
+        for key, kept in report.truncated:
+            print(f"  {printable(key)}: {_TRUNCATED.format(kept)}", file=sys.stderr)
         if report.skipped:
             print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
             for key, reason in report.skipped:
@@ -428,6 +434,7 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             w.info = None if err else {**(w.info or {}), "emb": e, "frames": f}
     good = [w for w in need if w.error is None]
     report.clamped.extend((w.entry.key, w.info["clamped"]) for w in good if "clamped" in w.info)
+    report.truncated.extend((w.entry.key, w.info["truncated"]) for w in good if "truncated" in w.info)
     if keep_frames and good:
         refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
         for w in good:

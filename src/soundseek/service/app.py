@@ -44,7 +44,7 @@ from .docs import install_docs
 from .errors import install_error_handlers, install_logging
 from .files import audio_response
 from .live import follow_rebuilds
-from .limits import (BodyLimit, HostCheck, UploadLimits, UploadRefused, clean_query, decode_upload,
+from .limits import (BodyLimit, HostCheck, UploadGate, UploadLimits, UploadRefused, clean_query, decode_upload,
                      default_allowed_hosts)
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -84,6 +84,7 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     def on_model(fn, *args: Any, **kwargs: Any):  # (in the request's context: its pinned index)
         return model_pool.submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
     limits = upload_limits or UploadLimits()
+    gate = UploadGate(limits.concurrent, limits.waiting)
     from ..audio import io as _decoder  # noqa: F401  (imported now, not during the first upload)
     app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Language-based audio retrieval: search sounds by text or by example.")
@@ -199,15 +200,12 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             t0 = time.perf_counter()
             sr = int(searcher.embedder.sample_rate)
 
-            def decode_and_search() -> list[dict]:
-                wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
-                                     name=Path(file.filename or "upload").name)
-                return searcher.search_audio(wave, k=k, sample_rate=sr)
-
-            try:
-                hits = on_model(decode_and_search)
+            try:  # decoded on this thread, gated: the model threads stay free for text searches
+                wave = gate.run(decode_upload, Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
+                                name=Path(file.filename or "upload").name)
             except UploadRefused as e:
-                raise HTTPException(e.status, e.detail) from None
+                raise HTTPException(e.status, e.detail, headers=e.headers) from None
+            hits = on_model(searcher.search_audio, wave, k=k, sample_rate=sr)
         finally:
             os.unlink(tmp)
         return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
