@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ def _host_of(header: str) -> str:
     return h.rstrip(".")
 
 
+_HOST_SYNTAX = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")  # RFC 9110 Host: host[:port]
+
+
 def default_allowed_hosts(bind: str) -> list[str]:
     """The bind address plus the loopback names: what ``soundseek serve`` accepts by default."""
     hosts = ["localhost", "127.0.0.1", "::1"]
@@ -118,6 +122,8 @@ class HostCheck:
         self.suffixes = tuple(a[1:].lower() for a in allowed if a.startswith("*."))
 
     def ok(self, host: str) -> bool:
+        if not _HOST_SYNTAX.match(host.strip()):  # userinfo, paths, spaces: never a valid Host
+            return False
         h = _host_of(host)
         if self.any or h in self.exact or (self.suffixes and h.endswith(self.suffixes)):
             return True
