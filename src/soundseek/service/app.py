@@ -57,7 +57,8 @@ UPLOAD_FRAMING = 16 << 10  # multipart headers/boundaries allowed around an uplo
 def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_bytes: int = 20 << 20,
                max_query_chars: int = 1000, max_k: int = MAX_K, allowed_hosts: Sequence[str] | None = None,
                cors_origins: Sequence[str] | None = None, upload_limits: UploadLimits | None = None,
-               model_workers: int | None = None) -> FastAPI:
+               model_workers: int | None = None, tokens: str | Path | None = None,
+               uploads_per_minute: int = 30) -> FastAPI:
     """Build the FastAPI app. The embedder/model is loaded once (by the caller) and shared.
 
     Args:
@@ -70,6 +71,9 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             and the loopback names.
         cors_origins: origins allowed to call the API from other pages (None: CORS off).
         upload_limits: duration and decoding-time caps of uploaded queries.
+        tokens: a token file (``soundseek token add``): every API route then needs a bearer
+            token (:mod:`.auth`); None: no authentication (loopback use).
+        uploads_per_minute: uploads one token may make per minute (with ``tokens``).
         model_workers: threads that decode uploads and run the model (default: the CPU
             count); more requests wait their turn, so 50 clients do not mean 50 decoded uploads
             and model activations in memory.
@@ -99,6 +103,10 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"],
                            allow_headers=["Range", "Content-Type"], expose_headers=["Content-Range", "Accept-Ranges"])
     app.add_middleware(BodyLimit, limit=max_upload_bytes, slack=UPLOAD_FRAMING, paths=["/api/search/audio"])
+    if tokens is not None:
+        from .auth import TokenAuth
+
+        app.add_middleware(TokenAuth, path=tokens, uploads_per_minute=uploads_per_minute)
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
 
@@ -268,5 +276,6 @@ def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: i
     app = create_app(index_dir, embedder, allowed_hosts=hosts, **kwargs)
     install_logging()
     print(f"soundseek: serving {index_dir} ({len(app.state.searcher)} items) on http://{host}:{port}/ "
-          f"(accepted Host names: {', '.join(hosts)})")
+          f"(accepted Host names: {', '.join(hosts)}; "
+          f"{'access tokens required' if kwargs.get('tokens') else 'no access tokens'})")
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=30)
