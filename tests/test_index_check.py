@@ -99,3 +99,32 @@ def test_lock_that_is_a_directory(built):
         build_index(root, EMB(), idx, progress=False)
     assert "\n" not in str(e.value)
     assert any(n == ".lock" and s.startswith("DAMAGED") for n, s in check_index(idx))
+
+
+def test_a_damaged_database_is_salvaged_keeping_every_readable_row(tmp_path):
+    root, idx = tmp_path / "sounds", tmp_path / "idx"
+    make_audio_folder(root, n=30, bad=False)
+    build_index(root, HashEmbedder(dim=512), idx, progress=False, window=0)
+    before = _ids(idx)
+    con = sqlite3.connect(idx / "index.sqlite")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = con.execute("PRAGMA page_size").fetchone()[0]
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.close()
+    with open(idx / "index.sqlite", "r+b") as f:  # one page of item rows overwritten mid-file
+        f.seek(page * (pages // 2))
+        f.write(b"\xa5" * page)
+    assert dict(check_index(idx, repair=False))["index.sqlite"].startswith("DAMAGED")
+    rep = check_index(idx)
+    line = next(s for n, s in rep if n == "index.sqlite")
+    assert line.startswith("repaired"), rep
+    after = _ids(idx)
+    assert after and all(before[k] == i for k, i in after.items())  # the rows kept keep their ids
+    assert 0 < len(after) < len(before)  # (one page held part of the item table's tree)
+    assert (idx / "index.sqlite.damaged").is_file()
+    build_index(root, HashEmbedder(dim=512), idx, progress=False, window=0)  # re-adds what was lost
+    final = _ids(idx)
+    assert len(final) == 30 and all(final[k] == i for k, i in after.items())
+    assert not _problems(check_index(idx))
+    hits = Searcher(idx, HashEmbedder(dim=512)).search_text("tone", k=30, mode="text")
+    assert len(hits) == 30  # the words re-derived by the index run

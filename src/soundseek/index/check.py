@@ -58,12 +58,21 @@ def check_index(index_dir: str | Path, repair: bool = True) -> list[tuple[str, s
             out.extend(_check_rows(d, con, int(man["dim"]), repair))
         finally:
             con.close()
-    except IndexDamagedError as e:
-        out.append(("index.sqlite", f"DAMAGED: {e}"))
-        return out
-    except sqlite3.DatabaseError as e:
-        out.append(("index.sqlite", f"DAMAGED: {IndexDamagedError(db, str(e), repair_cmd)}"))
-        return out
+    except (IndexDamagedError, sqlite3.DatabaseError) as e:
+        err = e if isinstance(e, IndexDamagedError) else IndexDamagedError(db, str(e), repair_cmd)
+        if not repair or not db.is_file():
+            out.append(("index.sqlite", f"DAMAGED: {err}"))
+            return out
+        try:
+            kept, failures = salvage(d)
+        except (sqlite3.DatabaseError, OSError) as e2:
+            out.append(("index.sqlite", f"DAMAGED: {err}; salvage failed ({e2})"))
+            return out
+        out.append(("index.sqlite", f"repaired: {kept} readable rows copied into a new index.sqlite "
+                                    f"({failures} unreadable stretches skipped; the damaged file is kept as "
+                                    "index.sqlite.damaged); run `soundseek index` on the source to re-add "
+                                    f"what was lost ({err.why})"))
+        return out + [x for x in check_index(d, repair=False) if x[0] not in ("manifest.json", ".lock")]
     state_path = d / BACKEND_STATE
     try:
         state = read_json(state_path, "backend state", "rebuilt from index.sqlite on the next open") \
@@ -175,3 +184,90 @@ def _check_faiss(d: Path, man: dict, state: dict, repair: bool) -> list[tuple[st
     finally:
         store.close()
     return out
+
+
+SALVAGED = ("state", "items", "tombstones", "problems", "log", "windows", "peaks", "stale")
+
+
+def salvage(index_dir: str | Path) -> tuple[int, int]:
+    """Copy every row SQLite can still read from a damaged ``index.sqlite`` into a fresh one
+    (same ids), keep the damaged file as ``index.sqlite.damaged`` and drop the vector file's
+    state (rebuilt from the new database on the next open). The words of the text index are
+    re-derived by the next ``soundseek index`` run. Returns (rows kept, read failures)."""
+    import os
+    import shutil
+
+    from . import itemdata
+    from .store import Store
+
+    d = Path(index_dir)
+    db = d / "index.sqlite"
+    work = d / ".salvage"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    new = Store(work, create=True)
+    kept = failures = 0
+    try:
+        con = new.con
+        itemdata.ensure_schema(con)
+        old = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in old.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            con.execute("DELETE FROM state")  # the old database's own state (generation, index id) is kept
+            for t in SALVAGED:
+                if t not in tables:
+                    continue
+                cols = [r[1] for r in old.execute(f"PRAGMA table_info({t})")]
+                have = {r[1] for r in con.execute(f"PRAGMA table_info({t})")}
+                cols = [c for c in cols if c in have]
+                k, f = _copy_rows(old, con, t, cols)
+                kept, failures = kept + k, failures + f
+        finally:
+            old.close()
+    finally:
+        new.close()
+    os.replace(db, d / "index.sqlite.damaged")
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    os.replace(work / "index.sqlite", db)
+    for suffix in ("-wal", "-shm"):
+        Path(str(work / "index.sqlite") + suffix).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    (d / "backend_state.json").unlink(missing_ok=True)
+    return kept, failures
+
+
+def _copy_rows(old: sqlite3.Connection, new: sqlite3.Connection, table: str, cols: list[str]) -> tuple[int, int]:
+    """Rows of ``table`` in rowid order, in batches; a batch that fails is read row by row, and
+    past a row that cannot be read the scan jumps ahead (1, 2, 4, ... rowids) to the next
+    readable one."""
+    names = ", ".join(cols)
+    put = f"INSERT OR REPLACE INTO {table}(rowid, {names}) VALUES ({', '.join('?' * (len(cols) + 1))})"
+    try:
+        top = old.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+    except sqlite3.DatabaseError:
+        top = None
+    kept = failures = 0
+    pos, step = -(1 << 62), 1
+    new.execute("BEGIN")
+    while True:
+        try:
+            rows = old.execute(f"SELECT rowid, {names} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 256",
+                               (pos,)).fetchall()
+            step = 1
+        except sqlite3.DatabaseError:
+            failures += 1
+            if top is not None and pos >= top:
+                break
+            pos = pos + step if pos > -(1 << 62) else 0
+            step = min(step * 2, 1 << 20)
+            if failures > 10_000:
+                break
+            continue
+        if not rows:
+            break
+        new.executemany(put, rows)
+        kept += len(rows)
+        pos = rows[-1][0]
+    new.execute("COMMIT")
+    return kept, failures

@@ -219,7 +219,9 @@ class Store:
 
     @property
     def repair(self) -> str:
-        return repair_hint(self.dir, _source_of(self.dir))
+        """Salvage first (keeps every readable row), re-index from scratch only if that fails."""
+        return (f"soundseek index --index '{self.dir}' --check (copies every readable row into a new database), "
+                f"or if that fails: {repair_hint(self.dir, _source_of(self.dir))}")
 
     def damaged(self, err: BaseException) -> IndexDamagedError | DiskFullError:
         """The one-line error for an SQLite failure of this index (a full disk is not damage)."""
