@@ -71,6 +71,10 @@ class LiveSearcher:
         st = index_stamp(searcher.index_dir)
         return st if st is None or st[0] == searcher.store.index_id else None
 
+    def due(self) -> bool:
+        """True when the next :meth:`current` will look at the directory."""
+        return time.monotonic() - self._checked >= self._every
+
     def current(self) -> Searcher:
         """The searcher of the index now in the directory (reopened if it was rebuilt)."""
         now = time.monotonic()

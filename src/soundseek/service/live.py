@@ -27,7 +27,10 @@ class _Pin:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        searcher = await anyio.to_thread.run_sync(self.live.current)
+        if self.live.due():  # a look at the directory (and maybe a reopen): off the event loop
+            searcher = await anyio.to_thread.run_sync(self.live.current)
+        else:
+            searcher = self.live.current()
         with self.live.pinned(searcher):
             await self.app(scope, receive, send)
 
