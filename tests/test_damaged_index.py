@@ -157,7 +157,7 @@ def test_check_on_a_healthy_index(built, capsys):
     rc, out = _cli(["index", "--index", str(idx), "--check"], capsys)
     lines = out.out.splitlines()
     assert rc == 0 and "index ok" in out.err
-    assert "index.sqlite: ok (12 items)" in lines and "vectors.faiss: ok (checksum verified)" in lines
+    assert "index.sqlite: ok (12 files, 0 windows)" in lines and "vectors.faiss: ok (checksum verified)" in lines
     rc, out = _cli(["index", "--index", str(Path(idx).parent / "nothing"), "--check"], capsys)
     assert rc == 1 and "no index" in out.out
 

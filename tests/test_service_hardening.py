@@ -124,7 +124,8 @@ def test_allowed_hosts_defeat_dns_rebinding(tmp_path):
     assert c.get("/api/health").status_code == 200
     for host in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
         assert c.get("/api/health", headers={"Host": host}).status_code == 200, host
-    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "", "localhost.evil"):
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "", "localhost.evil",
+                 "127.0.0.1:1@evil.example", "localhost@evil.example", "127.0.0.1/evil", "127.0.0.1:80:80"):
         r = c.get("/api/health", headers={"Host": host})
         assert "invalid Host header" in _is_error(r, 400), host
     assert default_allowed_hosts("0.0.0.0") == ["localhost", "127.0.0.1", "::1"]

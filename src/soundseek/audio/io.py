@@ -40,6 +40,7 @@ __all__ = [
     "AudioInfo",
     "audio_info",
     "load_audio",
+    "load_wave",
     "resample",
     "crop_or_pad",
     "segment",
@@ -106,6 +107,8 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             f = sf.SoundFile(fobj)
         except Exception as e:  # LibsndfileError, RuntimeError, TypeError, OSError ...
             msg = str(getattr(e, "error_string", "") or e).strip() or type(e).__name__
+            if "pipe" in msg or "not a regular file" in msg:  # libsndfile's guess; the file is regular
+                msg = "not audio in a format libsndfile recognises"
             raise AudioDecodeError(path, f"unreadable or unsupported format ({msg})") from e
         with f:
             yield f
@@ -134,12 +137,15 @@ def audio_info(path: str | Path) -> AudioInfo:
                      subtype=subtype)
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+def resample(x: np.ndarray, sr_in: int, sr_out: int, deadline: float | None = None) -> np.ndarray:
     """Polyphase resampling along the last axis (``scipy.signal.resample_poly``).
 
     Args:
         x: (..., n) float array.
         sr_in, sr_out: positive integer sample rates (Hz).
+        deadline: a ``time.monotonic()`` value: the signal is then resampled block by block
+            (same result: each block sees the filter's context on both sides) and
+            ``TimeoutError`` is raised between blocks once it has passed.
     Returns:
         (..., ceil(n * sr_out / sr_in)) array of the input float dtype (float32 for ints).
         ``x`` is returned unchanged (no copy) when the rates are equal.
@@ -156,8 +162,37 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     up, down = sr_out // g, sr_in // g
     if x.shape[-1] == 0:
         return np.zeros(x.shape[:-1] + (0,), dtype=x.dtype)
+    if deadline is not None:
+        return _resample_blocks(x, up, down, deadline)
     y = resample_poly(x, up, down, axis=-1)
     return y.astype(x.dtype, copy=False)
+
+
+def _resample_blocks(x: np.ndarray, up: int, down: int, deadline: float, block: int = 1 << 19) -> np.ndarray:
+    """``resample_poly(x, up, down)`` computed over blocks of about ``block`` input samples
+    (multiples of ``down``, so each block's outputs fall on the full signal's output grid), each
+    with ``pad`` input samples of context past both ends (more than the filter's half-length),
+    checking ``deadline`` between blocks."""
+    from scipy.signal import firwin
+
+    if time.monotonic() > deadline:
+        raise TimeoutError("resampling took too long")
+    n = x.shape[-1]
+    half = 10 * max(up, down)  # resample_poly's default filter (kaiser 5.0), designed once
+    h = firwin(2 * half + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
+    pad = -(-(half // up + 2) // down) * down
+    step = max(down, block // down * down)
+    out = np.empty(x.shape[:-1] + (-(-n * up // down),), dtype=x.dtype)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        lo, hi = max(0, a - pad), min(n, b + pad)
+        y = resample_poly(x[..., lo:hi], up, down, axis=-1, window=h.copy())
+        first, last = a * up // down, -(-b * up // down)
+        off = first - lo * up // down
+        out[..., first:last] = y[..., off:off + last - first]
+        if time.monotonic() > deadline:
+            raise TimeoutError("resampling took too long")
+    return out
 
 
 def load_audio(
@@ -170,6 +205,7 @@ def load_audio(
     max_frames: int | None = MAX_DECODE_FRAMES,
     too_long: Literal["clamp", "error"] = "clamp",
     deadline: float | None = None,
+    max_channels: int | None = None,
 ) -> np.ndarray:
     """Decode ``path``, down-mix, resample to ``sample_rate``.
 
@@ -190,7 +226,9 @@ def load_audio(
             and emits a ``RuntimeWarning`` naming the file.
         max_frames: hard cap on input frames decoded (None: no cap — only for trusted files).
         too_long: what to do when the audio to read exceeds ``max_frames``.
-        deadline: a ``time.monotonic()`` value; decoding past it raises AudioDecodeError.
+        deadline: a ``time.monotonic()`` value; decoding or resampling past it raises
+            AudioDecodeError (checked between blocks of both).
+        max_channels: refuse files declaring more channels (before any sample is decoded).
     Returns:
         (n,) float32 when ``mono`` else (channels, n) float32; n >= 1.
     Raises:
@@ -216,6 +254,8 @@ def load_audio(
     with _open(path) as f:
         sr, channels, declared = int(f.samplerate), int(f.channels), int(f.frames)
         _check_header(path, sr, channels)
+        if max_channels is not None and channels > max_channels:
+            raise AudioDecodeError(path, f"{channels} channels (accepted: up to {max_channels})")
         start = int(round(offset * sr))
         # a few extra input samples so the resampling filter sees real context at the cut
         want = None if max_seconds is None else max(1, int(math.ceil(max_seconds * sr))) + _MARGIN
@@ -249,10 +289,42 @@ def load_audio(
         x = np.where(finite, x, np.float32(0.0))
     if deadline is not None and time.monotonic() > deadline:
         raise AudioDecodeError(path, "decoding took too long")
-    x = resample(x, sr, int(sample_rate))
+    try:
+        x = resample(x, sr, int(sample_rate), deadline=deadline)
+    except TimeoutError:
+        raise AudioDecodeError(path, "decoding took too long (resampling)") from None
     if max_seconds is not None:
         x = x[..., : max(1, int(math.ceil(max_seconds * sample_rate)))]
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = None, *,
+              max_channels: int | None = None, seconds_limit: float | None = None) -> tuple[np.ndarray, dict]:
+    """Decode ``path`` to mono float32 at ``sample_rate`` for indexing or a query; returns
+    (wave (n,), header info ``{"duration", "sample_rate", "channels"}``).
+
+    The info adds ``"clamped"`` (seconds kept) when the file is longer than the decoding limit
+    (``MAX_DECODE_FRAMES``) and ``"truncated"`` (seconds readable) when its data ends before
+    its header says (a cut-short file). ``max_channels`` refuses files with more channels from
+    the header, ``seconds_limit`` bounds the wall time of decoding and resampling.
+    """
+    info = audio_info(path)
+    deadline = None if seconds_limit is None else time.monotonic() + float(seconds_limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        wave = load_audio(path, sample_rate, mono=True, max_seconds=max_seconds, deadline=deadline,
+                          max_channels=max_channels)
+    for w in caught:
+        if "decoding limit" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    meta = {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+    kept = wave.shape[-1] / sample_rate
+    wanted = info.duration if max_seconds is None else min(info.duration, float(max_seconds))
+    if any("decoding limit" in str(w.message) for w in caught):
+        meta["clamped"] = kept  # longer than the decoding limit: start only
+    elif kept + 1.0 < wanted and info.format != "MP3":  # (an mp3's frame count is an estimate)
+        meta["truncated"] = kept
+    return wave, meta
 
 
 def _read_readable(f: sf.SoundFile, n: int, start: int, step: int = 4096) -> np.ndarray | None:

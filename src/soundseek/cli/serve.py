@@ -24,6 +24,12 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                    help="let pages from ORIGIN (e.g. https://sounds.example.org) call the API (repeatable; "
                         "default: CORS off)")
+    p.add_argument("--tokens", default=None, metavar="FILE",
+                   help="require bearer tokens from FILE (made by `soundseek token add`); needed to serve "
+                        "a non-loopback address")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve a non-loopback address without tokens (anyone who reaches it can search, "
+                        "download and upload)")
     p.set_defaults(run=run_serve)
     return p
 
@@ -41,13 +47,16 @@ def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         return 2
 
     try:
+        from soundseek.service.auth import require_auth
+
+        tokens = require_auth(args.host, getattr(args, "tokens", None), getattr(args, "no_auth", False))
         man = read_manifest(args.index)
         if man is None:
             print(f"error: no index at {args.index}", file=sys.stderr)
             return 2
         embedder = embedder_factory(args.model or man.get("model"))
         serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
-              cors_origins=args.cors_origin)
+              cors_origins=args.cors_origin, tokens=tokens)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

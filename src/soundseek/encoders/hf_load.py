@@ -90,7 +90,12 @@ def stored_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         except HFLoadError:
             raise
         except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
-            raise HFLoadError(f"{f}: unreadable weights ({type(e).__name__}: {e})") from None
+            lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+            why = next((x for x in lines if "Unsupported global" in x), None)  # torch's advice to load
+            if why is not None or "weights_only" in str(e):  # with weights_only=False is not repeated
+                raise HFLoadError(f"{f}: refused: loading it would run code or needs objects other than "
+                                  f"tensors ({why or 'not a plain tensor file'})") from None
+            raise HFLoadError(f"{f}: unreadable weights ({type(e).__name__}: {lines[0] if lines else ''})") from None
     return out
 
 

@@ -26,7 +26,9 @@ class Index:
     """An open search index. Use :meth:`open` (existing index) or :meth:`build` (index a folder)."""
 
     def __init__(self, searcher: Searcher) -> None:
-        self.searcher = searcher
+        from .live import LiveSearcher
+
+        self.searcher = searcher if isinstance(searcher, LiveSearcher) else LiveSearcher(searcher)  # follows rebuilds
 
     @classmethod
     def open(cls, path: str | Path, model: str | Path | None = None, embedder: Any = None) -> "Index":

@@ -8,11 +8,13 @@ mtime, then sha1) and removes deleted ones. Bad files are skipped and reported, 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import stat
 import sys
 import time
@@ -28,27 +30,27 @@ from ..safe_open import file_kind, open_regular, printable
 from .backends.base import BACKENDS
 from . import itemdata, moments, peaks, textindex
 from .embedder import check_embedder
-from .integrity import IndexDamagedError
+from .integrity import IndexDamagedError, disk_full_error, is_disk_full
 from .metadata import read_tags
 from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend, outdated_encoder,
                        read_manifest, write_json_atomic, MANIFEST)
-from .source import Entry, enumerate_source
-from .store import Store
+from .source import UNREADABLE_FOLDER, Entry, enumerate_source
+from .store import Store, name_value, shown_name
 
 __all__ = ["build_index", "IndexReport", "load_wave"]
 
 
-def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> tuple[np.ndarray, dict]:
-    """Decode ``path`` to mono float32 at ``sample_rate``; returns (wave (n,), header info)."""
-    from ..audio.io import audio_info, load_audio
+def load_wave(path: str | Path, sample_rate: int, max_seconds: float | None = None, **limits: Any
+              ) -> tuple[np.ndarray, dict]:
+    """Alias of :func:`soundseek.audio.io.load_wave` (its home)."""
+    from ..audio.io import load_wave as load
 
-    info = audio_info(path)
-    wave = load_audio(path, sample_rate, mono=True, max_seconds=max_seconds)
-    meta = {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
-    kept = wave.shape[-1] / sample_rate
-    if kept + 1.0 < info.duration and (max_seconds is None or kept + 1.0 < max_seconds):
-        meta["clamped"] = kept  # longer than the decoding limit (MAX_DECODE_FRAMES): start only
-    return wave, meta
+    return load(path, sample_rate, max_seconds, **limits)
+
+
+_TRUNCATED = "cut short: the {:.1f} s readable indexed (the data ends before its header says)"
+MAX_CHANNELS = 32  # files declaring more channels are skipped (a 64-channel Ogg decodes for minutes)
+FILE_SECONDS = 120.0  # wall-time limit of decoding + resampling one file
 
 
 @dataclass
@@ -62,6 +64,7 @@ class IndexReport:
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     clamped: list[tuple[str, float]] = field(default_factory=list)  # (key, seconds kept) of over-long files
+    truncated: list[tuple[str, float]] = field(default_factory=list)  # (key, seconds readable) of cut-short files
     total: int = 0  # items in the index after the run
     seconds: float = 0.0
 
@@ -85,6 +88,7 @@ class _Work:
     mode: int | None = None
     dev_ino: tuple[int, int] | None = None
     stale: bool = False  # indexed under other build settings: re-embed even if the content is the same
+    unreadable: bool = False  # no permission now: its entry and id are kept, retried next run
     data: itemdata.ItemData = field(default_factory=itemdata.ItemData)
 
 
@@ -114,6 +118,7 @@ def _ordered(ex: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> 
 
 
 _END = object()
+UNREADABLE = "unreadable: no permission"  # reason of a file that could not be opened for lack of permission
 
 
 _SHAPING = ("window", "hop", "max_seconds")  # build settings that shape what an item's vectors are
@@ -193,7 +198,21 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
     return Store(index_dir, create=True)
 
 
-def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backend: str = "faiss",
+def build_index(source: str | Path, embedder: Any, index_dir: str | Path, **options: Any) -> IndexReport:
+    """Index (or update the index of) a folder or corpus; the options are :func:`_build`'s.
+
+    A full disk ends the run with :class:`~soundseek.index.integrity.DiskFullError` (one line
+    naming the file system and the space needed); every batch committed before stays indexed.
+    """
+    try:
+        return _build(source, embedder, index_dir, **options)
+    except (OSError, sqlite3.DatabaseError, RuntimeError) as e:
+        if not is_disk_full(e):
+            raise
+        raise disk_full_error(index_dir) from None
+
+
+def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: str = "faiss",
                 backend_options: dict | None = None, batch_size: int = 16, workers: int = 2,
                 progress: bool = True, rebuild: bool = False, max_seconds: float | None = None,
                 format: str = "auto", retry_failed: bool = False, model: str | None = None,
@@ -240,9 +259,10 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
         with store.transaction() as con:
             itemdata.ensure_schema(con)
         known, failed, stale = store.known(), store.problems(), itemdata.stale_ids(store.con)
-        # 1. removals
+        # 1. removals: only files that are gone (not those of a folder that cannot be listed now)
         present = {e.key for e in entries}
-        gone = [k for k in known if k not in present]
+        hidden = tuple(k for k, why in problems if why.startswith(UNREADABLE_FOLDER))
+        gone = [k for k in known if k not in present and not k.startswith(hidden)]
         if gone:
             with store.transaction() as con:
                 g = store.bump(con)
@@ -250,7 +270,8 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
                     itemdata.forget(con, known[k]["id"], g)
-                con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)), gone)
+                con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)),
+                            [name_value(k) for k in gone])
                 store.log("info", f"removed {len(gone)} deleted files", con)
             report.removed = len(gone)
         # 2. plan
@@ -276,33 +297,43 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
                     meta_updates.append((e, row["id"]))
                 continue
             bad = failed.get(e.key)
-            if (bad is not None and not retry_failed and bad["size"] == st.st_size
+            if (bad is not None and not retry_failed and not bad["reason"].startswith(UNREADABLE)
+                    and bad["size"] == st.st_size
                     and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
                 report.skipped.append((e.key, bad["reason"]))
                 continue
             todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode, stale=redo))
         if meta_updates:
-            cols = [textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path)) for e, _ in meta_updates]
+            cols = [textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
+                    for e, _ in meta_updates]
             with store.transaction() as con:
                 for (e, item_id), c in zip(meta_updates, cols):
                     con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
-                                (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), e.key))
+                                (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), name_value(e.key)))
                     textindex.put(con, item_id, c)
         # 3. decode (threads) + embed (main thread) + commit per batch
         sr = int(embedder.sample_rate)
 
         def prepare(w: _Work) -> _Work:
             try:
-                w.sha1, st = _sha1(w.entry.path)
+                try:
+                    w.sha1, st = _sha1(w.entry.path)
+                except OSError as err:
+                    if err.errno in (errno.EACCES, errno.EPERM):
+                        w.unreadable = True
+                        w.error = f"{UNREADABLE} ({os.strerror(err.errno)}); kept and retried on the next run"
+                        return w
+                    raise
                 w.dev_ino = (st.st_dev, st.st_ino)
                 if not w.stale and w.row is not None and w.row["sha1"] == w.sha1:
                     w.same_content = True
                     return w
-                w.wave, w.info = load_wave(w.entry.path, sr, max_seconds)
+                w.wave, w.info = load_wave(w.entry.path, sr, max_seconds, max_channels=MAX_CHANNELS,
+                                           seconds_limit=FILE_SECONDS)
                 if w.wave.size == 0:
                     raise ValueError("no audio samples")
                 e = w.entry
-                w.data.text = textindex.item_columns(e.key, e.captions, e.tags, read_tags(e.path))
+                w.data.text = textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
                 w.data.peaks = peaks.compute(w.wave)
             except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
                 w.error = _reason(err)
@@ -330,12 +361,16 @@ def build_index(source: str | Path, embedder: Any, index_dir: str | Path, backen
             store.log("warning", f"skipped {key}: {reason}")
         for key, kept in report.clamped:
             store.log("warning", f"{key}: only the first {kept:.1f} s indexed (longer than the decoding limit)")
+        for key, kept in report.truncated:
+            store.log("warning", f"{key}: {_TRUNCATED.format(kept)}")
         store.close()
     if progress:
         print(report.summary(), file=sys.stderr)
         for key, kept in report.clamped:
             print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
                   file=sys.stderr)
+        for key, kept in report.truncated:
+            print(f"  {printable(key)}: {_TRUNCATED.format(kept)}", file=sys.stderr)
         if report.skipped:
             print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
             for key, reason in report.skipped:
@@ -399,6 +434,7 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             w.info = None if err else {**(w.info or {}), "emb": e, "frames": f}
     good = [w for w in need if w.error is None]
     report.clamped.extend((w.entry.key, w.info["clamped"]) for w in good if "clamped" in w.info)
+    report.truncated.extend((w.entry.key, w.info["truncated"]) for w in good if "truncated" in w.info)
     if keep_frames and good:
         refs = store.frames.append([np.asarray(w.info["frames"]) for w in good])
         for w in good:
@@ -411,34 +447,47 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
         g = store.bump(con)
         for w, ref in zip(good, refs):
             e, info = w.entry, w.info
-            vals = (str(e.path), str(e.path.resolve()), info["duration"], info["sample_rate"], info["channels"],
+            vals = (name_value(str(e.path)), name_value(str(e.path.resolve())), info["duration"], info["sample_rate"], info["channels"],
                     w.size, w.mtime_ns, w.sha1, json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta),
                     e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g, *(w.dev_ino or (None, None)))
             cols = ("path, realpath, duration, sample_rate, channels, size, mtime_ns, sha1, captions, tags, meta, "
                     "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen, dev, ino")
+            con.execute("SAVEPOINT item")  # one file that cannot be stored is skipped, not the batch
+            try:
+                if w.row is not None:
+                    con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
+                                (*vals, w.row["id"]))
+                    item_id = w.row["id"]
+                else:
+                    item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES "
+                                          f"({','.join('?' * (len(vals) + 1))})", (name_value(e.key), *vals)).lastrowid
+                itemdata.attach(con, item_id, g, w.data)
+                con.execute("DELETE FROM problems WHERE key=?", (name_value(e.key),))
+            except (sqlite3.Error, ValueError, TypeError, OverflowError) as err:
+                if is_disk_full(err):
+                    raise
+                con.execute("ROLLBACK TO item")
+                con.execute("RELEASE item")
+                w.error = f"could not be stored in the index ({_reason(err)})"
+                continue
+            con.execute("RELEASE item")
             if w.row is not None:
-                con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
-                            (*vals, w.row["id"]))
-                item_id = w.row["id"]
                 report.updated += 1
             else:
-                item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES ({','.join('?' * (len(vals) + 1))})",
-                                      (e.key, *vals)).lastrowid
                 report.added += 1
-            itemdata.attach(con, item_id, g, w.data)
-            con.execute("DELETE FROM problems WHERE key=?", (e.key,))
         for w in batch:
             if w.same_content:
                 con.execute("UPDATE items SET size=?, mtime_ns=?, dev=?, ino=? WHERE id=?",
                             (w.size, w.mtime_ns, *(w.dev_ino or (None, None)), w.row["id"]))
+                con.execute("DELETE FROM problems WHERE key=?", (name_value(w.entry.key),))  # readable again
                 report.unchanged += 1
             elif w.error is not None:
-                if w.row is not None:  # an indexed file went bad: drop its stale entry
+                if w.row is not None and not w.unreadable:  # an indexed file went bad: drop its stale entry
                     con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
                     con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
                     itemdata.forget(con, w.row["id"], g)
                 con.execute("INSERT OR REPLACE INTO problems(key, size, mtime_ns, reason, at, mode) "
-                            "VALUES(?, ?, ?, ?, ?, ?)", (w.entry.key, w.size, w.mtime_ns, w.error, time.time(),
-                                                         w.mode))
+                            "VALUES(?, ?, ?, ?, ?, ?)", (name_value(w.entry.key), w.size, w.mtime_ns, w.error,
+                                                         time.time(), w.mode))
                 report.skipped.append((w.entry.key, w.error))
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import moments, peaks, textindex
 
-__all__ = ["ItemData", "ensure_schema", "attach", "forget", "mark_stale", "stale_ids"]
+__all__ = ["ItemData", "ensure_schema", "attach", "forget", "mark_stale", "mark_for_reembedding", "stale_ids"]
 
 
 @dataclass
@@ -38,6 +38,11 @@ def mark_stale(con: sqlite3.Connection) -> int:
     """Mark every item as embedded under old settings; returns how many are stale now."""
     con.execute("INSERT OR IGNORE INTO stale(id) SELECT id FROM items")
     return int(con.execute("SELECT COUNT(*) FROM stale").fetchone()[0])
+
+
+def mark_for_reembedding(con: sqlite3.Connection, ids: list[int]) -> None:
+    """Mark ``ids`` to be re-embedded by the next index run (their stored data is bad)."""
+    con.executemany("INSERT OR IGNORE INTO stale(id) VALUES(?)", [(int(i),) for i in ids])
 
 
 def stale_ids(con: sqlite3.Connection) -> set[int]:

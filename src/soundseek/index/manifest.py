@@ -8,6 +8,7 @@ state too and checked on open: a damaged file is rebuilt from SQLite, never sear
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 from ..config import ConfigError
 from ..fileio import atomic_write_text
 from .backends.base import VectorBackend, build_backend, fold_items
-from .integrity import IndexDamagedError, file_crc32, read_json, repair_hint
+from .integrity import IndexDamagedError, file_crc32, is_disk_full, read_json, repair_hint
 from .store import Store
 
 FORMAT_VERSION = 1
@@ -118,7 +119,11 @@ class IndexLock:
 
     def __enter__(self) -> "IndexLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.path, "w")
+        try:
+            self.f = open(self.path, "w")
+        except IsADirectoryError:
+            raise RuntimeError(f"{self.path} is a directory, not the index's lock file; remove it "
+                               f"(rmdir '{self.path}') and run the command again") from None
         try:
             fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -183,7 +188,7 @@ def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool
     dels = store.deleted_since(since) if since >= 0 else []
     if len(dels):
         backend.remove(dels)
-    for ids, emb, bias in store.iter_vectors(since_gen=since):
+    for ids, emb, bias in store.iter_vectors(since_gen=since, dim=int(manifest["dim"])):
         backend.add(ids, fold_items(emb, bias))
     if len(backend) != count:  # should not happen; fall back to a full rebuild
         return _full_rebuild(index_dir, store, manifest, save, opts)
@@ -197,7 +202,7 @@ def _full_rebuild(index_dir: Path, store: Store, manifest: dict, save: bool, opt
     if name == "milvus":
         opts = {**opts, "drop_existing": True}
     backend = build_backend(name, int(manifest["dim"]) + 1, **opts)
-    for ids, emb, bias in store.iter_vectors():
+    for ids, emb, bias in store.iter_vectors(dim=int(manifest["dim"])):
         backend.add(ids, fold_items(emb, bias))
     if save:
         _save(index_dir, backend, manifest, store.generation, store.vector_count())
@@ -209,7 +214,12 @@ def _save(index_dir: Path, backend: VectorBackend, manifest: dict, gen: int, cou
              "count": count, "saved": time.time()}
     if manifest["backend"] == "faiss":
         path = _backend_path(index_dir, manifest)
-        backend.save(path)
+        try:
+            backend.save(path)
+        except RuntimeError as e:  # FAISS' writer: an OSError to callers (read-only / full disk)
+            if is_disk_full(e):
+                raise OSError(errno.ENOSPC, f"No space left on device writing {path}") from None
+            raise
         state["checksums"] = {n: file_crc32(index_dir / n) for n in (path.name, path.name + ".meta.json")}
     else:
         backend.save(None)

@@ -149,7 +149,8 @@ def window_frames(con: sqlite3.Connection, frames_store: Any, vector_id: int
                     "WHERE id=?", (int(vector_id) - WINDOW_ID_BASE,)).fetchone()
     if r is None or r[0] is None:
         return None
-    return frames_store.read(r[0], r[1], r[2], r[3]), float(r[4]), float(r[5])
+    frames = frames_store.read(r[0], r[1], r[2], r[3])  # None: missing or damaged
+    return None if frames is None else (frames, float(r[4]), float(r[5]))
 
 
 def refine(embedder: Any, text: str, frames: np.ndarray, start: float, end: float) -> tuple[float, float] | None:

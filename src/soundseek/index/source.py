@@ -37,12 +37,24 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+UNREADABLE_FOLDER = "unreadable folder"
+
+
 def scan_folder(root: str | Path) -> tuple[list[Entry], list[tuple[str, str]]]:
-    """Audio files under ``root`` (sorted) and (key, reason) problems (symlinks leaving root)."""
+    """Audio files under ``root`` (sorted) and (key, reason) problems (symlinks leaving root).
+
+    A folder that cannot be listed is a problem keyed ``"sub/dir/"`` (trailing slash) whose
+    reason starts with :data:`UNREADABLE_FOLDER`: the index keeps what it holds from there."""
     root = Path(root).absolute()
     real_root = root.resolve()
     entries, problems = [], []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(err: OSError) -> None:
+        where = Path(err.filename or root)
+        key = "" if where == root else where.relative_to(root).as_posix() + "/"
+        problems.append((key, f"{UNREADABLE_FOLDER} ({err.strerror or err}); its indexed files are kept"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
         dirnames.sort()
         for name in sorted(filenames):
             if not name.lower().endswith(AUDIO_EXTENSIONS):

@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..safe_open import printable
-from .integrity import IndexDamagedError, check_sqlite_file, repair_hint
+from .integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
+                        repair_hint)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
@@ -59,6 +62,35 @@ def _source_of(index_dir: Path) -> str | None:
         return None
 
 
+def name_value(name: str) -> str | bytes:
+    """A file name or path for SQLite, losslessly: text when it is valid UTF-8, else the raw
+    bytes of the file system name (a BLOB; ``os.walk`` gives them as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape")
+
+
+def name_of(value: str | bytes | None) -> str | None:
+    """Inverse of :func:`name_value`: the ``str`` the file system functions take."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def shown_name(name: str | None) -> str | None:
+    """A name for people and JSON: bytes that are not UTF-8 shown as ``\\xff`` escapes."""
+    if name is None:
+        return None
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class IndexReplacedError(RuntimeError):
+    """The index directory now holds another index (rebuilt since this store was opened)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        super().__init__(f"the index {index_dir} was rebuilt while in use; open it again")
+
+
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
                 "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias", "dev", "ino")
 
@@ -82,6 +114,7 @@ class FrameStore:
         c = existing[-1] if existing else 0
         refs = []
         f = open(self._chunk_path(c), "ab")
+        start = (c, f.tell())
         try:
             for a in arrays:
                 a = np.ascontiguousarray(a)
@@ -93,19 +126,61 @@ class FrameStore:
                 f.write(a.tobytes())
             f.flush()
             os.fsync(f.fileno())
+        except BaseException:  # a full disk: give back the bytes of this call (never referenced)
+            f.close()
+            self._truncate_back(*start, c)
+            raise
         finally:
             f.close()
         return refs
 
-    def read(self, chunk: int, offset: int, shape: str, dtype: str) -> np.ndarray:
-        shp = tuple(int(s) for s in shape.split(",") if s != "")
-        nbytes = int(np.prod(shp)) * np.dtype(dtype).itemsize
-        with self._lock:
-            m = self._maps.get(chunk)
-            if m is None or m.size < offset + nbytes:
-                m = np.memmap(self._chunk_path(chunk), dtype=np.uint8, mode="r")
-                self._maps[chunk] = m
-        return np.frombuffer(m[offset:offset + nbytes], dtype=dtype).reshape(shp)
+    def _truncate_back(self, chunk: int, size: int, last: int) -> None:
+        with contextlib.suppress(OSError):
+            os.truncate(self._chunk_path(chunk), size)
+            for c in range(chunk + 1, last + 1):
+                self._chunk_path(c).unlink(missing_ok=True)
+
+    def read(self, chunk: int, offset: int, shape: str, dtype: str) -> np.ndarray | None:
+        """The array at a reference, or None when it is missing, cut short, malformed or holds
+        NaN/Inf (so re-ranking falls back to the index score; ``index --check`` repairs it)."""
+        try:
+            shp = tuple(int(s) for s in str(shape).split(",") if s != "")
+            dt = np.dtype(str(dtype))
+            nbytes = int(np.prod(shp)) * dt.itemsize
+        except (ValueError, TypeError):
+            return None
+        if not shp or nbytes <= 0 or int(offset) < 0:
+            return None
+        try:
+            with self._lock:
+                m = self._maps.get(chunk)
+                if m is None or m.size < offset + nbytes:
+                    m = np.memmap(self._chunk_path(chunk), dtype=np.uint8, mode="r")
+                    self._maps[chunk] = m
+        except (OSError, ValueError):  # missing or empty chunk file
+            return None
+        if m.size < offset + nbytes:
+            return None
+        a = np.frombuffer(m[offset:offset + nbytes], dtype=dt).reshape(shp)
+        if dt.kind == "f" and not np.isfinite(a).all():
+            return None
+        return a
+
+    def problem(self, chunk: int, offset: int, shape: str, dtype: str) -> str | None:
+        """Why the array at a reference cannot be used (None: it can)."""
+        try:
+            size = self._chunk_path(int(chunk)).stat().st_size
+        except OSError:
+            return f"missing (chunk file {int(chunk):05d}.bin)"
+        try:
+            nbytes = int(np.prod([int(x) for x in str(shape).split(",") if x != ""])) * np.dtype(str(dtype)).itemsize
+        except (ValueError, TypeError):
+            return f"have a malformed shape/dtype ({shape!r}, {dtype!r})"
+        if int(offset) + nbytes > size:
+            return f"cut short (chunk {int(chunk):05d}.bin has {size} bytes, needs {int(offset) + nbytes})"
+        if self.read(chunk, offset, shape, dtype) is None:
+            return "hold NaN/Inf values"
+        return None
 
 
 class Store:
@@ -126,34 +201,55 @@ class Store:
         self._local = threading.local()
         check_sqlite_file(self.db_path, self.repair)
         try:
+            self.con  # noqa: B018 - opens (WAL mode): a full disk fails here, reported as such
             if create:
                 self.con.executescript(SCHEMA)
                 for table, column in (("problems", "mode"), ("items", "dev"), ("items", "ino")):
                     cols = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
                     if column not in cols:  # indexes written before these were recorded
                         self.con.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+                if self.get_state("index_id") is None:
+                    self.con.execute("INSERT OR IGNORE INTO state(k, v) VALUES('index_id', ?)", (uuid.uuid4().hex,))
             else:
                 self.con.execute("SELECT COUNT(*) FROM items").fetchone()
+            self.index_id = self.get_state("index_id")
         except sqlite3.DatabaseError as e:
             self.close()
             raise self.damaged(e) from None
 
     @property
     def repair(self) -> str:
-        return repair_hint(self.dir, _source_of(self.dir))
+        """Salvage first (keeps every readable row), re-index from scratch only if that fails."""
+        return (f"soundseek index --index '{self.dir}' --check (copies every readable row into a new database), "
+                f"or if that fails: {repair_hint(self.dir, _source_of(self.dir))}")
 
-    def damaged(self, err: BaseException) -> IndexDamagedError:
-        """The one-line error for an SQLite failure of this index."""
+    def damaged(self, err: BaseException) -> IndexDamagedError | DiskFullError:
+        """The one-line error for an SQLite failure of this index (a full disk is not damage)."""
+        if is_disk_full(err):
+            return disk_full_error(self.dir)
         return IndexDamagedError(self.db_path, str(err) or type(err).__name__, self.repair)
 
     @property
     def con(self) -> sqlite3.Connection:
+        """This thread's connection. Opened on first use by the thread; if ``index.sqlite`` was
+        replaced meanwhile (a rebuild), :class:`IndexReplacedError` instead of a connection to
+        another index whose ids mean other files."""
         con = getattr(self._local, "con", None)
         if con is None:
+            if hasattr(self, "index_id") and not self.db_path.is_file():
+                raise IndexReplacedError(self.dir)
             con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.row_factory = sqlite3.Row
+            if hasattr(self, "index_id"):  # not the first connection: the same index?
+                try:
+                    row = con.execute("SELECT v FROM state WHERE k='index_id'").fetchone()
+                except sqlite3.DatabaseError:
+                    row = None
+                if (row[0] if row else None) != self.index_id:
+                    con.close()
+                    raise IndexReplacedError(self.dir)
             self._local.con = con
         return con
 
@@ -164,7 +260,8 @@ class Store:
         try:
             yield con
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # SQLite already rolled back after SQLITE_FULL / IOERR
+                con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
 
@@ -199,18 +296,22 @@ class Store:
         name) are escaped so a message is always exactly one line."""
         message = printable(message)
         (con or self.con).execute("INSERT INTO log VALUES(?, ?, ?)", (time.time(), level, message))
-        with open(self.dir / "index.log", "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {message}\n")
+        try:  # the readable copy; the log table above is the record
+            with open(self.dir / "index.log", "a", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {message}\n")
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
 
     # --- items -----------------------------------------------------------------------------
     def known(self) -> dict[str, sqlite3.Row]:
         """key -> row(id, key, size, mtime_ns, sha1, captions, tags, meta, source_id)."""
         rows = self.con.execute("SELECT id, key, size, mtime_ns, sha1, captions, tags, meta, source_id, "
                                 "path, realpath FROM items").fetchall()
-        return {r["key"]: r for r in rows}
+        return {name_of(r["key"]): r for r in rows}
 
     def problems(self) -> dict[str, sqlite3.Row]:
-        return {r["key"]: r for r in self.con.execute("SELECT * FROM problems").fetchall()}
+        return {name_of(r["key"]): r for r in self.con.execute("SELECT * FROM problems").fetchall()}
 
     def count(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
@@ -224,31 +325,45 @@ class Store:
 
         return self.count() + count(self.con)
 
-    def iter_vectors(self, since_gen: int = -1, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def iter_vectors(self, since_gen: int = -1, chunk: int = 65536, dim: int | None = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (ids (n,), embeddings (n, d) float32, bias (n,)) of items changed after ``since_gen``,
-        then those of windows (ids offset by ``moments.WINDOW_ID_BASE``)."""
+        then those of windows (ids offset by ``moments.WINDOW_ID_BASE``). With ``dim``, item rows
+        whose vector is not ``dim`` finite floats are left out (``index --check`` repairs them)."""
         from .moments import iter_vectors
 
-        yield from self._iter_items(since_gen, chunk)
+        yield from self._iter_items(since_gen, chunk, dim)
         yield from iter_vectors(self.con, since_gen, chunk)
 
-    def _iter_items(self, since_gen: int, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _iter_items(self, since_gen: int, chunk: int, dim: int | None = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         last = -1
         while True:
             rows = self.con.execute("SELECT id, embedding, bias FROM items WHERE gen > ? AND id > ? "
                                     "ORDER BY id LIMIT ?", (since_gen, last, chunk)).fetchall()
             if not rows:
                 return
-            ids = np.asarray([r[0] for r in rows], np.int64)
-            emb = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-            yield ids, emb, np.asarray([r[2] for r in rows], np.float32)
-            last = int(ids[-1])
+            last = int(rows[-1][0])
+            vecs = [np.frombuffer(r[1], dtype=np.float32) if len(r[1]) % 4 == 0 else None for r in rows]
+            keep = [i for i, v in enumerate(vecs) if v is not None and (dim is None or v.size == dim)
+                    and np.isfinite(v).all() and np.isfinite(rows[i][2])]
+            if len(keep) < len(rows) and dim is not None:
+                logging.getLogger(__name__).warning(
+                    "%s: %d stored vector(s) malformed or not finite, left out of searches; "
+                    "repair: soundseek index --check", self.dir, len(rows) - len(keep))
+            if not keep:
+                continue
+            ids = np.asarray([rows[i][0] for i in keep], np.int64)
+            emb = np.stack([vecs[i] for i in keep])
+            yield ids, emb, np.asarray([rows[i][2] for i in keep], np.float32)
 
     def deleted_since(self, gen: int) -> np.ndarray:
         return np.asarray([r[0] for r in self.con.execute("SELECT id FROM tombstones WHERE gen > ?", (gen,))], np.int64)
 
     def items(self, ids: list[int]) -> dict[int, dict]:
-        """id -> metadata dict (json columns decoded) for the ids that exist."""
+        """id -> metadata dict (json columns decoded) for the ids that exist; ``path`` and
+        ``realpath`` are the file system names, ``key`` is shown with escapes where a name is not
+        UTF-8 (:func:`shown_name`)."""
         out: dict[int, dict] = {}
         cols = ", ".join(META_COLUMNS)
         for s in range(0, len(ids), 500):
@@ -258,6 +373,8 @@ class Store:
                 d = dict(r)
                 for k in ("captions", "tags", "meta"):
                     d[k] = json.loads(d[k])
+                d["path"], d["realpath"] = name_of(d["path"]), name_of(d["realpath"])  # lossless: opened
+                d["key"] = shown_name(name_of(d["key"]))  # shown (JSON needs valid text)
                 out[d["id"]] = d
         return out
 

@@ -21,6 +21,7 @@ with a ``Host`` outside ``allowed_hosts`` are refused (DNS rebinding); CORS is o
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import tempfile
@@ -42,7 +43,8 @@ from . import models as M
 from .docs import install_docs
 from .errors import install_error_handlers, install_logging
 from .files import audio_response
-from .limits import (BodyLimit, HostCheck, UploadLimits, UploadRefused, clean_query, decode_upload,
+from .live import follow_rebuilds
+from .limits import (BodyLimit, HostCheck, UploadGate, UploadLimits, UploadRefused, clean_query, decode_upload,
                      default_allowed_hosts)
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -55,7 +57,8 @@ UPLOAD_FRAMING = 16 << 10  # multipart headers/boundaries allowed around an uplo
 def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_bytes: int = 20 << 20,
                max_query_chars: int = 1000, max_k: int = MAX_K, allowed_hosts: Sequence[str] | None = None,
                cors_origins: Sequence[str] | None = None, upload_limits: UploadLimits | None = None,
-               model_workers: int | None = None) -> FastAPI:
+               model_workers: int | None = None, tokens: str | Path | None = None,
+               uploads_per_minute: int = 30) -> FastAPI:
     """Build the FastAPI app. The embedder/model is loaded once (by the caller) and shared.
 
     Args:
@@ -68,6 +71,9 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             and the loopback names.
         cors_origins: origins allowed to call the API from other pages (None: CORS off).
         upload_limits: duration and decoding-time caps of uploaded queries.
+        tokens: a token file (``soundseek token add``): every API route then needs a bearer
+            token (:mod:`.auth`); None: no authentication (loopback use).
+        uploads_per_minute: uploads one token may make per minute (with ``tokens``).
         model_workers: threads that decode uploads and run the model (default: the CPU
             count); more requests wait their turn, so 50 clients do not mean 50 decoded uploads
             and model activations in memory.
@@ -79,9 +85,10 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     model_pool = ThreadPoolExecutor(max_workers=max(1, int(model_workers or os.cpu_count() or 1)),
                                     thread_name_prefix="soundseek-model")
 
-    def on_model(fn, *args: Any, **kwargs: Any):
-        return model_pool.submit(fn, *args, **kwargs).result()
+    def on_model(fn, *args: Any, **kwargs: Any):  # (in the request's context: its pinned index)
+        return model_pool.submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
     limits = upload_limits or UploadLimits()
+    gate = UploadGate(limits.concurrent, limits.waiting)
     from ..audio import io as _decoder  # noqa: F401  (imported now, not during the first upload)
     app = FastAPI(title="soundseek", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Language-based audio retrieval: search sounds by text or by example.")
@@ -89,12 +96,17 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     app.state.searcher = searcher
     app.state.model_pool = model_pool
     install_error_handlers(app)
+    searcher = app.state.searcher = follow_rebuilds(app, searcher)  # each request pinned to one index
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"],
                            allow_headers=["Range", "Content-Type"], expose_headers=["Content-Range", "Accept-Ranges"])
     app.add_middleware(BodyLimit, limit=max_upload_bytes, slack=UPLOAD_FRAMING, paths=["/api/search/audio"])
+    if tokens is not None:
+        from .auth import TokenAuth
+
+        app.add_middleware(TokenAuth, path=tokens, uploads_per_minute=uploads_per_minute)
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
 
@@ -196,15 +208,12 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             t0 = time.perf_counter()
             sr = int(searcher.embedder.sample_rate)
 
-            def decode_and_search() -> list[dict]:
-                wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
-                                     name=Path(file.filename or "upload").name)
-                return searcher.search_audio(wave, k=k, sample_rate=sr)
-
-            try:
-                hits = on_model(decode_and_search)
+            try:  # decoded on this thread, gated: the model threads stay free for text searches
+                wave = gate.run(decode_upload, Path(tmp), sr, searcher.manifest.get("max_seconds"), limits,
+                                name=Path(file.filename or "upload").name)
             except UploadRefused as e:
-                raise HTTPException(e.status, e.detail) from None
+                raise HTTPException(e.status, e.detail, headers=e.headers) from None
+            hits = on_model(searcher.search_audio, wave, k=k, sample_rate=sr)
         finally:
             os.unlink(tmp)
         return {"filename": file.filename, "k": k, "hits": with_peaks(hits),
@@ -267,5 +276,6 @@ def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: i
     app = create_app(index_dir, embedder, allowed_hosts=hosts, **kwargs)
     install_logging()
     print(f"soundseek: serving {index_dir} ({len(app.state.searcher)} items) on http://{host}:{port}/ "
-          f"(accepted Host names: {', '.join(hosts)})")
+          f"(accepted Host names: {', '.join(hosts)}; "
+          f"{'access tokens required' if kwargs.get('tokens') else 'no access tokens'})")
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=30)

@@ -118,7 +118,7 @@ def audio_response(row: dict, root: str | Path | None, range_header: str | None,
     size = st.st_size
     name = Path(row.get("path") or "audio").name
     headers = {"content-type": media_type, "accept-ranges": "bytes", "cache-control": "private, max-age=3600",
-               "content-disposition": f"inline; filename*=UTF-8''{quote(name, safe='')}",
+               "content-disposition": f"inline; filename*=UTF-8''{quote(os.fsencode(name), safe='')}",
                "etag": f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'}
     try:
         rng = parse_range(range_header, size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException
 from .errors import error_response, log_refusal
 
 __all__ = ["BodyLimit", "HostCheck", "UploadLimits", "clean_query", "decode_upload", "default_allowed_hosts",
-           "UploadRefused"]
+           "UploadRefused", "UploadGate"]
 
 
 class _TooLarge(HTTPException):
@@ -94,6 +95,9 @@ def _host_of(header: str) -> str:
     return h.rstrip(".")
 
 
+_HOST_SYNTAX = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")  # RFC 9110 Host: host[:port]
+
+
 def default_allowed_hosts(bind: str) -> list[str]:
     """The bind address plus the loopback names: what ``soundseek serve`` accepts by default."""
     hosts = ["localhost", "127.0.0.1", "::1"]
@@ -118,6 +122,8 @@ class HostCheck:
         self.suffixes = tuple(a[1:].lower() for a in allowed if a.startswith("*."))
 
     def ok(self, host: str) -> bool:
+        if not _HOST_SYNTAX.match(host.strip()):  # userinfo, paths, spaces: never a valid Host
+            return False
         h = _host_of(host)
         if self.any or h in self.exact or (self.suffixes and h.endswith(self.suffixes)):
             return True
@@ -161,19 +167,27 @@ class UploadLimits:
 
     Attributes:
         max_seconds: longest audio accepted (declared or found while decoding).
-        wall_seconds: decoding stops with an error after this long.
+        wall_seconds: decoding and resampling stop with an error after this long.
+        max_channels, max_sample_rate: refused from the header, before any sample is decoded.
+        max_frames: input frames decoded at most (64 MiB of mono float32 at the default).
+        concurrent, waiting: uploads decoded at once and queued behind them; more get 503.
     """
 
     max_seconds: float = 600.0
     wall_seconds: float = 10.0
+    max_channels: int = 16
+    max_sample_rate: int = 192_000
+    max_frames: int = 1 << 24  # input frames decoded at most, whatever the duration allows
+    concurrent: int = 2  # uploads decoded at once; further ones wait ...
+    waiting: int = 4  # ... up to this many, then 503 with Retry-After
 
 
 class UploadRefused(ValueError):
     """An upload is refused; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, headers
 
 
 def decode_upload(path: Path, sample_rate: int, keep_seconds: float | None, limits: UploadLimits,
@@ -189,21 +203,59 @@ def decode_upload(path: Path, sample_rate: int, keep_seconds: float | None, limi
     deadline = time.monotonic() + limits.wall_seconds
     try:
         info = audio_info(path)
+        if info.channels > limits.max_channels:
+            raise UploadRefused(415, f"{info.channels} channels (accepted: up to {limits.max_channels})")
+        if info.sample_rate > limits.max_sample_rate:
+            raise UploadRefused(415, f"sample rate {info.sample_rate} Hz (accepted: up to {limits.max_sample_rate} Hz)")
         keep = limits.max_seconds if keep_seconds is None else min(float(keep_seconds), limits.max_seconds)
-        if keep_seconds is None and info.duration > limits.max_seconds:
-            raise UploadRefused(413, f"audio too long ({info.duration:.0f} s; limit {limits.max_seconds:g} s)")
-        max_frames = max(1, int(math.ceil(keep * info.sample_rate))) + 64
+        max_frames = min(max(1, int(math.ceil(keep * info.sample_rate))) + 64, int(limits.max_frames))
+        longest = min(limits.max_seconds, max_frames / info.sample_rate)
+        if keep_seconds is None and info.duration > longest:
+            raise UploadRefused(413, f"audio too long ({info.duration:.0f} s; limit {longest:.0f} s at "
+                                     f"{info.sample_rate} Hz)")
         if keep_seconds is None:  # whole file, refused if it turns out longer than its header said
-            wave = load_audio(path, int(sample_rate), max_frames=max_frames, too_long="error", deadline=deadline)
+            wave = load_audio(path, int(sample_rate), max_frames=max_frames, too_long="error", deadline=deadline,
+                              max_channels=limits.max_channels)
         else:
-            wave = load_audio(path, int(sample_rate), max_seconds=keep, max_frames=max_frames, deadline=deadline)
+            wave = load_audio(path, int(sample_rate), max_seconds=keep, max_frames=max_frames, deadline=deadline,
+                              max_channels=limits.max_channels)
     except AudioDecodeError as e:
         reason = str(e.reason).replace(str(path), name)
         if "decoding limit" in reason:
-            raise UploadRefused(413, f"audio too long (limit {limits.max_seconds:g} s)") from None
+            raise UploadRefused(413, f"audio too long (limit {limits.max_seconds:g} s, at most "
+                                     f"{limits.max_frames} frames)") from None
         if "took too long" in reason:
             raise UploadRefused(422, f"decoding the upload took too long (limit {limits.wall_seconds:g} s)") from None
         raise UploadRefused(415, f"not a readable audio file ({reason})") from None
     if wave.size == 0:
         raise UploadRefused(415, "not a readable audio file (no audio samples)")
     return wave
+
+
+class UploadGate:
+    """At most ``concurrent`` uploads decode at once and ``waiting`` more queue behind them;
+    beyond that an upload is refused at once (503, ``Retry-After``), so decoding never piles up
+    and never takes the threads that answer text searches."""
+
+    def __init__(self, concurrent: int, waiting: int, retry_after: int = 2) -> None:
+        import threading
+
+        if concurrent < 1 or waiting < 0:
+            raise ValueError(f"concurrent must be >= 1 and waiting >= 0, got {concurrent}, {waiting}")
+        self._slots = threading.BoundedSemaphore(int(concurrent))
+        self._lock = threading.Lock()
+        self._admitted, self._max = 0, int(concurrent) + int(waiting)
+        self.retry_after = int(retry_after)
+
+    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._admitted >= self._max:
+                raise UploadRefused(503, "too many uploads being decoded; retry shortly",
+                                    headers={"Retry-After": str(self.retry_after)})
+            self._admitted += 1
+        try:
+            with self._slots:
+                return fn(*args, **kwargs)
+        finally:
+            with self._lock:
+                self._admitted -= 1
