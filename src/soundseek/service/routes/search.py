@@ -1,0 +1,193 @@
+"""Search routes: text -> clips, an uploaded example -> clips, a clip -> similar clips.
+
+Every answer carries one page of hits (``k`` from ``offset``), the ``total`` number of files
+the filters let through, and ``message`` (the calibration's verdict, e.g. "no good match;
+closest sounds below", or null). Hits have the same keys as a local search
+(:meth:`~soundseek.index.search.Searcher.search_text`); what only the page uses comes beside
+them: ``peaks`` (clip id -> base64 waveform bytes) and ``collections`` (clip id -> names of
+the collections holding it).
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+
+from ...index import peaks as _peaks
+from ...index.collections import Collections
+from ...index.hybrid import MODES, resolve_mode
+from ...index.search import MAX_K
+from ...index.source import AUDIO_EXTENSIONS
+from .. import models as M
+from ..context import ServiceContext, get_ctx
+from ..limits import UploadRefused, clean_query, decode_upload
+from ..params import Filters, filters, item_id, paging, reject_unknown_params
+
+router = APIRouter(dependencies=[Depends(reject_unknown_params)])
+
+
+def _verdict(hits: list[dict]) -> str | None:
+    try:
+        from ...index.calibration import verdict
+    except ImportError:  # an index package without calibration: no verdict
+        return None
+    return verdict(hits)
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def page_of(ctx: ServiceContext, fn: Callable[..., Any], *args: Any, k: int, offset: int, where: Filters,
+            **kwargs: Any) -> list[dict] | None:
+    """``fn(*args, k=k, where=where, offset=offset, **kwargs)`` on a model thread. A searcher
+    without ``offset`` is asked for ``offset + k`` hits and the page is cut here."""
+    if k > ctx.max_k:
+        raise HTTPException(400, f"k must be between 1 and {ctx.max_k}, got {k}")
+    if where:
+        if not _accepts(fn, "where"):
+            raise HTTPException(400, "this index cannot filter searches")
+        kwargs["where"] = where
+    if _accepts(fn, "offset"):
+        return ctx.on_model(fn, *args, k=k, offset=offset, **kwargs)
+    if offset + k > MAX_K:
+        raise HTTPException(400, f"offset + k must be at most {MAX_K}")
+    hits = ctx.on_model(fn, *args, k=offset + k, **kwargs)
+    return None if hits is None else hits[offset:]
+
+
+def total_of(ctx: ServiceContext, where: Filters) -> int:
+    count = getattr(ctx.searcher, "count", None)
+    if callable(count):
+        return int(count(where or None))
+    return ctx.searcher.store.count()
+
+
+def answer(ctx: ServiceContext, hits: list[dict], k: int, offset: int, where: Filters, t0: float,
+           **extra: Any) -> dict:
+    """The response body shared by the three searches."""
+    ids = [h["id"] for h in hits]
+    return {**extra, "k": k, "offset": offset, "total": total_of(ctx, where), "filters": where,
+            "message": _verdict(hits) if offset == 0 else None, "hits": hits,
+            "peaks": {str(i): p for i, p in _peaks.get_many(ctx.searcher.store.con, ids).items()},
+            "collections": {str(i): c for i, c in Collections(ctx.searcher.store).membership(ids).items()},
+            "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+
+
+@router.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS)
+def search(request: Request, q: str = Query("", max_length=100_000, description="text query"),
+           mode: str = Query("auto", description="semantic | text | hybrid | auto (hybrid when the index has text)"),
+           text_weight: float | None = Query(None, ge=0.0, le=1.0,
+                                             description="hybrid: weight of the text ranking (default 0.7)"),
+           rerank: int = Query(0, ge=0, le=MAX_K, description="re-rank this many candidates (0: off)"),
+           page: tuple[int, int] = Depends(paging), where: Filters = Depends(filters),
+           ctx: ServiceContext = Depends(get_ctx)) -> dict:
+    k, offset = page
+    try:
+        q = clean_query(q, _raw_param(request.scope.get("query_string", b""), b"q"))
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+    q = _validated(q, ctx.max_query_chars)
+    if mode not in (*MODES, "auto"):
+        raise HTTPException(400, f"mode must be one of {', '.join(MODES)} or auto, got {mode!r}")
+    used = resolve_mode(mode, ctx.searcher.has_text)
+    t0 = time.perf_counter()
+    try:
+        hits = page_of(ctx, ctx.searcher.search_text, q, k=k, offset=offset, where=where, rerank=rerank,
+                       mode=used, text_weight=text_weight)
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+    return answer(ctx, hits, k, offset, where, t0, query=q, mode=used)
+
+
+def _validated(q: str, limit: int) -> str:
+    """The query checked by the same rule as a local search (``index.search.validate_query``)."""
+    try:
+        from ...index.search import validate_query
+    except ImportError:
+        if len(q) > limit:
+            raise HTTPException(400, f"query too long ({len(q)} characters, limit {limit})") from None
+        return q
+    try:
+        got = validate_query(q, limit)
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+    return got if isinstance(got, str) else q
+
+
+@router.get("/api/clips/{clip_id}/similar", response_model=M.SimilarResponse, responses=M.ERRORS)
+def similar(clip_id: str, page: tuple[int, int] = Depends(paging), where: Filters = Depends(filters),
+            ctx: ServiceContext = Depends(get_ctx)) -> dict:
+    k, offset = page
+    i = item_id(clip_id)
+    t0 = time.perf_counter()
+    hits = page_of(ctx, ctx.searcher.similar, i, k=k, offset=offset, where=where)
+    if hits is None:
+        raise HTTPException(404, "unknown clip id")
+    info = ctx.searcher.get(i) or {}
+    return answer(ctx, hits, k, offset, where, t0, id=i, name=info.get("name") or Path(info.get("path") or "").name)
+
+
+def save_upload(file: UploadFile, dest: int, limit: int) -> int:
+    """Copy the upload to the open descriptor ``dest`` (closed here); 413 past ``limit`` bytes
+    (the one size check of the file itself; ``BodyLimit`` bounds the request on the wire)."""
+    size = 0
+    with os.fdopen(dest, "wb") as out:
+        while chunk := file.file.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"upload too large (limit {limit} bytes)")
+            out.write(chunk)
+    if size == 0:
+        raise HTTPException(400, "empty upload")
+    return size
+
+
+@router.post("/api/search/audio", response_model=M.AudioSearchResponse, responses=M.ERRORS)
+def search_audio(file: UploadFile = File(..., description="audio file (wav/flac/ogg/mp3/aiff)"),
+                 k: int = Form(10, ge=1, le=MAX_K, description=f"hits per page, 1..{MAX_K}"),
+                 offset: int = Query(0, ge=0, le=100_000, description="hits to skip"),
+                 where: Filters = Depends(filters), ctx: ServiceContext = Depends(get_ctx)) -> dict:
+    suffix = Path(file.filename or "").suffix.lower()
+    suffix = suffix if suffix in AUDIO_EXTENSIONS else ".bin"
+    fd, tmp = tempfile.mkstemp(prefix="soundseek-upload-", suffix=suffix)
+    try:
+        save_upload(file, fd, ctx.max_upload_bytes)
+        t0 = time.perf_counter()
+        sr = int(ctx.searcher.embedder.sample_rate)
+        name = Path(file.filename or "upload").name
+        searcher = ctx.searcher
+
+        def decode_and_search(**kw: Any) -> list[dict]:
+            wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), ctx.upload_limits, name=name)
+            return searcher.search_audio(wave, sample_rate=sr, **kw)
+
+        decode_and_search.__signature__ = inspect.signature(searcher.search_audio)  # type: ignore[attr-defined]
+        try:
+            hits = page_of(ctx, decode_and_search, k=k, offset=offset, where=where)
+        except UploadRefused as e:
+            raise HTTPException(e.status, e.detail) from None
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+    finally:
+        os.unlink(tmp)
+    return answer(ctx, hits, k, offset, where, t0, filename=file.filename)
+
+
+def _raw_param(query_string: bytes, name: bytes) -> bytes | None:
+    """The percent-decoded raw bytes of the first ``name=`` parameter (to check its UTF-8)."""
+    from urllib.parse import unquote_to_bytes
+
+    for part in query_string.split(b"&"):
+        key, _, v = part.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == name:
+            return unquote_to_bytes(v.replace(b"+", b" "))
+    return None
