@@ -89,15 +89,21 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(kept or words))
 
 
-def search(con: sqlite3.Connection, query: str, limit: int) -> list[TextHit]:
-    """Items matching any word of ``query``, best BM25 first (at most ``limit``)."""
+def search(con: sqlite3.Connection, query: str, limit: int,
+           filt: tuple[str, list] | None = None) -> list[TextHit]:
+    """Items matching any word of ``query``, best BM25 first (at most ``limit``); ``filt``: an
+    SQL condition on ``items`` and its parameters (:func:`.filters.where_sql`) the items must pass."""
     terms = query_terms(query)
     if not terms or not _exists(con):
         return []
     match = " OR ".join('"%s"' % t.replace('"', '""') for t in terms)
     hl = ", ".join(f"highlight(text_fts, {i}, char(2), char(3))" for i in range(len(COLUMNS)))
+    extra, args = "", []
+    if filt is not None:
+        extra, args = f" AND rowid IN (SELECT id FROM items WHERE {filt[0]})", list(filt[1])
     rows = con.execute(f"SELECT rowid, bm25(text_fts, {', '.join(map(str, WEIGHTS))}) AS r, {hl} "
-                       "FROM text_fts WHERE text_fts MATCH ? ORDER BY r LIMIT ?", (match, int(limit))).fetchall()
+                       f"FROM text_fts WHERE text_fts MATCH ?{extra} ORDER BY r LIMIT ?",
+                       (match, *args, int(limit))).fetchall()
     out = []
     for row in rows:
         seen: dict[str, None] = {}
