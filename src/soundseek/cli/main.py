@@ -30,6 +30,7 @@ COMMANDS = [
     ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
     ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
     ("serve", "soundseek.cli.serve", "serve an index over HTTP with a web page"),
+    ("collections", "soundseek.cli.collections", "keep named collections of sounds (favourites)"),
     ("convert", "soundseek.cli.convert", "convert original checkpoints (LAION-CLAP) to a loadable layout"),
 ]
 

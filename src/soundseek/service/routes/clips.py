@@ -32,7 +32,7 @@ def health(ctx: ServiceContext = Depends(get_ctx)) -> dict:
             "max_query_chars": ctx.max_query_chars}
 
 
-@router.get("/api/clips/{clip_id}", response_model=M.ClipInfo, responses=M.ERRORS)
+@router.get("/api/clips/{clip_id}", response_model=M.ClipInfo, responses=M.ERRORS, response_model_exclude_unset=True)
 def clip(clip_id: str, ctx: ServiceContext = Depends(get_ctx)) -> dict:
     info = ctx.searcher.get(item_id(clip_id))
     if info is None:

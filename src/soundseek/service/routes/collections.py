@@ -44,7 +44,7 @@ def list_collections(cols: Collections = Depends(collections)) -> dict:
     return {"collections": cols.names()}
 
 
-@router.get("/api/collections/{name}", response_model=M.CollectionView, responses=M.ERRORS)
+@router.get("/api/collections/{name}", response_model=M.CollectionView, responses=M.ERRORS, response_model_exclude_unset=True)
 def show_collection(name: str, cols: Collections = Depends(collections),
                     ctx: ServiceContext = Depends(get_ctx)) -> dict:
     items = _call(cols.items, name)

@@ -82,7 +82,7 @@ def answer(ctx: ServiceContext, hits: list[dict], k: int, offset: int, where: Fi
             "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
 
-@router.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS)
+@router.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS, response_model_exclude_unset=True)
 def search(request: Request, q: str = Query("", max_length=100_000, description="text query"),
            mode: str = Query("auto", description="semantic | text | hybrid | auto (hybrid when the index has text)"),
            text_weight: float | None = Query(None, ge=0.0, le=1.0,
@@ -123,7 +123,8 @@ def _validated(q: str, limit: int) -> str:
     return got if isinstance(got, str) else q
 
 
-@router.get("/api/clips/{clip_id}/similar", response_model=M.SimilarResponse, responses=M.ERRORS)
+@router.get("/api/clips/{clip_id}/similar", response_model=M.SimilarResponse, responses=M.ERRORS,
+            response_model_exclude_unset=True)
 def similar(clip_id: str, page: tuple[int, int] = Depends(paging), where: Filters = Depends(filters),
             ctx: ServiceContext = Depends(get_ctx)) -> dict:
     k, offset = page
@@ -151,7 +152,8 @@ def save_upload(file: UploadFile, dest: int, limit: int) -> int:
     return size
 
 
-@router.post("/api/search/audio", response_model=M.AudioSearchResponse, responses=M.ERRORS)
+@router.post("/api/search/audio", response_model=M.AudioSearchResponse, responses=M.ERRORS,
+             response_model_exclude_unset=True)
 def search_audio(file: UploadFile = File(..., description="audio file (wav/flac/ogg/mp3/aiff)"),
                  k: int = Form(10, ge=1, le=MAX_K, description=f"hits per page, 1..{MAX_K}"),
                  offset: int = Query(0, ge=0, le=100_000, description="hits to skip"),
