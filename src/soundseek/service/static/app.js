@@ -150,7 +150,7 @@ function renderRow(h, peaksB64, inCollections) {
   dl.textContent = "⤓";
   dl.title = "Download the original";
   acts.append(button("similar", "≈", "Sounds similar to " + name + " (s)", () => findSimilar(li)),
-    button("copy", "⧉", "Copy the absolute path (c)", () => copyPath(li)), dl,
+    button("copy", "copy", "Copy the absolute path (c)", () => copyPath(li)), dl,
     button("add", "+", "Add to the collection named in ‘Add to’ (a)", () => addToTarget(li)));
   const tags = (h.tags || []).join(", ");
   li.append(star, play, span("name", name, h.abs_path || h.path || ""), span("folder", folderOf(h), folderOf(h)),
