@@ -101,10 +101,25 @@ class Searcher:
         self._gen, self._checked = self.store.generation, time.monotonic()
         self._calibration = calibration
         self._library: np.ndarray | None = None
+        self._migrate_text()
         try:
             self.backend = open_backend(self.index_dir, self.store, man, save=True, overrides=backend_options)
         except OSError:  # read-only index dir: keep the synced backend in memory only
             self.backend = open_backend(self.index_dir, self.store, man, save=False, overrides=backend_options)
+
+    def _migrate_text(self) -> None:
+        """Bring an older index's words up to the current vocabulary (:func:`.textindex.migrate`)."""
+        import sqlite3
+
+        from . import textindex
+
+        if self.kind != "clips" or not textindex.needs_migration(self.store.con):
+            return
+        try:
+            with self.store.transaction() as con:
+                textindex.migrate(con)
+        except sqlite3.OperationalError:  # read-only: searches use the words it was built with
+            pass
 
     @classmethod
     def open(cls, index_dir: str | Path, model: str | Path | None = None, embedder: Any = None,
@@ -348,7 +363,8 @@ class Searcher:
             for i, sc in order:
                 if i in meta:
                     h = self._hit(meta[i], sem[i][0] if i in sem else None)
-                    h["why"] = {"semantic": h["score"], "text": sc, "matched": thits[i].matched, "fused": None}
+                    h["why"] = {"semantic": h["score"], "text": sc, "matched": thits[i].matched, "fused": None,
+                                "coverage": thits[i].coverage}
                     out.append(h)
             return out
         vec = self._vector_groups(q[None], min(cand, MAX_K), allowed)[0]
@@ -356,8 +372,10 @@ class Searcher:
         wins = {g["item"]: g["window"] for g in vec}
         missing = [i for i in thits if i not in sem]
         sem.update(self._semantic_scores(q, missing))
-        fused = hybrid.fuse({i: v[0] for i, v in sem.items()}, {i: t.score for i, t in thits.items()},
-                            hybrid.TEXT_WEIGHT if text_weight is None else text_weight)[:k]
+        order = {i: -r for r, i in enumerate(thits)}  # textindex's ranking: coverage, then BM25
+        fused = hybrid.fuse({i: v[0] for i, v in sem.items()}, order,
+                            hybrid.TEXT_WEIGHT if text_weight is None else text_weight,
+                            {i: t.coverage for i, t in thits.items()})[:k]
         meta = self.store.items([i for i, *_ in fused])
         out = []
         for i, f, _, _ in fused:
@@ -366,7 +384,8 @@ class Searcher:
             sc, a, b = sem.get(i, (None, None, None))
             h = self._hit(meta[i], sc, a, b, wins.get(i))
             h["why"] = {"semantic": sc, "text": thits[i].score if i in thits else None,
-                        "matched": thits[i].matched if i in thits else [], "fused": f}
+                        "matched": thits[i].matched if i in thits else [], "fused": f,
+                        "coverage": thits[i].coverage if i in thits else None}
             out.append(h)
         return self._refine(text, out)
 
