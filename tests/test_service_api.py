@@ -172,3 +172,36 @@ def test_collections_read_only_index_is_a_clear_403(tmp_path):
     finally:
         (tmp_path / "idx").chmod(0o755)
     shutil.rmtree(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("params", [{"q": "tone", "k": 600, "offset": 500}, {"q": "tone", "offset": 1000}])
+def test_pages_past_the_deepest_are_a_400(env, params):
+    c = env[0]
+    r = c.get("/api/search", params=params)
+    assert r.status_code == 400 and ("offset + k must be at most 1000" in r.json()["detail"]
+                                     or "offset must be at most 999" in r.json()["detail"])
+    r = c.get("/api/clips/1/similar", params={k: v for k, v in params.items() if k != "q"})
+    assert r.status_code == 400
+
+
+def test_cli_json_is_the_same_locally_and_through_the_server(env, capsys):
+    pytest.importorskip("uvicorn")
+    import argparse
+
+    from server_helpers import running_server
+    from soundseek.index import cli as index_cli
+
+    c, searcher, root, freqs, tmp = env
+
+    def run(args):
+        parser = argparse.ArgumentParser()
+        index_cli.add_search_parser(parser.add_subparsers(dest="command"))
+        a = parser.parse_args(args)
+        assert a.run(a, lambda model: HashEmbedder()) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    with running_server(create_app(searcher)) as url:
+        for mode in ("semantic", "hybrid"):
+            local = run(["search", str(tmp / "idx"), "low tone", "-k", "4", "--json", "--mode", mode])
+            remote = run(["search", str(tmp / "idx"), "low tone", "-k", "4", "--json", "--mode", mode, "--server", url])
+            assert remote == local and local[0]["hits"]

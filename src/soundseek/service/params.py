@@ -13,7 +13,7 @@ from ..index.search import MAX_K
 __all__ = ["Filters", "filters", "reject_unknown_params", "ID_PATTERN", "item_id", "MAX_OFFSET"]
 
 ID_PATTERN = re.compile(r"^[0-9]{1,18}$")
-MAX_OFFSET = 100_000
+MAX_OFFSET = MAX_K - 1  # offset + k <= MAX_K: the deepest page a search ranks
 Filters = dict[str, Any]
 
 

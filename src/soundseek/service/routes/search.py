@@ -9,7 +9,6 @@ the collections holding it).
 """
 from __future__ import annotations
 
-import inspect
 import os
 import tempfile
 import time
@@ -21,7 +20,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from ...index import peaks as _peaks
 from ...index.collections import Collections
 from ...index.hybrid import MODES, resolve_mode
-from ...index.search import MAX_K
+from ...index.calibration import verdict
+from ...index.search import MAX_K, validate_query
 from ...index.source import AUDIO_EXTENSIONS
 from .. import models as M
 from ..context import ServiceContext, get_ctx
@@ -31,52 +31,28 @@ from ..params import Filters, filters, item_id, paging, reject_unknown_params
 router = APIRouter(dependencies=[Depends(reject_unknown_params)])
 
 
-def _verdict(hits: list[dict]) -> str | None:
-    try:
-        from ...index.calibration import verdict
-    except ImportError:  # an index package without calibration: no verdict
-        return None
-    return verdict(hits)
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def page_of(ctx: ServiceContext, fn: Callable[..., Any], *args: Any, k: int, offset: int, where: Filters,
             **kwargs: Any) -> list[dict] | None:
-    """``fn(*args, k=k, where=where, offset=offset, **kwargs)`` on a model thread. A searcher
-    without ``offset`` is asked for ``offset + k`` hits and the page is cut here."""
+    """``fn(*args, k=k, offset=offset, where=where, **kwargs)`` on a model thread; a refused
+    upload keeps its status, another bad value found by the index (a ValueError) is a 400."""
     if k > ctx.max_k:
-        raise HTTPException(400, f"k must be between 1 and {ctx.max_k}, got {k}")
-    if where:
-        if not _accepts(fn, "where"):
-            raise HTTPException(400, "this index cannot filter searches")
-        kwargs["where"] = where
-    if _accepts(fn, "offset"):
-        return ctx.on_model(fn, *args, k=k, offset=offset, **kwargs)
+        raise HTTPException(400, f"k must be at most {ctx.max_k}, got {k}")
     if offset + k > MAX_K:
-        raise HTTPException(400, f"offset + k must be at most {MAX_K}")
-    hits = ctx.on_model(fn, *args, k=offset + k, **kwargs)
-    return None if hits is None else hits[offset:]
-
-
-def total_of(ctx: ServiceContext, where: Filters) -> int:
-    count = getattr(ctx.searcher, "count", None)
-    if callable(count):
-        return int(count(where or None))
-    return ctx.searcher.store.count()
+        raise HTTPException(400, f"offset + k must be at most {MAX_K} (the deepest page), got {offset + k}")
+    try:
+        return ctx.on_model(fn, *args, k=k, offset=offset, where=where or None, **kwargs)
+    except UploadRefused as e:
+        raise HTTPException(e.status, e.detail) from None
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
 
 
 def answer(ctx: ServiceContext, hits: list[dict], k: int, offset: int, where: Filters, t0: float,
            **extra: Any) -> dict:
     """The response body shared by the three searches."""
     ids = [h["id"] for h in hits]
-    return {**extra, "k": k, "offset": offset, "total": total_of(ctx, where), "filters": where,
-            "message": _verdict(hits) if offset == 0 else None, "hits": hits,
+    return {**extra, "k": k, "offset": offset, "total": ctx.searcher.count(where or None), "filters": where,
+            "message": verdict(hits) if offset == 0 else None, "hits": hits,
             "peaks": {str(i): p for i, p in _peaks.get_many(ctx.searcher.store.con, ids).items()},
             "collections": {str(i): c for i, c in Collections(ctx.searcher.store).membership(ids).items()},
             "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
@@ -100,27 +76,17 @@ def search(request: Request, q: str = Query("", max_length=100_000, description=
         raise HTTPException(400, f"mode must be one of {', '.join(MODES)} or auto, got {mode!r}")
     used = resolve_mode(mode, ctx.searcher.has_text)
     t0 = time.perf_counter()
-    try:
-        hits = page_of(ctx, ctx.searcher.search_text, q, k=k, offset=offset, where=where, rerank=rerank,
-                       mode=used, text_weight=text_weight)
-    except ValueError as e:
-        raise HTTPException(400, str(e)) from None
+    hits = page_of(ctx, ctx.searcher.search_text, q, k=k, offset=offset, where=where, rerank=rerank,
+                   mode=used, text_weight=text_weight)
     return answer(ctx, hits, k, offset, where, t0, query=q, mode=used)
 
 
 def _validated(q: str, limit: int) -> str:
-    """The query checked by the same rule as a local search (``index.search.validate_query``)."""
+    """The query checked by the rule of a local search (:func:`~soundseek.index.search.validate_query`)."""
     try:
-        from ...index.search import validate_query
-    except ImportError:
-        if len(q) > limit:
-            raise HTTPException(400, f"query too long ({len(q)} characters, limit {limit})") from None
-        return q
-    try:
-        got = validate_query(q, limit)
+        return validate_query(q, limit)
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
-    return got if isinstance(got, str) else q
 
 
 @router.get("/api/clips/{clip_id}/similar", response_model=M.SimilarResponse, responses=M.ERRORS,
@@ -156,7 +122,7 @@ def save_upload(file: UploadFile, dest: int, limit: int) -> int:
              response_model_exclude_unset=True)
 def search_audio(file: UploadFile = File(..., description="audio file (wav/flac/ogg/mp3/aiff)"),
                  k: int = Form(10, ge=1, le=MAX_K, description=f"hits per page, 1..{MAX_K}"),
-                 offset: int = Query(0, ge=0, le=100_000, description="hits to skip"),
+                 offset: int = Query(0, ge=0, le=MAX_K - 1, description="hits to skip (the next page: offset + k)"),
                  where: Filters = Depends(filters), ctx: ServiceContext = Depends(get_ctx)) -> dict:
     suffix = Path(file.filename or "").suffix.lower()
     suffix = suffix if suffix in AUDIO_EXTENSIONS else ".bin"
@@ -172,13 +138,7 @@ def search_audio(file: UploadFile = File(..., description="audio file (wav/flac/
             wave = decode_upload(Path(tmp), sr, searcher.manifest.get("max_seconds"), ctx.upload_limits, name=name)
             return searcher.search_audio(wave, sample_rate=sr, **kw)
 
-        decode_and_search.__signature__ = inspect.signature(searcher.search_audio)  # type: ignore[attr-defined]
-        try:
-            hits = page_of(ctx, decode_and_search, k=k, offset=offset, where=where)
-        except UploadRefused as e:
-            raise HTTPException(e.status, e.detail) from None
-        except ValueError as e:
-            raise HTTPException(400, str(e)) from None
+        hits = page_of(ctx, decode_and_search, k=k, offset=offset, where=where)
     finally:
         os.unlink(tmp)
     return answer(ctx, hits, k, offset, where, t0, filename=file.filename)
