@@ -123,6 +123,9 @@ def test_cli(lib, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.splitlines()[-2:] == [str(root / keys[0]), str(root / keys[1])]
     assert main(["collections", "remove", "door ideas", keys[0], "--index", str(idx)]) == 0
     assert "1 removed" in capsys.readouterr().out
+    shutil.copy(root / keys[2], tmp_path / "copy_elsewhere.bin")  # a copy outside the library: found by content
+    assert main(["collections", "add", "door ideas", "copy_elsewhere.bin", "--index", str(idx)]) == 0
+    assert [it["path"] for it in Collections(Store(idx)).items("door ideas")] == [keys[1], keys[2]]
     # one-line errors
     assert main(["collections", "add", "x", "no/such.wav", "--index", str(idx)]) == 2
     assert "no/such.wav is not in the index" in capsys.readouterr().err

@@ -205,3 +205,12 @@ def test_cli_json_is_the_same_locally_and_through_the_server(env, capsys):
             local = run(["search", str(tmp / "idx"), "low tone", "-k", "4", "--json", "--mode", mode])
             remote = run(["search", str(tmp / "idx"), "low tone", "-k", "4", "--json", "--mode", mode, "--server", url])
             assert remote == local and local[0]["hits"]
+
+
+def test_filter_parameters_are_the_index_filters():
+    import inspect
+
+    from soundseek.index.filters import FILTER_KEYS
+    from soundseek.service.deps import filters
+
+    assert list(inspect.signature(filters).parameters) == [k for k, _, _ in FILTER_KEYS]

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sp = sub.add_parser(name, help=help_, description=help_,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         sp.add_argument("--index", required=True, metavar="DIR", help="the index directory")
         return sp
 
@@ -42,11 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp = action("show", "the files of a collection (absolute paths)")
     sp.add_argument("name", help="collection name")
     sp.add_argument("--json", action="store_true", help="one JSON object per file")
-    sp = action("export", "write a collection out as a text list of absolute paths, or a folder of links or copies")
+    sp = action("export", "write a collection out: a text list of absolute paths, or a folder of links or copies")
     sp.add_argument("name", help="collection name")
     sp.add_argument("dest", help="the list file (- for standard output) or the new folder")
     sp.add_argument("--as", dest="how", default="list", choices=["list", "links", "copies"],
-                    help="list: absolute paths, one a line; links: a folder of symbolic links; copies: a folder of copies")
+                    help="list: absolute paths, one a line; links: a folder of symbolic links; "
+                         "copies: a folder of copies")
     sp = action("delete", "delete a collection (its files stay where they are)")
     sp.add_argument("name", help="collection name")
 
@@ -56,10 +58,8 @@ def _open(index: str):
     from soundseek.index.store import Store
 
     if not (Path(index) / "index.sqlite").is_file():
-        try:
-            from soundseek.index.search import missing_index_message
-        except ImportError:
-            raise FileNotFoundError(f"no index at {index}: run `soundseek index FOLDER --index {index}` first") from None
+        from soundseek.index.search import missing_index_message
+
         raise FileNotFoundError(missing_index_message(index))
     return Collections(Store(index))
 
@@ -67,24 +67,19 @@ def _open(index: str):
 def resolve(store, name: str) -> int:
     """The item id of a file named on the command line: by its resolved path, its path in
     the library, or (a copy elsewhere) its content. KeyError when it is not indexed."""
-    con = store.con
     p = Path(name)
-    if p.is_file():
-        real = os.path.realpath(p)
-        row = con.execute("SELECT id FROM items WHERE realpath=? OR path=? ORDER BY id LIMIT 1",
-                          (real, str(p.absolute()))).fetchone()
-        if row is None:
-            h = hashlib.sha1()
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            row = con.execute("SELECT id FROM items WHERE sha1=? ORDER BY id LIMIT 1", (h.hexdigest(),)).fetchone()
-        if row is not None:
-            return int(row[0])
-    row = con.execute("SELECT id FROM items WHERE key=?", (p.as_posix(),)).fetchone()
-    if row is None:
+    found = store.find_file(realpath=os.path.realpath(p)) if p.is_file() else None
+    if found is None:
+        found = store.find_file(key=p.as_posix())
+    if found is None and p.is_file():
+        h = hashlib.sha1()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        found = store.find_file(sha1=h.hexdigest())
+    if found is None:
         raise KeyError(f"{name} is not in the index {store.dir} (index it first, or give its path in the library)")
-    return int(row[0])
+    return found
 
 
 def run(args: argparse.Namespace) -> int:

@@ -134,7 +134,7 @@ class Collections:
                                "LIMIT ?", (name, MAX_ITEMS)).fetchall()
         finally:
             con.close()
-        found = self._by_sha1([r["sha1"] for r in rows])
+        found = self.store.by_sha1([r["sha1"] for r in rows])
         out = []
         for r in rows:
             item = found.get(r["sha1"])
@@ -166,17 +166,6 @@ class Collections:
                         out.setdefault(i, []).append(coll)
         finally:
             con.close()
-        return out
-
-    def _by_sha1(self, shas: list[str]) -> dict[str, dict]:
-        """sha1 -> the indexed file with that content (the lowest id when several have it)."""
-        out: dict[str, dict] = {}
-        con = self.store.con
-        for s in range(0, len(shas), 500):
-            part = shas[s:s + 500]
-            for r in con.execute(f"SELECT id, key, path, sha1 FROM items WHERE sha1 IN ({','.join('?' * len(part))}) "
-                                 "AND path IS NOT NULL ORDER BY id DESC", part):
-                out[r["sha1"]] = {"id": int(r["id"]), "key": r["key"], "path": r["path"]}
         return out
 
     # --- writing ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@
     GET/PUT/DELETE /api/collections[/{name}[/items/{id}]]   named collections (routes/collections.py)
     GET  /openapi.json, /docs   the schema; /docs is Swagger UI from bundled files (no CDN)
 
-Filters (``service/params.py``): min_duration, max_duration, sample_rate, channels, format,
+Filters (``service/deps.py``): min_duration, max_duration, sample_rate, channels, format,
 folder, tag. Parameters are typed and bounded; an unknown query parameter is a 400 naming
 the valid ones. The routes live in ``service/routes/`` (search, clips, collections, page).
 
@@ -36,7 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from ..index.search import MAX_K, Searcher
-from .context import ServiceContext
+from .deps import ServiceContext
 from .docs import install_docs
 from .errors import install_error_handlers, install_logging
 from .limits import BodyLimit, HostCheck, UploadLimits, default_allowed_hosts
@@ -87,7 +87,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
                            allow_headers=["Range", "Content-Type"], expose_headers=["Content-Range", "Accept-Ranges"])
     app.add_middleware(BodyLimit, limit=max_upload_bytes, slack=UPLOAD_FRAMING, paths=["/api/search/audio"])
     if allowed_hosts is not None:

@@ -23,7 +23,8 @@ class Hit(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     id: int = Field(description="opaque clip id (use with /api/clips/{id})")
-    score: float | None = Field(None, description="semantic similarity of query and sound (None: text mode without a model)")
+    score: float | None = Field(None, description="semantic similarity of query and sound "
+                                                  "(None: text mode without a model)")
     confidence: str | None = Field(None, description="strong | possible | weak (calibrated)")
     path: str | None = Field(None, description="path relative to the indexed folder")
     abs_path: str | None = Field(None, description="absolute path of the file on the server")

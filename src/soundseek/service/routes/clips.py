@@ -12,9 +12,8 @@ from fastapi.responses import FileResponse
 
 from ...index.hybrid import resolve_mode
 from .. import models as M
-from ..context import ServiceContext, get_ctx
+from ..deps import ServiceContext, get_ctx, item_id, reject_unknown_params
 from ..files import audio_response
-from ..params import item_id, reject_unknown_params
 
 router = APIRouter(dependencies=[Depends(reject_unknown_params)])
 

@@ -18,8 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from ...index import peaks as _peaks
 from ...index.collections import Collections, check_name
 from .. import models as M
-from ..context import ServiceContext, get_ctx
-from ..params import item_id, reject_unknown_params
+from ..deps import ServiceContext, get_ctx, item_id, reject_unknown_params
 
 router = APIRouter(dependencies=[Depends(reject_unknown_params)])
 
@@ -44,7 +43,8 @@ def list_collections(cols: Collections = Depends(collections)) -> dict:
     return {"collections": cols.names()}
 
 
-@router.get("/api/collections/{name}", response_model=M.CollectionView, responses=M.ERRORS, response_model_exclude_unset=True)
+@router.get("/api/collections/{name}", response_model=M.CollectionView, responses=M.ERRORS,
+            response_model_exclude_unset=True)
 def show_collection(name: str, cols: Collections = Depends(collections),
                     ctx: ServiceContext = Depends(get_ctx)) -> dict:
     items = _call(cols.items, name)

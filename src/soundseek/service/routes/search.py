@@ -18,15 +18,14 @@ from typing import Any, Callable
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 
 from ...index import peaks as _peaks
+from ...index.calibration import verdict
 from ...index.collections import Collections
 from ...index.hybrid import MODES, resolve_mode
-from ...index.calibration import verdict
 from ...index.search import MAX_K, validate_query
 from ...index.source import AUDIO_EXTENSIONS
 from .. import models as M
-from ..context import ServiceContext, get_ctx
+from ..deps import Filters, ServiceContext, filters, get_ctx, item_id, paging, reject_unknown_params
 from ..limits import UploadRefused, clean_query, decode_upload
-from ..params import Filters, filters, item_id, paging, reject_unknown_params
 
 router = APIRouter(dependencies=[Depends(reject_unknown_params)])
 

@@ -1,16 +1,53 @@
-"""Typed, bounded request parameters shared by the search routes: the filters, paging, and
-the rule that an unknown query parameter is a 400 naming the valid ones (a misspelt
+"""Dependencies of the routes (FastAPI ``Depends``): the open index and the service's limits
+(:class:`ServiceContext`, built once by :func:`~soundseek.service.app.create_app`), and the
+typed, bounded request parameters shared by the search routes: filters, paging, clip ids,
+and the rule that an unknown query parameter is a 400 naming the valid ones (a misspelt
 ``min_duraton`` must not silently search everything)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from fastapi import HTTPException, Query, Request
 
-from ..index.search import MAX_K
+from ..index.search import MAX_K, Searcher
+from .limits import UploadLimits
 
-__all__ = ["Filters", "filters", "reject_unknown_params", "ID_PATTERN", "item_id", "MAX_OFFSET"]
+__all__ = ["ServiceContext", "get_ctx", "Filters", "filters", "paging", "reject_unknown_params", "item_id",
+           "ID_PATTERN", "MAX_OFFSET"]
+
+
+@dataclass
+class ServiceContext:
+    """The open index and the service's limits.
+
+    Attributes:
+        searcher: the open index.
+        model_pool: the few threads that decode uploads and run the model.
+        max_upload_bytes: largest accepted upload (counted while receiving).
+        max_query_chars: longest text query.
+        max_k: most hits per page.
+        upload_limits: duration and decoding-time caps of uploaded queries.
+    """
+
+    searcher: Searcher
+    model_pool: ThreadPoolExecutor
+    max_upload_bytes: int
+    max_query_chars: int
+    max_k: int
+    upload_limits: UploadLimits
+
+    def on_model(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on a model thread: concurrent requests queue instead of each allocating
+        model activations on its own server thread (measured in docs/benchmarks.md)."""
+        return self.model_pool.submit(fn, *args, **kwargs).result()
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    return request.app.state.ctx
+
 
 ID_PATTERN = re.compile(r"^[0-9]{1,18}$")
 MAX_OFFSET = MAX_K - 1  # offset + k <= MAX_K: the deepest page a search ranks
