@@ -214,3 +214,22 @@ def test_filter_parameters_are_the_index_filters():
     from soundseek.service.deps import filters
 
     assert list(inspect.signature(filters).parameters) == [k for k, _, _ in FILTER_KEYS]
+
+
+def test_serve_counts_files_as_the_page_does(tmp_path, monkeypatch, capsys):
+    uvicorn = pytest.importorskip("uvicorn")
+    import numpy as np
+
+    import soundseek.service.app as app_mod
+
+    root = tmp_path / "s"
+    make_audio_folder(root, n=3, bad=False)
+    sf.write(root / "long.wav", np.concatenate([tone(f, 1.0) for f in (300.0, 900.0, 2000.0)]), 16000)
+    build_index(root, HashEmbedder(), tmp_path / "idx", progress=False, window=1.0, hop=0.5)
+    ran = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app))
+    app_mod.serve(tmp_path / "idx", HashEmbedder())
+    out = capsys.readouterr().out
+    health = TestClient(ran["app"], base_url="http://127.0.0.1:8000").get("/api/health").json()
+    assert health["items"] == 4 and health["vectors"] > 4
+    assert f"(4 files, {health['vectors'] - 4} windows of long files)" in out

@@ -126,6 +126,8 @@ def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: i
     hosts = list(allowed_hosts) if allowed_hosts else default_allowed_hosts(host)
     app = create_app(index_dir, embedder, allowed_hosts=hosts, **kwargs)
     install_logging()
-    print(f"soundseek: serving {index_dir} ({len(app.state.searcher)} items) on http://{host}:{port}/ "
-          f"(accepted Host names: {', '.join(hosts)})")
+    files = app.state.searcher.store.count()
+    windows = len(app.state.searcher) - files  # vectors of the windows of long recordings
+    print(f"soundseek: serving {index_dir} ({files} files" + (f", {windows} windows of long files" if windows > 0 else "")
+          + f") on http://{host}:{port}/ (accepted Host names: {', '.join(hosts)})")
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=30)
