@@ -138,6 +138,8 @@ def test_collections_api(env):
     view = c.get("/api/collections/door ideas").json()
     assert [h["id"] for h in view["hits"]] == [a, b] and view["missing"] == [] and view["total"] == 2
     assert view["collections"][str(a)] == ["door ideas", "favourites"]
+    second = c.get("/api/collections/door ideas", params={"k": 1, "offset": 1}).json()
+    assert [h["id"] for h in second["hits"]] == [b] and second["total"] == 2 and second["offset"] == 1
     # a search says which collections hold each hit (the page's star)
     body = c.get("/api/search", params={"q": "tone", "k": 3, "mode": "semantic"}).json()
     assert body["collections"][str(a)] == ["door ideas", "favourites"]

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 from ..fileio import atomic_write_text
 from .store import Store
 
-__all__ = ["Collections", "FAVOURITES", "EXPORT_KINDS", "check_name", "MAX_NAME"]
+__all__ = ["Collections", "FAVOURITES", "EXPORT_KINDS", "check_name", "MAX_NAME", "MAX_ITEMS"]
 
 FAVOURITES = "favourites"
 EXPORT_KINDS = ("list", "links", "copies")

@@ -111,9 +111,10 @@ class MissingFile(BaseModel):
 
 class CollectionView(BaseModel):
     name: str
-    total: int
-    hits: list[ClipInfo]
-    missing: list[MissingFile]
+    total: int = Field(description="files in the collection, in the index or not")
+    offset: int = Field(description="files skipped")
+    hits: list[ClipInfo] = Field(description="this page's files that are in the index")
+    missing: list[MissingFile] = Field(description="this page's files no longer in the index")
     peaks: dict[str, str] = Field(default_factory=dict)
     collections: dict[str, list[str]] = Field(default_factory=dict)
 
