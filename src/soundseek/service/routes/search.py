@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from ...index import peaks as _peaks
 from ...index.calibration import verdict
 from ...index.collections import Collections
+from ...index.filters import check_where, where_sql
 from ...index.hybrid import MODES, resolve_mode
 from ...index.search import MAX_K, validate_query
 from ...index.source import AUDIO_EXTENSIONS
@@ -47,14 +48,25 @@ def page_of(ctx: ServiceContext, fn: Callable[..., Any], *args: Any, k: int, off
 
 
 def answer(ctx: ServiceContext, hits: list[dict], k: int, offset: int, where: Filters, t0: float,
-           **extra: Any) -> dict:
-    """The response body shared by the three searches."""
+           exclude: int | None = None, **extra: Any) -> dict:
+    """The response body shared by the three searches; ``exclude``: an item never among the
+    hits (the clip a similar search starts from), not counted in the total."""
     ids = [h["id"] for h in hits]
-    return {**extra, "k": k, "offset": offset, "total": ctx.searcher.count(where or None), "filters": where,
+    total = ctx.searcher.count(where or None)
+    if exclude is not None and _passes(ctx, exclude, where):
+        total -= 1
+    return {**extra, "k": k, "offset": offset, "total": total, "filters": where,
             "message": verdict(hits) if offset == 0 else None, "hits": hits,
             "peaks": {str(i): p for i, p in _peaks.get_many(ctx.searcher.store.con, ids).items()},
             "collections": {str(i): c for i, c in Collections(ctx.searcher.store).membership(ids).items()},
             "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+
+
+def _passes(ctx: ServiceContext, item: int, where: Filters) -> bool:
+    """Whether item ``item`` passes the filters (the index's own condition, :mod:`~soundseek.index.filters`)."""
+    cond, args = where_sql(check_where(where))
+    return ctx.searcher.store.con.execute(f"SELECT 1 FROM items WHERE id=? AND ({cond})",
+                                          [int(item), *args]).fetchone() is not None
 
 
 @router.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS, response_model_exclude_unset=True)
@@ -99,7 +111,8 @@ def similar(clip_id: str, page: tuple[int, int] = Depends(paging), where: Filter
     if hits is None:
         raise HTTPException(404, "unknown clip id")
     info = ctx.searcher.get(i) or {}
-    return answer(ctx, hits, k, offset, where, t0, id=i, name=info.get("name") or Path(info.get("path") or "").name)
+    return answer(ctx, hits, k, offset, where, t0, exclude=i, id=i,
+                  name=info.get("name") or Path(info.get("path") or "").name)
 
 
 def save_upload(file: UploadFile, dest: int, limit: int) -> int:
