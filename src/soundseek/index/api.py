@@ -32,7 +32,10 @@ class Index:
     def open(cls, path: str | Path, model: str | Path | None = None, embedder: Any = None) -> "Index":
         """Open the index at ``path`` with ``embedder``, or the model ``model``, or the model
         recorded in the index (the shipped default model when none was recorded)."""
-        return cls(Searcher.open(path, model=model, embedder=embedder))
+        try:
+            return cls(Searcher.open(path, model=model, embedder=embedder))
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e} (from Python: soundseek.Index.build(folder, path))") from None
 
     @classmethod
     def build(cls, source: str | Path, path: str | Path, model: str | Path | None = None, embedder: Any = None,

@@ -31,7 +31,10 @@ from .filters import FILTER_KEYS, check_where, item_folder, item_format, where_s
 from .manifest import check_compatible, open_backend, read_manifest
 from .store import Store
 
-__all__ = ["Searcher", "MAX_K", "MAX_QUERY_CHARS", "FILTER_KEYS", "validate_query", "missing_index_message"]
+__all__ = ["Searcher", "MAX_K", "MAX_QUERY_CHARS", "FILTER_KEYS", "HIT_KEYS", "validate_query", "missing_index_message"]
+# the keys every hit has (re-ranked hits add index_score; caption-index hits text and clip)
+HIT_KEYS = ("id", "path", "abs_path", "name", "folder", "score", "confidence", "duration", "sample_rate", "channels",
+            "format", "tags", "captions", "start", "end", "why")
 MAX_K = 1000
 MAX_QUERY_CHARS = 1000  # the longest text query, locally and on the server
 EXACT_FILTER_MAX = 2000  # a filter passing at most this many files is scored exactly, file by file
