@@ -115,7 +115,8 @@ def test_similar_names_the_file_and_download_is_an_attachment(env):
     assert sim["total"] == N - 1  # every file but the clip itself
     fmt = hit["format"]
     same = c.get(f"/api/clips/{hit['id']}/similar", params={"k": 50, "format": fmt}).json()
-    other = c.get(f"/api/clips/{hit['id']}/similar", params={"k": 50, "format": "ogg" if fmt != "ogg" else "wav"}).json()
+    other_fmt = "ogg" if fmt != "ogg" else "wav"
+    other = c.get(f"/api/clips/{hit['id']}/similar", params={"k": 50, "format": other_fmt}).json()
     assert same["total"] == len(same["hits"]) and other["total"] == len(other["hits"])
     r = c.get(f"/api/clips/{hit['id']}/audio", params={"download": "true"})
     assert r.status_code == 200 and r.content == (root / hit["path"]).read_bytes()
@@ -235,6 +236,10 @@ def test_serve_counts_files_as_the_page_does(tmp_path, monkeypatch, capsys):
     build_index(root, HashEmbedder(), tmp_path / "idx", progress=False, window=1.0, hop=0.5)
     ran = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app))
+    for name in ("soundseek.access", "soundseek.service"):  # serve() adds stderr handlers: undone after
+        log = logging.getLogger(name)
+        monkeypatch.setattr(log, "handlers", list(log.handlers))
+        monkeypatch.setattr(log, "level", log.level)
     app_mod.serve(tmp_path / "idx", HashEmbedder())
     out = capsys.readouterr().out
     health = TestClient(ran["app"], base_url="http://127.0.0.1:8000").get("/api/health").json()
