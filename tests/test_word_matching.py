@@ -110,3 +110,15 @@ def test_an_old_index_is_migrated_on_open(lib, tmp_path):
     s2 = Searcher(old, HashEmbedder())
     assert not textindex.needs_migration(s2.store.con)
     assert _names(s2.search_text("war drums", k=1, mode="text")) == ["wardrums.ogg"]
+
+
+def test_the_vocabulary_page_lists_the_tables():
+    from pathlib import Path
+
+    from soundseek.index.metadata import UCS_CATEGORIES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md").read_text(encoding="utf-8")
+    for canon, alts in vocab.SYNONYMS.items():
+        assert f"| {canon} | {', '.join(alts)} |" in doc
+    assert ", ".join(sorted(vocab.GENERIC)) in doc
+    assert all(f"| {k} | {v} |" in doc for k, v in UCS_CATEGORIES.items())

@@ -4,7 +4,7 @@ generic modifiers, and the splitting of run-together names.
 Used on both sides: an indexed name or tag gets the canonical words of its abbreviations and
 synonyms appended (``bd_808`` is indexed as ``bd 808 bass drum``), and a query word matches its
 canonical form too (``swoosh`` finds files named ``whoosh``). The table (also in
-docs/search.md) — each row: the canonical words, then what else means the same:
+docs/vocabulary.md) — each row: the canonical words, then what else means the same:
 
 Drums and music: ``bass drum`` <- bd, kick, kik, bassdrum; ``snare`` <- sn, snr, sd;
 ``hi hat`` <- hh, hihat, hat; ``cymbal`` <- cym, cymb; ``percussion`` <- perc; ``guitar`` <- gtr,
