@@ -164,6 +164,8 @@ def test_text_only_searcher_needs_no_model(lib):
     t = Searcher.open(s.index_dir, text_only=True)
     hits = t.search_text("wood", k=3, mode="text")
     assert hits and all(h["folder"] == "doors/wood" and h["score"] is None for h in hits)
+    assert {h["confidence"] for h in hits} == {"possible"}  # every word matched, no model to say more
+    assert {h["confidence"] for h in t.search_text("wood xylophone", k=3, mode="text")} == {"weak"}
     with pytest.raises(ValueError, match="needs the model"):
         t.search_text("wood", k=3, mode="semantic")
 

@@ -324,7 +324,8 @@ class Searcher:
 
     def _judge(self, q: np.ndarray | None, hits: list[dict], calibrated: bool = True) -> list[dict]:
         """Fill ``confidence`` and ``why.margin`` / ``why.probability`` of hits of query vector ``q``
-        (text queries use the calibration; audio queries the margin alone)."""
+        (text queries use the calibration; audio queries the margin alone; text mode without a
+        model: ``possible`` when a hit matches every query word, else ``weak``)."""
         cal = self.calibration if calibrated else _cal.UNCALIBRATED
         lib = self._library_sample() if q is not None else None
         mu = sd = None
@@ -336,6 +337,8 @@ class Searcher:
             s = h.get("score")
             m = None if s is None or mu is None else (float(s) - mu) / sd
             h["confidence"] = cal.band(s, m)
+            if s is None and (why.get("coverage") or 0.0) >= 0.999:
+                h["confidence"] = "possible"  # text mode without a model: every query word matched
             why["margin"] = None if m is None else round(m, 4)
             why["probability"] = None if m is None else cal.probability(s, m)
             why["calibrated"] = cal.calibrated
