@@ -235,7 +235,7 @@ def test_cli_index_and_search(folder, tmp_path, capsys):
     assert factory_calls == ["m.ckpt", "m.ckpt"]  # search reuses the model recorded in the index
     args = parser.parse_args(["search", str(tmp_path / "nope"), "x"])
     assert args.run(args, factory) == 2
-    assert "No index" in capsys.readouterr().err
+    assert "no index at" in capsys.readouterr().err
     args = parser.parse_args(["index", str(root), "--index", str(idx), "--uri", "x.db"])
     assert args.run(args, factory) == 2
 
