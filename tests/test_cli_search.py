@@ -111,16 +111,27 @@ def server(idx):
 def test_search_through_a_running_server(idx, server, capsys):
     index_dir, root = idx
     rc, out, _ = _run(["search", str(index_dir), "low tone", "-k", "3", "--json"], capsys)
-    local = json.loads(out)["hits"]
+    local_line = json.loads(out)
+    local = local_line["hits"]
     rc, out, err = _run(["search", "-", "low tone", "-k", "3", "--json", "--server", server], capsys)
     assert rc == 0, err
-    remote = json.loads(out)["hits"]
+    remote_line = json.loads(out)
+    remote = remote_line["hits"]
     assert [h["id"] for h in remote] == [h["id"] for h in local] and {"start", "end", "why"} <= set(remote[0])
+    # the same keys locally and through --server (the server's base64 peaks were extra)
+    assert set(remote_line) == set(local_line) == {"query", "hits", "total", "message"}
+    assert [set(h) for h in remote] == [set(h) for h in local]
+    assert remote_line["total"] == local_line["total"] == 6
     rc, out, _ = _run(["search", "-", "--audio", str(root / "low" / "tone_00.wav"), "-k", "2", "--server", server],
                       capsys)
-    assert rc == 0 and "low/tone_00.wav" in out.splitlines()[1]
+    first = [ln for ln in out.splitlines() if ln.startswith("   1 ")]
+    assert rc == 0 and "low/tone_00.wav" in first[0]
     rc, _, err = _run(["search", "-", "x", "--mode", "text", "-k", "0", "--server", server], capsys)
-    assert rc == 2 and "server answered 400" in err and "k must be" in err
+    assert rc == 2 and "server answered 4" in err and "k" in err
+    rc, out, err = _run(["search", "-", "low", "--mode", "text", "--format", "flac", "--json", "--server", server],
+                        capsys)
+    assert rc == 0, err
+    assert {h["format"] for h in json.loads(out)["hits"]} == {"flac"}
     rc, _, err = _run(["search", "-", "x", "--server", "http://127.0.0.1:9"], capsys)
     assert rc == 2 and "cannot reach" in err
     # the whole command in a fresh process: neither torch nor faiss is imported
@@ -162,3 +173,66 @@ def test_missing_extra_names_it(monkeypatch):
         require("pymilvus")
     with pytest.raises(ImportError):
         require("surely_not_a_module_name")
+
+
+def test_search_cli_filters_index_option_confidence_and_pages(idx, capsys):
+    index_dir, root = idx
+    rc, out, err = _run(["search", "--index", str(index_dir), "low tone", "-k", "10", "--json", "--format", "wav",
+                         "--max-duration", "0.6"], capsys)
+    assert rc == 0, err
+    line = json.loads(out)
+    assert line["hits"] and all(h["format"] == "wav" and h["duration"] <= 0.6 for h in line["hits"])
+    assert line["total"] == len(line["hits"])
+    assert all(h["confidence"] in ("strong", "possible", "weak") and h["abs_path"].startswith(str(root))
+               for h in line["hits"])
+    rc, out, _ = _run(["search", str(index_dir), "low tone", "-k", "2"], capsys)
+    assert rc == 0 and "(2 of 6 files)" in out.splitlines()[0]
+    rc, out2, _ = _run(["search", str(index_dir), "low tone", "-k", "2", "--offset", "2"], capsys)
+    assert [ln.split()[0] for ln in out2.splitlines() if ln.startswith("   ")] == ["3", "4"]
+    rc, _, err = _run(["search", str(index_dir), "low tone", "--channels", "0"], capsys)
+    assert rc == 2 and "channels" in err
+
+
+def test_search_cli_one_line_errors_with_the_fix(idx, tmp_path, capsys):
+    """`search` on a folder without an index gave no hint; `search IDX "???"` returned 10 hits."""
+    index_dir, root = idx
+    rc, _, err = _run(["search", str(root), "door"], capsys)
+    assert rc == 2 and f"run `soundseek index FOLDER --index {root}` first" in err and len(err.splitlines()) == 1
+    rc, _, err = _run(["search", str(index_dir), "???"], capsys)
+    assert rc == 2 and "no words" in err
+    rc, _, err = _run(["search", str(index_dir), "rain " * 2000], capsys)
+    assert rc == 2 and "too long" in err
+    f = tmp_path / "existing.wav"
+    f.write_bytes(b"x")
+    rc, _, err = _run(["index", str(root), "--index", str(f)], capsys)
+    assert rc == 2 and "is a file, not an index directory" in err and "Errno" not in err
+
+
+def test_text_mode_search_loads_no_model(idx, capsys):
+    index_dir, _ = idx
+    parser = argparse.ArgumentParser()
+    index_cli.add_search_parser(parser.add_subparsers(dest="command"))
+    a = parser.parse_args(["search", str(index_dir), "low", "--mode", "text"])
+
+    def no_model(model):
+        raise AssertionError("a model was loaded for --mode text")
+
+    assert a.run(a, no_model) == 0
+    assert "low/" in capsys.readouterr().out
+
+
+def test_main_help_groups_library_commands_first(capsys):
+    with pytest.raises(SystemExit):
+        cli_main.main(["--help"])
+    out = capsys.readouterr().out
+    lib, res = out.index("library commands:"), out.index("research commands:")
+    assert lib < out.index("  search ") < out.index("  collections ") < res < out.index("  train ")
+    with pytest.raises(SystemExit):
+        cli_main.main(["search", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 10)" in out and "--min-duration" in out and "--index DIR" in out
+    assert "Search an index by text" in out
+    with pytest.raises(SystemExit):
+        cli_main.main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 8000)" in out and "--index DIR" in out

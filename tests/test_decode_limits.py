@@ -111,7 +111,7 @@ def test_text_search_answers_while_uploads_decode(tmp_path, monkeypatch):
 
     from index_helpers import make_audio_folder
     from soundseek.index import HashEmbedder, build_index
-    from soundseek.service import app as app_module
+    from soundseek.service.routes import search as app_module  # the upload route
 
     make_audio_folder(tmp_path / "s", n=4, bad=False)
     build_index(tmp_path / "s", HashEmbedder(), tmp_path / "idx", progress=False)

@@ -112,8 +112,8 @@ def test_manifest_source_captions_rerank_and_batch(folder, tmp_path):
     assert hits[0]["path"].startswith("low/")  # the fake maps "low" to low bands
     rr = s.search_text("low", k=3, rerank=len(freqs))
     ref = HashEmbedder().rerank("low", s.store.frames_of([h["id"] for h in s.search_text("low", k=len(freqs))]))
-    assert [h["score"] for h in rr] == pytest.approx(sorted(ref.tolist(), reverse=True)[:3], abs=1e-6)
-    assert all("index_score" in h for h in rr)
+    assert [h["why"]["rerank"] for h in rr] == pytest.approx(sorted(ref.tolist(), reverse=True)[:3], abs=1e-6)
+    assert all("index_score" in h and h["score"] == h["index_score"] for h in rr)  # score: the semantic one
     batch = s.search_batch(["low", {"audio": str(root / "low" / "tone_00.wav")}, "high"], k=4)
     assert [h["id"] for h in batch[0]] == [h["id"] for h in s.search_text("low", k=4)]
     assert batch[1][0]["path"] == "low/tone_00.wav"
@@ -235,7 +235,7 @@ def test_cli_index_and_search(folder, tmp_path, capsys):
     assert factory_calls == ["m.ckpt", "m.ckpt"]  # search reuses the model recorded in the index
     args = parser.parse_args(["search", str(tmp_path / "nope"), "x"])
     assert args.run(args, factory) == 2
-    assert "No index" in capsys.readouterr().err
+    assert "no index at" in capsys.readouterr().err
     args = parser.parse_args(["index", str(root), "--index", str(idx), "--uri", "x.db"])
     assert args.run(args, factory) == 2
 

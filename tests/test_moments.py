@@ -90,7 +90,7 @@ def test_third_clip_is_found_at_its_time_span_through_the_api(long_index):
     assert top["path"] == "long_take.wav" and top["score"] > 0.99
     assert top["start"] == pytest.approx(4.0, abs=0.25) and top["end"] == pytest.approx(6.0, abs=0.25)
     assert top["duration"] == pytest.approx(10.0)
-    assert top["audio_url"].endswith(f"/api/clips/{top['id']}/audio#t={top['start']:.2f},{top['end']:.2f}")
+    assert "audio_url" not in top and r.json()["peaks"][str(top["id"])]  # the page plays from top["start"]
     # every clip is found at its own place
     for i, clip in enumerate(clips):
         buf = io.BytesIO()

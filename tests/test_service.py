@@ -61,11 +61,19 @@ def test_search_health_metadata_openapi(env):
     ({}, 400, "empty query"),
     ({"q": "x" * 1001}, 400, "too long"),
     ({"q": "y" * 10_000}, 400, "too long"),
-    ({"q": "dog", "k": 0}, 400, "k must be between 1 and 1000"),
-    ({"q": "dog", "k": -3}, 400, "k must be between"),
-    ({"q": "dog", "k": 1001}, 400, "k must be between"),
-    ({"q": "dog", "k": "ten"}, 422, ""),
-    ({"q": "dog", "rerank": -1}, 400, "rerank"),
+    ({"q": "dog", "k": 0}, 400, "k must be at least 1, got '0'"),
+    ({"q": "dog", "k": -3}, 400, "k must be at least 1"),
+    ({"q": "dog", "k": 1001}, 400, "k must be at most 1000"),
+    ({"q": "dog", "k": "ten"}, 422, "k: Input should be a valid integer"),
+    ({"q": "dog", "rerank": -1}, 400, "rerank must be at least 0"),
+    ({"q": "dog", "offset": -1}, 400, "offset must be at least 0"),
+    ({"q": "dog", "min_duration": "long"}, 422, "min_duration: Input should be a valid number"),
+    ({"q": "dog", "channels": 0}, 400, "channels must be at least 1"),
+    ({"q": "dog", "format": "../wav"}, 422, "format: String should match pattern"),
+    ({"q": "dog", "min_duration": 3, "max_duration": 1}, 400, "above max_duration"),
+    ({"q": "dog", "min_duraton": 1}, 400, "unknown parameter 'min_duraton'; valid: channels, folder, format, k, "
+                                         "max_duration, min_duration, mode, offset, q, rerank, sample_rate, tag, "
+                                         "text_weight"),
 ])
 def test_bad_search_inputs(env, params, status, msg):
     c = env[0]
@@ -103,7 +111,7 @@ def test_missing_upload_and_bad_k(env):
     c = env[0]
     assert c.post("/api/search/audio").status_code == 422
     r = c.post("/api/search/audio", files={"file": ("a.wav", _wav_bytes(), "audio/wav")}, data={"k": "0"})
-    assert r.status_code == 400
+    assert r.status_code == 400 and "k must be at least 1" in r.json()["detail"]
 
 
 def test_audio_streaming_with_ranges(env):

@@ -65,6 +65,7 @@ def _is_error(r, status):
 @pytest.mark.parametrize("method, url, kw, status", [
     ("get", "/api/search", {"params": {"q": "dog", "k": "ten"}}, 422),
     ("get", "/api/search", {"params": {"q": "dog", "k": 0}}, 400),
+    ("get", "/api/search", {"params": {"q": "dog", "bogus": 1}}, 400),
     ("get", "/api/search", {"params": {"q": ""}}, 400),
     ("get", "/api/nothing-here", {}, 404),
     ("delete", "/api/search", {}, 405),

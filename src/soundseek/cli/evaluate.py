@@ -32,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="zero-shot classification of the split (ESC-50: meta category/fold) instead of retrieval")
     p.add_argument("--template", default="this is a sound of {label}", help="zero-shot prompt template")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--calibrate", nargs="?", const="auto", default=None, metavar="OUT",
+                   help="fit the match-confidence calibration of search (strong/possible/weak) on the split's "
+                        "captioned clips, which the model must never have trained on, and write it to OUT "
+                        "(default: beside the checkpoint, X.pt -> X.calibration.json; family:DIR -> "
+                        "DIR/soundseek.calibration.json); prints the precision per band")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
                 if k not in keys] + sets
     cfg = apply_overrides(model.cfg, sets)
     split = args.split or cfg.eval.split
+    if args.calibrate:
+        return _calibrate(args, cfg, split)
     if args.export_bias and not (args.sk or cfg.eval.sk):
         raise ValueError("--export-bias needs --sk (or eval.sk=true)")
     data = prepare(cfg, progress=not args.json, towers=(model.audio_encoder, model.text_encoder))
@@ -111,3 +118,29 @@ def write_split_submission(model, data, split: str, path: str, chunk: int = 256)
     view = data.view(split)
     scores = score_view(model, data, view, chunk=chunk)
     return write_submission(path, view.captions, submission_names(view.clips), scores)
+
+
+def _calibrate(args: argparse.Namespace, cfg, split: str) -> int:
+    """``eval --calibrate``: fit :mod:`soundseek.index.calibration` on ``split`` and write it."""
+    from pathlib import Path
+
+    from soundseek.data.training import ALL, load_training_corpus
+    from soundseek.index import calibration
+    from soundseek.pipeline import Pipeline
+
+    spec = args.model or args.checkpoint
+    corpus = load_training_corpus(cfg)
+    clips = corpus.clips if split == ALL else corpus.split(split).clips
+    pipe = Pipeline.load(spec)
+    cal, report = calibration.fit_corpus(pipe, [(c.audio, c.captions) for c in clips if c.captions],
+                                         info={"model": str(spec), "corpus": str(cfg.data.path), "split": split},
+                                         progress=not args.json)
+    out = Path(calibration.path_for(spec) if args.calibrate == "auto" else args.calibrate)
+    cal.save(out)
+    if args.json:
+        print(json.dumps({"calibration": str(out), "w": cal.w, **report}, indent=2))
+    else:
+        print(f"calibration of {spec} on the {split} split of {cfg.data.path}: {cal.info['queries']} caption queries, "
+              f"{cal.info['clips']} clips -> {out}")
+        print(calibration.format_report(report))
+    return 0

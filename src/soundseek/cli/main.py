@@ -15,11 +15,18 @@ import sys
 
 from soundseek import __version__
 
-# (name, module, help) — each module has add_arguments(parser) and run(args) -> int
-COMMANDS = [
+# (name, module, help) — each module has add_arguments(parser) and run(args) -> int, or register()
+LIBRARY_COMMANDS = [
+    ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
+    ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
+    ("serve", "soundseek.cli.serve", "serve an index over HTTP with a web page"),
+    ("collections", "soundseek.cli.collections", "favourites and named collections of sounds in an index"),
+    ("token", "soundseek.cli.token", "make or revoke access tokens for `serve --tokens`"),
+]
+RESEARCH_COMMANDS = [
     ("demo", "soundseek.cli.demo", "build the synthetic corpus, train, evaluate and search (no downloads)"),
     ("train", "soundseek.cli.train", "train a model from a YAML recipe (cached features or end to end)"),
-    ("eval", "soundseek.cli.evaluate", "evaluate a checkpoint (T2A and A2T metrics)"),
+    ("eval", "soundseek.cli.evaluate", "evaluate a checkpoint (T2A and A2T metrics); --calibrate fits match confidence"),
     ("distill", "soundseek.cli.distill", "write ensemble-distillation targets from trained checkpoints"),
     ("ensemble", "soundseek.cli.ensemble", "join trained checkpoints into one ensemble model"),
     ("features", "soundseek.cli.features", "extract and cache frozen-encoder features"),
@@ -27,33 +34,53 @@ COMMANDS = [
     ("prepare", "soundseek.cli.prepare", "build corpora from public sources (Debian sound packages)"),
     ("experiment", "soundseek.cli.experiment", "train and evaluate a grid of configs x seeds"),
     ("analyze", "soundseek.cli.analyze", "lexical richness of caption sets"),
-    ("index", "soundseek.cli.indexing", "index a folder or manifest of sounds for search"),
-    ("search", "soundseek.cli.indexing", "search an index by text or by example sound"),
-    ("serve", "soundseek.cli.serve", "serve an index over HTTP with a web page"),
-    ("token", "soundseek.cli.token", "make or revoke access tokens for `serve --tokens`"),
     ("convert", "soundseek.cli.convert", "convert original checkpoints (LAION-CLAP) to a loadable layout"),
 ]
+COMMANDS = LIBRARY_COMMANDS + RESEARCH_COMMANDS
+
+
+def _command_list() -> str:
+    """The two groups of commands, library first, for ``soundseek --help``."""
+    width = max(len(n) for n, _, _ in COMMANDS) + 2
+    out = []
+    for title, group in (("library commands", LIBRARY_COMMANDS), ("research commands", RESEARCH_COMMANDS)):
+        out.append(f"{title}:")
+        out.extend(f"  {n:<{width}}{h}" for n, _, h in group)
+        out.append("")
+    return "\n".join(out) + "run `soundseek COMMAND --help` for a command's options (defaults shown)."
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``only``: build just that command's sub-parser (faster start-up)."""
     import importlib
 
-    p = argparse.ArgumentParser(prog="soundseek", description="Language-based audio retrieval.")
+    from soundseek.index.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(prog="soundseek", description="Language-based audio retrieval: index a sound "
+                                "library and search it by words or by example.", epilog=_command_list(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"soundseek {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (also third-party notices)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", help="one of the commands below")
     for name, module, help_ in COMMANDS:
         if only is not None and name != only:
             continue
-        mod = importlib.import_module(module)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue  # a command whose module is not in this build
         if hasattr(mod, "register"):  # modules that build their own sub-parser
             sp = mod.register(sub, name)
         else:
-            sp = sub.add_parser(name, help=help_, description=help_)
+            sp = sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
             mod.add_arguments(sp)
+        if not sp.description:
+            sp.description = help_
         sp.set_defaults(_module=module)
+    sub._choices_actions.clear()  # listed by group in the epilog instead
     return p
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from soundseek.cli.indexing import embedder_factory
-from soundseek.index.cli import EmbedderFactory, _damaged_db
+from soundseek.index.cli import EmbedderFactory, HelpFormatter, _damaged_db, add_index_location, resolve_index
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("serve", help="web page + JSON API over an index")
-    p.add_argument("index", help="index directory")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p = subparsers.add_parser("serve", help="web page + JSON API over an index",
+                              description="Serve the search page and the JSON API (/docs) over an index,\n"
+                                          "with the model loaded once: warm searches in milliseconds.",
+                              formatter_class=HelpFormatter)
+    p.add_argument("index", nargs="?", default=None, help="index directory (or --index DIR)")
+    add_index_location(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--model", default=None,
                    help="model checkpoint or family:PATH (default: the one recorded in the index)")
     p.add_argument("--allowed-host", action="append", default=None, metavar="HOST",
@@ -46,13 +51,19 @@ def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    from soundseek.index.search import missing_index_message
+
     try:
         from soundseek.service.auth import require_auth
 
         tokens = require_auth(args.host, getattr(args, "tokens", None), getattr(args, "no_auth", False))
-        man = read_manifest(args.index)
+        args.index, rest = resolve_index(args, [args.index])
+        if rest or args.index is None:
+            print("error: give one index: `soundseek serve --index DIR` (or DIR as the argument)", file=sys.stderr)
+            return 2
+        man = read_manifest(args.index) if Path(args.index).is_dir() else None
         if man is None:
-            print(f"error: no index at {args.index}", file=sys.stderr)
+            print(f"error: {missing_index_message(args.index)}", file=sys.stderr)
             return 2
         embedder = embedder_factory(args.model or man.get("model"))
         serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,

@@ -34,17 +34,10 @@ class Index:
     def open(cls, path: str | Path, model: str | Path | None = None, embedder: Any = None) -> "Index":
         """Open the index at ``path`` with ``embedder``, or the model ``model``, or the model
         recorded in the index (the shipped default model when none was recorded)."""
-        from .manifest import read_manifest
-
-        man = read_manifest(path)
-        if man is None:
-            raise FileNotFoundError(f"No index at {path} (missing manifest.json); build one with "
-                                    "soundseek.Index.build(folder, path) or `soundseek index FOLDER --index PATH`")
-        if embedder is None:
-            from ..pipeline import Pipeline
-
-            embedder = Pipeline.load(model or man.get("model"))
-        return cls(Searcher(path, embedder))
+        try:
+            return cls(Searcher.open(path, model=model, embedder=embedder))
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e} (from Python: soundseek.Index.build(folder, path))") from None
 
     @classmethod
     def build(cls, source: str | Path, path: str | Path, model: str | Path | None = None, embedder: Any = None,
@@ -61,22 +54,30 @@ class Index:
         return cls(Searcher(path, embedder))
 
     def search(self, query: str | Path | np.ndarray, k: int = 10, mode: str | None = None,
-               sample_rate: int | None = None, text_weight: float | None = None) -> list[dict]:
+               sample_rate: int | None = None, text_weight: float | None = None, where: dict | None = None,
+               offset: int = 0) -> list[dict]:
         """Hits for a text query (``mode`` semantic | text | hybrid, default hybrid when the
         index has text) or an audio query: a ``Path``, a string naming an existing audio file,
-        or a waveform (``sample_rate``, default the model's)."""
+        or a waveform (``sample_rate``, default the model's). ``where``: filters such as
+        ``{"max_duration": 2.0, "format": "wav", "folder": "doors"}`` (:data:`~soundseek.index.filters.FILTER_KEYS`);
+        ``offset``: skip that many hits (pagination). Each hit has ``confidence``
+        (strong | possible | weak); :func:`soundseek.index.calibration.verdict` words a weak list."""
         if isinstance(query, np.ndarray):
-            return self.searcher.search_audio(query, k=k, sample_rate=sample_rate)
+            return self.searcher.search_audio(query, k=k, sample_rate=sample_rate, where=where, offset=offset)
         if isinstance(query, Path) or (isinstance(query, str) and query.lower().endswith(AUDIO_EXTENSIONS)
                                        and Path(query).is_file()):
-            return self.searcher.search_audio(Path(query), k=k)
+            return self.searcher.search_audio(Path(query), k=k, where=where, offset=offset)
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, Path or numpy waveform, got {type(query).__name__}")
-        return self.searcher.search_text(query, k=k, mode=mode, text_weight=text_weight)
+        return self.searcher.search_text(query, k=k, mode=mode, text_weight=text_weight, where=where, offset=offset)
 
-    def similar(self, item_id: int, k: int = 10) -> list[dict]:
+    def count(self, where: dict | None = None) -> int:
+        """Files in the index passing ``where`` (all files by default)."""
+        return self.searcher.count(where)
+
+    def similar(self, item_id: int, k: int = 10, where: dict | None = None, offset: int = 0) -> list[dict]:
         """Items that sound like item ``item_id`` (itself excluded)."""
-        hits = self.searcher.similar(item_id, k)
+        hits = self.searcher.similar(item_id, k, where=where, offset=offset)
         if hits is None:
             raise KeyError(f"no item with id {item_id} in {self.searcher.index_dir}")
         return hits

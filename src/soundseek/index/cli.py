@@ -61,8 +61,9 @@ def _probe_milvus(index_dir: str, backend: str | None, uri: str | None) -> None:
 
 def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("index", help="build or update a search index from a folder or corpus",
-                              description="Decode + embed every clip of SOURCE into INDEX. Re-running "
-                              "processes only new/changed files and drops deleted ones.")
+                              description="Decode + embed every clip of SOURCE into INDEX. Re-running\n"
+                              "processes only new/changed files and drops deleted ones.",
+                              formatter_class=HelpFormatter)
     p.add_argument("source", nargs="?", default=None, help="audio folder (recursive) or manifest/corpus path")
     p.add_argument("--index", required=True, help="index directory")
     p.add_argument("--check", action="store_true",
@@ -116,6 +117,10 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
     if args.source is None:
         print("error: give the SOURCE folder or corpus to index (or --check)", file=sys.stderr)
         return 2
+    if Path(args.index).exists() and not Path(args.index).is_dir():
+        print(f"error: --index {args.index} is a file, not an index directory: give a new or existing index "
+              f"folder, e.g. --index {Path(args.index).with_suffix('')}.index", file=sys.stderr)
+        return 2
     try:
         opts = _backend_options(args)
         _probe_milvus(args.index, args.backend, opts.get("uri"))
@@ -164,21 +169,63 @@ def _damaged_db(index_dir: str, err: BaseException) -> str:
     return str(IndexDamagedError(Path(index_dir) / "index.sqlite", str(err), repair_hint(index_dir)))
 
 
+def add_index_location(p: argparse.ArgumentParser) -> None:
+    """INDEX as a positional argument or as ``--index DIR`` (the same as ``soundseek index``)."""
+    p.add_argument("--index", dest="index_opt", default=None, metavar="DIR",
+                   help="index directory (or give it as the first argument)")
+
+
+def resolve_index(args: argparse.Namespace, positional: list[str]) -> tuple[str | None, list[str]]:
+    """(index directory, the remaining positional values) from ``--index`` or the first positional."""
+    vals = [v for v in positional if v is not None]
+    if args.index_opt is not None:
+        return args.index_opt, vals
+    if not vals:
+        return None, []
+    return vals[0], vals[1:]
+
+
+def add_filter_args(p: argparse.ArgumentParser) -> None:
+    """``--min-duration`` ... ``--tag``: one flag per :data:`soundseek.index.filters.FILTER_KEYS` entry."""
+    from .filters import FILTER_KEYS
+
+    g = p.add_argument_group("filters (applied inside the search)")
+    for key, typ, desc in FILTER_KEYS:
+        g.add_argument("--" + key.replace("_", "-"), dest="f_" + key, type=typ, default=None,
+                       metavar=key.split("_")[-1].upper(), help=desc)
+
+
+def filters_of(args: argparse.Namespace) -> dict:
+    from .filters import FILTER_KEYS
+
+    return {k: getattr(args, "f_" + k) for k, _, _ in FILTER_KEYS if getattr(args, "f_" + k, None) is not None}
+
+
 def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("search", help="search an index by text or audio")
-    p.add_argument("index", help="index directory")
+    p = subparsers.add_parser(
+        "search", help="search an index by text or by example sound",
+        description="Search an index by text (file names, tags and the model's sense of the words),\n"
+                    "by an example sound (--audio), or many queries from a file. Each hit shows its\n"
+                    "confidence (strong / possible / weak, calibrated per model) and its semantic\n"
+                    "score; filters narrow the search itself.",
+        epilog="examples:\n  soundseek search --index sfx.index \"door creak\" --max-duration 3 --format wav\n"
+               "  soundseek search sfx.index --audio ref.wav -k 20 --json",
+        formatter_class=HelpFormatter)
+    p.add_argument("index", nargs="?", default=None, help="index directory (or --index DIR)")
     p.add_argument("query", nargs="?", default=None, help="text query")
+    add_index_location(p)
     p.add_argument("-k", type=int, default=10, help="results per query (1..1000)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many results (the next page)")
     p.add_argument("--audio", default=None, help="query by example: an audio file")
     p.add_argument("--queries", default=None,
                    help="file of queries: one text per line, or JSON lines {\"text\": ...} / {\"audio\": path}")
     p.add_argument("--rerank", type=int, default=0, metavar="K'", help="re-rank the top K' with the pair-wise scorer")
     p.add_argument("--mode", default=None, choices=["semantic", "text", "hybrid"],
-                   help="text queries: vectors, file names/tags (BM25), or both fused (default: hybrid "
-                        "when the index has text)")
+                   help="text queries: vectors, file names/tags (BM25; loads no model), or both fused "
+                        "(default: hybrid when the index has text)")
     p.add_argument("--text-weight", type=float, default=None, metavar="W",
                    help="hybrid: weight of the text ranking in the reciprocal-rank fusion (0..1, default 0.7)")
-    p.add_argument("--json", action="store_true", help="JSON lines: {query, hits}")
+    p.add_argument("--json", action="store_true", help="JSON lines: {query, hits, total, message}")
     p.add_argument("--model", default=None,
                    help="model checkpoint or family:PATH (default: the one recorded in the index)")
     p.add_argument("--uri", default=None, help="override the Milvus URI (.db file, http:// or https://; "
@@ -186,8 +233,21 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, metavar="URL",
                    help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
                         "model: a warm query in milliseconds; INDEX is then only a label")
+    add_filter_args(p)
     p.set_defaults(run=run_search)
     return p
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default shown (unless it is nothing, or the help already says it);
+    descriptions and examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        if ("default" in h or action.default is None or action.default is False or action.default == argparse.SUPPRESS
+                or action.option_strings == [] and action.nargs in ("?", "*")):
+            return h
+        return h + " (default: %(default)s)"
 
 
 def _read_queries(path: str) -> list:
@@ -205,8 +265,9 @@ def _read_queries(path: str) -> list:
 
 
 def _search_server(base: str, queries: list, k: int, mode: str | None, text_weight: float | None,
-                   rerank: int) -> list[list[dict]]:
-    """The queries answered by a running ``soundseek serve`` at ``base`` (stdlib HTTP only)."""
+                   rerank: int, where: dict | None = None, offset: int = 0) -> list[dict]:
+    """The queries answered by a running ``soundseek serve`` at ``base`` (stdlib HTTP only):
+    per query ``{"hits", "total", "message"}``, hits with the keys of a local search."""
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -221,20 +282,24 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
             path = Path(q["audio"])
             data = path.read_bytes()
             boundary = uuid.uuid4().hex
-            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n{k}\r\n"
-                    f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            fields = {"k": k, **({"offset": offset} if offset else {}), **(where or {})}
+            body = ("".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n"
+                            for n, v in fields.items())
+                    + f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
                     "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
             req = urllib.request.Request(base + "/api/search/audio", data=body, method="POST",
                                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         else:
             text = q["text"] if isinstance(q, dict) else q
-            params = {"q": text, "k": k, "rerank": rerank, "mode": mode or "auto"}
+            params = {"q": text, "k": k, "offset": offset, "rerank": rerank, "mode": mode or "auto", **(where or {})}
             if text_weight is not None:
                 params["text_weight"] = text_weight
             req = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
-                out.append(json.loads(r.read())["hits"])
+                got = json.loads(r.read())
+            out.append({"hits": [_local_keys(h) for h in got["hits"]], "total": got.get("total"),
+                        "message": got.get("message")})
         except urllib.error.HTTPError as e:
             try:
                 detail = json.loads(e.read()).get("detail")
@@ -246,10 +311,24 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
     return out
 
 
+def _local_keys(hit: dict) -> dict:
+    """A server hit with the keys of a local one (the page's extras, such as waveform peaks, dropped)."""
+    from .search import HIT_KEYS
+
+    return {k: v for k, v in hit.items() if k in HIT_KEYS or (k in ("index_score", "text", "clip") and v is not None)}
+
+
 def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> int:
     import sqlite3
 
     try:
+        args.index, rest = resolve_index(args, [args.index, args.query])
+        args.query = rest[0] if rest else None
+        if len(rest) > 1:
+            raise ValueError(f"unexpected argument {rest[1]!r} (the index is given by --index {args.index_opt})")
+        if args.index is None:
+            raise ValueError("give the index: `soundseek search --index DIR \"query\"` (or DIR as the first argument)")
+        where = filters_of(args)
         queries: list = []
         if args.query:
             queries.append(args.query)
@@ -260,23 +339,31 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
         if not queries:
             raise ValueError("give a text query, --audio FILE or --queries FILE")
         if args.server:
-            results = _search_server(args.server, queries, args.k, args.mode, args.text_weight, args.rerank)
+            results = _search_server(args.server, queries, args.k, args.mode, args.text_weight, args.rerank,
+                                     where, args.offset)
             return _print_results(args, queries, results)
+        from .calibration import verdict
+        from .filters import check_where
+        from .search import Searcher, missing_index_message
         from .manifest import read_manifest
-        from .search import Searcher
 
-        man = read_manifest(args.index)
+        check_where(where)  # bad filters fail before any model loads
+        man = read_manifest(args.index) if Path(args.index).is_dir() else None
         if man is None:
-            raise FileNotFoundError(f"No index at {args.index} (missing manifest.json)")
+            raise FileNotFoundError(missing_index_message(args.index))
         _probe_milvus(args.index, None, args.uri)
-        embedder = embedder_factory(args.model or man.get("model"))
-        if not any(isinstance(q, dict) and "audio" in q for q in queries) and "torch" in sys.modules:
+        has_audio = any(isinstance(q, dict) and "audio" in q for q in queries)
+        text_only = args.mode == "text" and not has_audio and not args.rerank
+        embedder = None if text_only else embedder_factory(args.model or man.get("model"))
+        if not has_audio and "torch" in sys.modules:
             # a few text queries: one thread is faster than handing tiny ops to a second
             # OpenMP thread (20x so on a busy machine, docs/benchmarks.md)
             sys.modules["torch"].set_num_threads(1)
         searcher = Searcher(args.index, embedder, backend_options={"uri": args.uri} if args.uri else None)
-        results = searcher.search_batch(queries, k=args.k, rerank=args.rerank, mode=args.mode,
-                                        text_weight=args.text_weight)
+        hits = searcher.search_batch(queries, k=args.k, rerank=args.rerank, mode=args.mode,
+                                     text_weight=args.text_weight, where=where, offset=args.offset)
+        total = searcher.count(where)
+        results = [{"hits": h, "total": total, "message": verdict(h)} for h in hits]
     except (FileNotFoundError, ValueError, KeyError, TypeError) as e:  # IndexMismatchError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -286,14 +373,20 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
     return _print_results(args, queries, results)
 
 
-def _print_results(args: argparse.Namespace, queries: list, results: list[list[dict]]) -> int:
-    for q, hits in zip(queries, results):
+def _print_results(args: argparse.Namespace, queries: list, results: list[dict]) -> int:
+    offset = getattr(args, "offset", 0) or 0
+    for q, res in zip(queries, results):
         label = q if isinstance(q, str) else (q.get("text") or q.get("audio"))
+        hits = res["hits"]
         if args.json:
-            print(json.dumps({"query": label, "hits": hits}, ensure_ascii=False))
+            print(json.dumps({"query": label, "hits": hits, "total": res.get("total"), "message": res.get("message")},
+                             ensure_ascii=False))
             continue
-        print(f"# {label}")
-        for rank, h in enumerate(hits, 1):
+        total = res.get("total")
+        print(f"# {label}" + (f"  ({len(hits)} of {total} files)" if total is not None else ""))
+        if res.get("message"):
+            print(f"  {res['message']}")
+        for rank, h in enumerate(hits, offset + 1):
             print(format_hit(rank, h))
     return 0
 
@@ -306,14 +399,13 @@ def _moment(h: dict) -> str:
 
 
 def format_hit(rank: int, h: dict) -> str:
-    """One result line: rank, score, path, moment, why it matched, captions."""
+    """One result line: rank, confidence, semantic score, path, moment, why it matched, captions."""
     what = h.get("text") or h.get("path") or ""
     cap = "; ".join(h["captions"][:2]) if h.get("path") and h.get("captions") else ""
     why = h.get("why") or {}
     reasons = []
     if why.get("matched"):
         reasons.append("words: " + ", ".join(why["matched"]))
-    if why.get("semantic") is not None and abs(why["semantic"] - h["score"]) > 1e-9:  # fused or BM25 score shown
-        reasons.append(f"semantic {why['semantic']:+.3f}")
-    return (f"{rank:4d}  {h['score']:+.4f}  {what}{_moment(h)}" + (f"  [{cap}]" if cap else "")
+    score = "   --  " if h.get("score") is None else f"{h['score']:+.3f}"
+    return (f"{rank:4d}  {h.get('confidence') or '':<8s}  {score}  {what}{_moment(h)}" + (f"  [{cap}]" if cap else "")
             + (f"  ({'; '.join(reasons)})" if reasons else ""))

@@ -3,7 +3,9 @@ combined by weighted reciprocal-rank fusion (Cormack et al., SIGIR 2009)::
 
     fused(item) = (1 - w) / (RRF_K + rank_semantic) + w / (RRF_K + rank_text)
 
-with ranks starting at 1, a term dropped when the item is absent from that list, ``RRF_K``
+with ranks starting at 1, a term dropped when the item is absent from that list, the text
+term multiplied by the hit's coverage of the query's words (:mod:`.textindex`: a file matching
+only "splash" of "water splash" gets part of the text term), ``RRF_K``
 = 60 (the paper's constant) and one weight ``w`` = ``TEXT_WEIGHT`` = 0.7 (``text_weight``
 overrides it). 0.7 was chosen on real-sfx-dev (docs/results.md): where the names describe the
 sounds, equal weights (0.5) let semantic near-misses push exact word matches down (R@1 76 %
@@ -35,8 +37,10 @@ def resolve_mode(mode: str | None, has_text: bool) -> str:
     return mode
 
 
-def fuse(semantic: dict[int, float], text: dict[int, float], weight: float = TEXT_WEIGHT) -> list[tuple[int, float, int | None, int | None]]:
-    """item -> semantic score, item -> BM25 score (text matches only) ->
+def fuse(semantic: dict[int, float], text: dict[int, float], weight: float = TEXT_WEIGHT,
+         coverage: dict[int, float] | None = None) -> list[tuple[int, float, int | None, int | None]]:
+    """item -> semantic score, item -> text score (text matches only, higher better; ranked in
+    this order), optional item -> coverage in [0, 1] scaling the text term ->
     [(item, fused score, semantic rank, text rank)] best first (ties: better semantic score)."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"text_weight must be in [0, 1], got {weight}")
@@ -48,7 +52,7 @@ def fuse(semantic: dict[int, float], text: dict[int, float], weight: float = TEX
         if i in sem_rank:
             f += (1.0 - weight) / (RRF_K + sem_rank[i])
         if i in txt_rank:
-            f += weight / (RRF_K + txt_rank[i])
+            f += weight * (1.0 if coverage is None else coverage.get(i, 1.0)) / (RRF_K + txt_rank[i])
         out.append((i, f, sem_rank.get(i), txt_rank.get(i)))
     out.sort(key=lambda t: (-t[1], -semantic.get(t[0], float("-inf")), t[0]))
     return out

@@ -394,3 +394,26 @@ class Store:
             for i, b in bias.items():
                 n += con.execute("UPDATE items SET bias=?, gen=? WHERE id=?", (float(b), g, int(i))).rowcount
         return n
+
+    # --- files by content or location (collections, :mod:`.collections`) -------------------
+    def by_sha1(self, shas: list[str]) -> dict[str, dict]:
+        """sha1 -> ``{"id", "key", "path"}`` of the indexed file with that content (the lowest
+        id when several files have it); hashes of no indexed file are absent."""
+        out: dict[str, dict] = {}
+        for s in range(0, len(shas), 500):
+            part = list(shas[s:s + 500])
+            for r in self.con.execute(f"SELECT id, key, path, sha1 FROM items WHERE sha1 IN "
+                                      f"({','.join('?' * len(part))}) AND path IS NOT NULL ORDER BY id DESC", part):
+                out[r["sha1"]] = {"id": int(r["id"]), "key": r["key"], "path": r["path"]}
+        return out
+
+    def find_file(self, realpath: str | None = None, key: str | None = None, sha1: str | None = None) -> int | None:
+        """The id of the indexed file with this resolved path, else this key (path in the
+        library), else this content hash; None when none matches."""
+        for column, value in (("realpath", realpath), ("key", key), ("sha1", sha1)):
+            if value is not None:
+                row = self.con.execute(f"SELECT id FROM items WHERE {column}=? ORDER BY id LIMIT 1",
+                                       (value,)).fetchone()
+                if row is not None:
+                    return int(row[0])
+        return None

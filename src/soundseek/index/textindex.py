@@ -13,8 +13,20 @@ tags       embedded metadata: Vorbis/ID3/INFO/bext/iXML values    2
 =========  ====================================================  ============
 
 Tokenizer ``porter unicode61 remove_diacritics 2``: case- and accent-insensitive, English
-stemming ("barking" matches "bark"). Queries are split into words and OR-ed, each quoted, so
-no user text is ever read as FTS5 syntax.
+stemming ("barking" matches "bark"). Names, folders and labels are indexed with the words of
+:mod:`.vocab` added (run-together names split, abbreviations and synonyms followed by their
+canonical words: ``wardrums`` -> war drums, ``bd_808`` -> bass drum).
+
+A query is split the same way into words, each matching itself or what it stands for
+(quoted, so no user text is ever read as FTS5 syntax). Words are weighted by how much they
+say: IDF over the index, a generic modifier (:data:`.vocab.GENERIC`: small, heavy, loud, ...)
+a quarter of that. A text hit must match at least one content word (not only a modifier);
+hits are ranked by ``coverage`` (the weighted share of the query's words they match), then
+BM25. Hybrid fusion scales a hit's text rank term by its coverage (:func:`.hybrid.fuse`).
+
+An index written before this vocabulary (``state`` ``text_version`` < :data:`TEXT_VERSION`)
+has its name, folder and label words rewritten once when it is opened for writing
+(:func:`migrate`); a read-only one keeps working with the old words.
 """
 from __future__ import annotations
 
@@ -22,9 +34,13 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
+from . import vocab
 from .metadata import path_words
 
-__all__ = ["ensure_schema", "put", "delete", "has_text", "search", "item_columns", "TextHit", "COLUMNS"]
+__all__ = ["ensure_schema", "put", "delete", "has_text", "search", "item_columns", "TextHit", "COLUMNS",
+           "query_terms", "migrate", "TEXT_VERSION"]
+TEXT_VERSION = 2
+GENERIC_WEIGHT = 0.25
 
 COLUMNS = ("name", "folder", "labels", "tags")
 WEIGHTS = (3.0, 1.0, 2.0, 2.0)
@@ -43,17 +59,53 @@ class TextHit:
     id: int
     score: float  # -bm25: higher is better
     matched: list[str]  # the words of the item's text that matched, as written there
+    coverage: float = 1.0  # weighted share of the query's words the item matches (0..1]
 
 
 def ensure_schema(con: sqlite3.Connection) -> None:
-    con.execute(SCHEMA)
+    if not _exists(con):
+        con.execute(SCHEMA)
+        con.execute("INSERT OR REPLACE INTO state(k, v) VALUES ('text_version', ?)", (str(TEXT_VERSION),))
+
+
+def _expanded(text: str) -> str:
+    """``text`` followed by the vocabulary words it implies (nothing added when none)."""
+    words = vocab.tokens(text)
+    extra = [w for w in vocab.expand_words(words) if w not in words]
+    return text + (" | " + " ".join(dict.fromkeys(extra)) if extra else "")
 
 
 def item_columns(key: str, captions: list[str], tags: list[str], embedded: dict[str, str]) -> tuple[str, ...]:
-    """The four column texts of one item."""
+    """The four column texts of one item (names, folders and labels with their vocabulary words)."""
     name, folder = path_words(key)
     labels = " | ".join([*map(str, captions), *map(str, tags)])
-    return name, folder, labels, " | ".join(str(v) for k, v in embedded.items() if k not in TECHNICAL_FIELDS)
+    return (_expanded(name), _expanded(folder), _expanded(labels) if labels else labels,
+            " | ".join(str(v) for k, v in embedded.items() if k not in TECHNICAL_FIELDS))
+
+
+def needs_migration(con: sqlite3.Connection) -> bool:
+    """True when the index's words were written by an older :data:`TEXT_VERSION`."""
+    if not _exists(con):
+        return False
+    row = con.execute("SELECT v FROM state WHERE k='text_version'").fetchone()
+    return row is None or int(row[0]) < TEXT_VERSION
+
+
+def migrate(con: sqlite3.Connection) -> int:
+    """Rewrite the name/folder/label words of an index written by an older :data:`TEXT_VERSION`
+    (embedded tags kept); returns the rows rewritten. The caller commits."""
+    if not needs_migration(con):
+        return 0
+    n = 0
+    items = con.execute("SELECT i.id, i.key, i.captions, i.tags, f.tags FROM items i JOIN text_fts f ON f.rowid = i.id")
+    import json
+
+    for item_id, key, caps, tags, embedded in items.fetchall():
+        name, folder, labels, _ = item_columns(key, json.loads(caps), json.loads(tags), {})
+        con.execute("UPDATE text_fts SET name=?, folder=?, labels=? WHERE rowid=?", (name, folder, labels, item_id))
+        n += 1
+    con.execute("INSERT OR REPLACE INTO state(k, v) VALUES ('text_version', ?)", (str(TEXT_VERSION),))
+    return n
 
 
 def put(con: sqlite3.Connection, item_id: int, columns: tuple[str, ...]) -> None:
@@ -83,26 +135,67 @@ def ids_with_text(con: sqlite3.Connection) -> set[int]:
 
 
 def query_terms(query: str) -> list[str]:
-    """Lower-cased words of ``query`` minus stop words (all words if only stop words)."""
-    words = [w.lower() for w in _TOKEN.findall(query)]
+    """Lower-cased words of ``query`` minus stop words (all words if only stop words);
+    run-together words split, CamelCase and digits separated (``DoorCreak01`` -> door, creak, 01)."""
+    from .metadata import _words
+
+    words = []
+    for w in _words(" ".join(_TOKEN.findall(query))).split():
+        parts = vocab.split_compound(w) if w.isalpha() else (w,)
+        words.extend(parts)
     kept = [w for w in words if w not in STOPWORDS]
     return list(dict.fromkeys(kept or words))
 
 
-def search(con: sqlite3.Connection, query: str, limit: int) -> list[TextHit]:
-    """Items matching any word of ``query``, best BM25 first (at most ``limit``)."""
+def _quote(s: str) -> str:
+    return '"%s"' % s.replace('"', '""')
+
+
+def _group(term: str) -> str:
+    """FTS5 expression of one query word: itself or its canonical phrase (``bd`` -> "bd" OR "bass drum")."""
+    alts = [_quote(term)]
+    c = vocab.canonical(term)
+    if c:
+        alts.append(_quote(c))
+    return "(" + " OR ".join(alts) + ")" if len(alts) > 1 else alts[0]
+
+
+def search(con: sqlite3.Connection, query: str, limit: int,
+           filt: tuple[str, list] | None = None) -> list[TextHit]:
+    """Items matching a content word of ``query`` (see the module docstring), best coverage then
+    BM25 first (at most ``limit``); ``filt``: an SQL condition on ``items`` and its parameters
+    (:func:`.filters.where_sql`) the items must pass."""
+    import math
+
     terms = query_terms(query)
     if not terms or not _exists(con):
         return []
-    match = " OR ".join('"%s"' % t.replace('"', '""') for t in terms)
+    extra, args = "", []
+    if filt is not None:
+        extra, args = f" AND rowid IN (SELECT id FROM items WHERE {filt[0]})", list(filt[1])
+    n_docs = max(1, int(con.execute("SELECT COUNT(*) FROM text_fts").fetchone()[0]))
+    weight, ids = {}, {}
+    for t in terms:
+        got = {r[0] for r in con.execute(f"SELECT rowid FROM text_fts WHERE text_fts MATCH ?{extra}",
+                                         (_group(t), *args))}
+        df = int(con.execute("SELECT COUNT(*) FROM text_fts WHERE text_fts MATCH ?", (_group(t),)).fetchone()[0])
+        idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+        weight[t] = idf * (GENERIC_WEIGHT if t in vocab.GENERIC else 1.0)
+        ids[t] = got
+    content = [t for t in terms if t not in vocab.GENERIC] or terms
+    total = sum(weight.values()) or 1.0
+    match = " OR ".join(_group(t) for t in content)
     hl = ", ".join(f"highlight(text_fts, {i}, char(2), char(3))" for i in range(len(COLUMNS)))
     rows = con.execute(f"SELECT rowid, bm25(text_fts, {', '.join(map(str, WEIGHTS))}) AS r, {hl} "
-                       "FROM text_fts WHERE text_fts MATCH ? ORDER BY r LIMIT ?", (match, int(limit))).fetchall()
+                       f"FROM text_fts WHERE text_fts MATCH ?{extra} ORDER BY r LIMIT ?",
+                       (match, *args, 20000)).fetchall()
     out = []
     for row in rows:
         seen: dict[str, None] = {}
         for text in row[2:]:
             for w in _MARK.findall(text or ""):
                 seen.setdefault(w.lower(), None)
-        out.append(TextHit(int(row[0]), -float(row[1]), list(seen)))
-    return out
+        cov = sum(weight[t] for t in terms if row[0] in ids[t]) / total
+        out.append(TextHit(int(row[0]), -float(row[1]), list(seen), round(min(1.0, cov), 6)))
+    out.sort(key=lambda h: (-h.coverage, -h.score, h.id))
+    return out[:int(limit)]

@@ -1,7 +1,8 @@
 """One JSON shape for every error the service returns, and the access log of refused requests.
 
 Every 4xx/5xx body is ``{"status": <int>, "error": "<short code>", "detail": "<one line>"}``
-(validation errors included: ``detail`` names the bad parameter). Client faults are logged
+(validation errors included: ``detail`` names the bad parameter; a number outside its
+bounds is a 400, a value of the wrong type a 422). Client faults are logged
 as one line on the ``soundseek.access`` logger at WARNING (the default level of
 ``soundseek serve``), with the request target escaped so it cannot forge log lines; only a
 server fault (500) logs a traceback, on ``soundseek.service``.
@@ -61,6 +62,23 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "above"),
+           "less_than_equal": ("le", "at most"), "less_than": ("lt", "below")}
+
+
+def _out_of_range(exc: RequestValidationError) -> str | None:
+    """``k must be at least 1, got 0`` when every error is a number outside its bounds (a
+    400, as the same value is refused by a local search); None for other errors (422)."""
+    parts = []
+    for err in exc.errors():
+        kind = _BOUNDS.get(err.get("type", ""))
+        if kind is None or not err.get("loc"):
+            return None
+        name = str(err["loc"][-1])
+        parts.append(f"{name} must be {kind[1]} {(err.get('ctx') or {}).get(kind[0])}, got {err.get('input')!r}")
+    return "; ".join(parts[:5]) or None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route HTTP errors, validation errors and unexpected exceptions to :func:`error_response`."""
 
@@ -72,9 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = _validation_detail(exc)
-        log_refusal(request.scope, 422, detail)
-        return error_response(422, detail)
+        bounds = _out_of_range(exc)
+        status, detail = (400, bounds) if bounds else (422, _validation_detail(exc))
+        log_refusal(request.scope, status, detail)
+        return error_response(status, detail)
 
     @app.exception_handler(sqlite3.DatabaseError)
     async def damaged_index(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
