@@ -111,6 +111,7 @@ def test_text_search_answers_while_uploads_decode(tmp_path, monkeypatch):
 
     from index_helpers import make_audio_folder
     from soundseek.index import HashEmbedder, build_index
+    from soundseek.service.app import create_app
     from soundseek.service.routes import search as app_module  # the upload route
 
     make_audio_folder(tmp_path / "s", n=4, bad=False)
@@ -124,7 +125,7 @@ def test_text_search_answers_while_uploads_decode(tmp_path, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(app_module, "decode_upload", slow_decode)
-    app = app_module.create_app(tmp_path / "idx", HashEmbedder(), model_workers=1,
+    app = create_app(tmp_path / "idx", HashEmbedder(), model_workers=1,
                                 upload_limits=UploadLimits(concurrent=1, waiting=0))
     buf = io.BytesIO()
     sf.write(buf, np.zeros(1600, np.float32), 16000, format="WAV")
