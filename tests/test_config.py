@@ -98,7 +98,7 @@ def test_every_recipe_builds_its_model_and_names_missing_weights_clearly():
     from conftest import REPO
 
     from soundseek.model import RetrievalModel
-    from soundseek.train.data import build_encoders
+    from soundseek.models.factory import build_towers
 
     for r in sorted((REPO / "configs").rglob("*.yaml")):
         cfg = load_yaml(Config, r)
@@ -106,5 +106,5 @@ def test_every_recipe_builds_its_model_and_names_missing_weights_clearly():
         RetrievalModel.from_config(cfg, audio_dim=32 if shared else 64, text_dim=32)
         if cfg.encoders.audio_checkpoint or cfg.encoders.text_path:
             with pytest.raises((FileNotFoundError, ConfigError, OSError, ValueError)) as e:
-                build_encoders(cfg)
+                build_towers(cfg)
             assert "weights/" in str(e.value) or "not found" in str(e.value).lower() or "No such file" in str(e.value), (r, e.value)

@@ -20,10 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from soundseek import distributed as dist
 
     cfg = load_config(args)
-    if dist.world_size() > 1:  # torchrun: features encoded by all ranks, then read by each
-        from soundseek.distributed.shard import extract_features
-
-        extract_features(cfg, progress=cfg.train.progress)
+    # torchrun: each rank encodes its share of the missing features, then reads the whole cache
     data = prepare(cfg, progress=cfg.train.progress and dist.is_main())
     trainer = Trainer(cfg, data)
     result = trainer.fit(resume=not args.restart)

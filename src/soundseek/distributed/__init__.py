@@ -18,10 +18,10 @@ from __future__ import annotations
 from .collectives import (all_gather_object, broadcast_object, gather_repr, gather_with_grad, global_batch_loss,
                           pad_to_global)
 from .process import (available, barrier, configure_threads, device, init_from_env, is_main, local_rank,
-                      local_world_size, rank, world_size)
+                      local_world_size, rank, shard_range, world_size)
 
 __all__ = [
     "available", "world_size", "rank", "local_rank", "local_world_size", "is_main", "barrier",
-    "init_from_env", "device", "configure_threads", "gather_with_grad", "gather_repr",
+    "init_from_env", "device", "shard_range", "configure_threads", "gather_with_grad", "gather_repr",
     "pad_to_global", "global_batch_loss", "broadcast_object", "all_gather_object",
 ]

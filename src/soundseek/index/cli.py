@@ -119,7 +119,7 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
 
             build = build_index
             if dist.init_from_env() and dist.world_size() > 1:  # torchrun: ranks embed shards, rank 0 writes
-                from soundseek.distributed.shard import build_index_distributed as build
+                from .sharded import build_index_sharded as build
 
                 dist.configure_threads()
             progress = not (args.no_progress or getattr(args, "quiet", False))
