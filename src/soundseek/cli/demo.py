@@ -84,7 +84,7 @@ def serve_demo(cfg, data, checkpoint: Path, index_dir: Path, port: int) -> None:
     from soundseek.pipeline import Pipeline
     from soundseek.service.app import serve
 
-    from soundseek.train.data import synthetic_root
+    from soundseek.data.training import synthetic_root
 
     source = cfg.data.path or str(synthetic_root(cfg) / "manifest.jsonl")
     pipe = Pipeline.from_checkpoint(checkpoint)

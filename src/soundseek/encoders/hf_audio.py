@@ -49,14 +49,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, encode_in_segments, valid_lengths
-from soundseek.encoders.hf_load import load_feature_extractor, load_local
+from soundseek.encoders.hf_load import load_feature_extractor, load_local, require_local_dir
 
 HINT = "config.json, the weights and preprocessor_config.json (the layout written by save_pretrained)"
 
 
 def _local(path, family: str) -> Path:
-    from soundseek.models.spec import require_local_dir
-
     if path is None:
         from soundseek.config import ConfigError
 

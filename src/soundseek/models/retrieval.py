@@ -88,13 +88,6 @@ class RetrievalModel(nn.Module):
         self.distill = None  # optional soundseek.losses.distill.DistillationLoss
         self.cfg = None  # the recipe it was built from (set by soundseek.models.create_model)
 
-    @classmethod
-    def from_config(cls, cfg, audio_dim: int, text_dim: int) -> "RetrievalModel":
-        """Heads only (no towers), for training/evaluating on cached features of known widths."""
-        from soundseek.models.factory import create_model
-
-        return create_model(cfg, audio_dim=audio_dim, text_dim=text_dim, towers=False)
-
     # -- towers ------------------------------------------------------------------------
     def lock_audio(self, unlocked_blocks: int = 0) -> "RetrievalModel":
         """Freeze the audio tower (all but its last ``unlocked_blocks`` blocks)."""

@@ -17,7 +17,7 @@ import torch
 
 from soundseek import distributed as dist
 from soundseek.config import ConfigError
-from soundseek.data.training import ALL, load_training_corpus, synthetic_root  # noqa: F401
+from soundseek.data.training import ALL, load_training_corpus
 from soundseek.data.types import Clip, Corpus
 from soundseek.device import autocast, select_device
 from soundseek.models.config import Config

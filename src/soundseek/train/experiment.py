@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from soundseek.config import apply_overrides, from_dict, load_yaml
-from soundseek.train.config import Config
-from soundseek.train.checkpoint import atomic_write_bytes
+from soundseek.models.config import Config
+from soundseek.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
