@@ -92,6 +92,33 @@ def test_registry_lists_valid_names():
         reg.register("mean")(str)
 
 
+def test_registry_build_checks_options_once_for_every_registry():
+    class Head:
+        def __init__(self, dim: int, scale: float = 1.0) -> None:
+            self.dim, self.scale = dim, scale
+
+    def anything(**kw):
+        return kw
+
+    reg: Registry = Registry("head")
+    reg.add("head", Head)
+    reg.add("any", anything)
+    assert reg.options("head") == ["dim", "scale"] and reg.options("head", reserved=("dim",)) == ["scale"]
+    assert reg.build("head", dim=3).dim == 3 and reg.build("any", x=1) == {"x": 1}
+    with pytest.raises(ConfigError, match="Unknown option 'scael' for head 'head'. Valid: dim, scale"):
+        reg.build("head", dim=3, scael=2.0)
+    with pytest.raises(ConfigError, match=r"Unknown key model.options.'dim' for head 'head'. Valid: scale$"):
+        reg.check_options("head", {"dim": 3}, "model.options", reserved=("dim",))
+    with pytest.raises(KeyError, match="Invalid head 'hed'. Valid: any, head"):
+        reg.build("hed")
+    from soundseek.losses import LOSSES
+    from soundseek.scoring import SCORERS
+
+    for r in (LOSSES, SCORERS):  # the package's registries answer the same way
+        with pytest.raises(ConfigError, match=f"Unknown key x.'nope' for {r.kind}"):
+            r.check_options(r.names()[0], {"nope": 1}, "x")
+
+
 def test_every_recipe_builds_its_model_and_names_missing_weights_clearly():
     """Each recipe's scorer/loss options are valid; recipes needing supplied weights fail with a
     clear error naming the file (never a TypeError from a wrong keyword)."""
