@@ -75,7 +75,7 @@ def _get(metrics: dict[str, Any], key: str) -> float:
 def run_grid(path: str | Path, progress: bool = True, only: list[str] | None = None) -> dict[str, Any]:
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate
-    from soundseek.train.loop import Trainer, load_model
+    from soundseek.train.loop import Trainer, load_run
 
     path = Path(path)
     grid = load_yaml(GridConfig, path)
@@ -97,7 +97,7 @@ def run_grid(path: str | Path, progress: bool = True, only: list[str] | None = N
             data = prepared[key]
             log.info("experiment %s: %s seed %d", grid.name, run, seed)
             Trainer(cfg, data).fit(resume=True)
-            model, _, _ = load_model(Path(cfg.train.out_dir) / "best.pt")
+            model, _, _ = load_run(Path(cfg.train.out_dir) / "best.pt")
             e = cfg.eval
             m = evaluate(model, data, e.split, chunk=e.chunk, sk=e.sk, sk_iter=e.sk_iter, sk_tau=e.sk_tau,
                          sk_split=cfg.data.train_split, ot=e.ot, ot_reg=e.ot_reg)
