@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -134,3 +135,17 @@ def test_every_recipe_builds_its_model_and_names_missing_weights_clearly():
             with pytest.raises((FileNotFoundError, ConfigError, OSError, ValueError)) as e:
                 build_towers(cfg)
             assert "weights/" in str(e.value) or "not found" in str(e.value).lower() or "No such file" in str(e.value), (r, e.value)
+
+
+def test_recipes_are_found_by_file_or_by_packaged_name(tmp_path, monkeypatch):
+    from soundseek.cli.common import RECIPES, recipe_path
+
+    assert RECIPES.is_dir() and RECIPES.parent.name == "soundseek"  # shipped inside the package
+    monkeypatch.chdir(tmp_path)  # away from the repository's configs/ link
+    assert recipe_path("gpa") == recipe_path("gpa.yaml") == recipe_path("configs/gpa.yaml") == RECIPES / "gpa.yaml"
+    assert recipe_path("paper/gpa-resnet38-bert") == RECIPES / "paper" / "gpa-resnet38-bert.yaml"
+    (tmp_path / "gpa.yaml").write_text("train: {epochs: 1}\n")
+    assert recipe_path("gpa.yaml") == Path("gpa.yaml")  # a file of the user's comes first
+    for bad in ("nope", "../soundseek/configs/gpa"):
+        with pytest.raises(FileNotFoundError, match="Packaged: .*default.*gpa"):
+            recipe_path(bad)
