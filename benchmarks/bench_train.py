@@ -15,13 +15,13 @@ import torch
 from _timing import matmul_rate, median_time, print_table
 
 from soundseek.config import apply_overrides
-from soundseek.model import RetrievalModel
+from soundseek.models import create_model
 from soundseek.train.config import Config
 
 
 def step_time(sets: list[str], B: int, T: int, L: int, repeats: int, bf16: bool = False) -> float:
     cfg = apply_overrides(Config(), sets)
-    model = RetrievalModel.from_config(cfg, 512, 384)
+    model = create_model(cfg, audio_dim=512, text_dim=384, towers=False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     frames, fmask = torch.randn(B, T, 512), torch.ones(B, T, dtype=torch.bool)
     tokens, tmask, sent = torch.randn(B, L, 384), torch.ones(B, L, dtype=torch.bool), torch.randn(B, 384)

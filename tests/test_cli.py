@@ -75,9 +75,9 @@ def test_eval_multi_positive_relevance(tiny_demo, tmp_path, capsys):
 
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import relevance_table
-    from soundseek.train.loop import load_model
+    from soundseek.train.loop import load_run
 
-    _, cfg, _ = load_model(tiny_demo / "run" / "best.pt")
+    _, cfg, _ = load_run(tiny_demo / "run" / "best.pt")
     view = prepare(cfg, progress=False).view("test")
     table = tmp_path / "rel.csv"
     with open(table, "w", newline="") as f:

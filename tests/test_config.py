@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -92,19 +93,59 @@ def test_registry_lists_valid_names():
         reg.register("mean")(str)
 
 
+def test_registry_build_checks_options_once_for_every_registry():
+    class Head:
+        def __init__(self, dim: int, scale: float = 1.0) -> None:
+            self.dim, self.scale = dim, scale
+
+    def anything(**kw):
+        return kw
+
+    reg: Registry = Registry("head")
+    reg.add("head", Head)
+    reg.add("any", anything)
+    assert reg.options("head") == ["dim", "scale"] and reg.options("head", reserved=("dim",)) == ["scale"]
+    assert reg.build("head", dim=3).dim == 3 and reg.build("any", x=1) == {"x": 1}
+    with pytest.raises(ConfigError, match="Unknown option 'scael' for head 'head'. Valid: dim, scale"):
+        reg.build("head", dim=3, scael=2.0)
+    with pytest.raises(ConfigError, match=r"Unknown key model.options.'dim' for head 'head'. Valid: scale$"):
+        reg.check_options("head", {"dim": 3}, "model.options", reserved=("dim",))
+    with pytest.raises(KeyError, match="Invalid head 'hed'. Valid: any, head"):
+        reg.build("hed")
+    from soundseek.losses import LOSSES
+    from soundseek.scoring import SCORERS
+
+    for r in (LOSSES, SCORERS):  # the package's registries answer the same way
+        with pytest.raises(ConfigError, match=f"Unknown key x.'nope' for {r.kind}"):
+            r.check_options(r.names()[0], {"nope": 1}, "x")
+
+
 def test_every_recipe_builds_its_model_and_names_missing_weights_clearly():
     """Each recipe's scorer/loss options are valid; recipes needing supplied weights fail with a
     clear error naming the file (never a TypeError from a wrong keyword)."""
     from conftest import REPO
 
-    from soundseek.model import RetrievalModel
-    from soundseek.train.data import build_encoders
+    from soundseek.models.factory import build_towers, create_model
 
     for r in sorted((REPO / "configs").rglob("*.yaml")):
         cfg = load_yaml(Config, r)
         shared = cfg.model.scorer == "clap"  # CLAP's scorer needs both towers in one space
-        RetrievalModel.from_config(cfg, audio_dim=32 if shared else 64, text_dim=32)
+        create_model(cfg, audio_dim=32 if shared else 64, text_dim=32, towers=False)
         if cfg.encoders.audio_checkpoint or cfg.encoders.text_path:
             with pytest.raises((FileNotFoundError, ConfigError, OSError, ValueError)) as e:
-                build_encoders(cfg)
+                build_towers(cfg)
             assert "weights/" in str(e.value) or "not found" in str(e.value).lower() or "No such file" in str(e.value), (r, e.value)
+
+
+def test_recipes_are_found_by_file_or_by_packaged_name(tmp_path, monkeypatch):
+    from soundseek.cli.common import RECIPES, recipe_path
+
+    assert RECIPES.is_dir() and RECIPES.parent.name == "soundseek"  # shipped inside the package
+    monkeypatch.chdir(tmp_path)  # away from the repository's configs/ link
+    assert recipe_path("gpa") == recipe_path("gpa.yaml") == recipe_path("configs/gpa.yaml") == RECIPES / "gpa.yaml"
+    assert recipe_path("paper/gpa-resnet38-bert") == RECIPES / "paper" / "gpa-resnet38-bert.yaml"
+    (tmp_path / "gpa.yaml").write_text("train: {epochs: 1}\n")
+    assert recipe_path("gpa.yaml") == Path("gpa.yaml")  # a file of the user's comes first
+    for bad in ("nope", "../soundseek/configs/gpa"):
+        with pytest.raises(FileNotFoundError, match="Packaged: .*default.*gpa"):
+            recipe_path(bad)

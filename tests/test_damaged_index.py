@@ -12,7 +12,8 @@ import pytest
 from index_helpers import make_audio_folder
 from soundseek.index import HashEmbedder, Searcher, build_index
 from soundseek.index.cli import add_index_parser, add_search_parser
-from soundseek.index.integrity import IndexDamagedError, check_index
+from soundseek.index.check import check_index
+from soundseek.index.integrity import IndexDamagedError
 
 QUERIES = ["low tone", "high tone", "tone"]
 

@@ -62,10 +62,10 @@ def test_cuda_training_equals_cpu_training_and_loads_on_cpu(tmp_path, sets):
     for k, v in cpu.model.state_dict().items():
         torch.testing.assert_close(gpu.model.state_dict()[k].cpu(), v, rtol=1e-3, atol=1e-4, msg=k)
     from soundseek.train.evaluate import evaluate
-    from soundseek.train.loop import load_model
+    from soundseek.train.loop import load_run
     from test_train import toy_prepared
 
-    model, _, _ = load_model(tmp_path / "cuda" / "run" / "best.pt")  # a GPU checkpoint on the CPU
+    model, _, _ = load_run(tmp_path / "cuda" / "run" / "best.pt")  # a GPU checkpoint on the CPU
     assert next(model.parameters()).device.type == "cpu"
     data = toy_prepared()
     a, b = evaluate(model, data, "test"), evaluate(cpu.model, data, "test")

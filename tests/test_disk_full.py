@@ -14,7 +14,8 @@ import pytest
 
 from index_helpers import make_audio_folder
 from soundseek.index import HashEmbedder, Searcher, build_index
-from soundseek.index.integrity import DiskFullError, check_index
+from soundseek.index.check import check_index
+from soundseek.index.integrity import DiskFullError
 from soundseek.index.store import Store
 
 

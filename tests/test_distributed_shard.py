@@ -1,4 +1,4 @@
-"""Issue 5: sharded feature extraction and indexing over 2 gloo processes equal a 1-process run;
+"""Sharded feature extraction and indexing over 2 gloo processes equal a 1-process run;
 a rerun after a crashed rank redoes only the missing work."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from torch import nn
 
 from soundseek import distributed as dist
 from soundseek.data.types import Clip
-from soundseek.distributed.shard import build_index_distributed, cache_features_sharded, run_sharded, shard_range
+from soundseek.distributed import shard_range
+from soundseek.index.sharded import build_index_sharded, run_sharded
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_helpers import make_audio_folder  # noqa: E402
@@ -90,15 +91,15 @@ def _cache_worker(cache_dir: str, root: str) -> None:
     from soundseek.encoders.cache import FeatureCache
 
     clips, caps = corpus_clips(Path(root))
-    counts = cache_features_sharded(FeatureCache(cache_dir, dtype="float32", shard_size=2), clips, caps,
-                                    FrameEncoder(), CharEncoder(), batch_size=3, progress=False)
+    counts = FeatureCache(cache_dir, dtype="float32", shard_size=2).encode_share(
+        clips, caps, FrameEncoder(), CharEncoder(), batch_size=3, progress=False)
     (Path(cache_dir) / f"counts-rank{dist.rank()}.json").write_text(json.dumps(counts))
 
 
 def _index_worker(root: str, index_dir: str) -> None:
     from soundseek.index import HashEmbedder
 
-    build_index_distributed(root, HashEmbedder(), index_dir, batch_size=4, progress=False)
+    build_index_sharded(root, HashEmbedder(), index_dir, batch_size=4, progress=False)
 
 
 def test_shard_range_covers_every_item_once():
@@ -182,5 +183,36 @@ def test_two_process_index_equals_single_process(tmp_path):
         assert [h["path"] for h in h1] == [h["path"] for h in h2] and len(h1) == rep1.total
         assert [h["score"] for h in h1] == pytest.approx([h["score"] for h in h2], abs=1e-6)
     # a rerun with nothing new embeds nothing and changes nothing
-    rep = build_index_distributed(root, HashEmbedder(), tmp_path / "idx2", batch_size=4, progress=False)
+    rep = build_index_sharded(root, HashEmbedder(), tmp_path / "idx2", batch_size=4, progress=False)
     assert rep.added == 0 and rep.unchanged == rep1.total
+
+
+PREPARE_SETS = ["data.synthetic_clips=12", "data.max_seconds=2", "encoders.cache_dtype=float32", "train.progress=false"]
+
+
+def _features_worker(cache_dir: str) -> None:
+    """``torchrun ... soundseek features`` on this rank."""
+    from soundseek.cli.main import main
+
+    torch.set_default_dtype(torch.float32)  # as under torchrun (spawn() sets float64)
+    sets = [f"data.cache_dir={cache_dir}", *PREPARE_SETS]
+    assert main(["features", *[a for s in sets for a in ("--set", s)]]) == 0
+
+
+def test_two_process_features_honour_cache_dtype_and_a_single_process_then_encodes_nothing(tmp_path):
+    """Sharded feature extraction is the one ``prepare`` path: the recipe's float32 cache is what
+    the ranks write, so a following single-process run finds every feature cached."""
+    from soundseek.config import apply_overrides
+    from soundseek.models.config import Config
+    from soundseek.train.data import prepare
+
+    cache = tmp_path / "cache"
+    spawn(_features_worker, str(cache))
+    arrays = list((cache / "features").rglob("shard-*.npy"))
+    assert arrays and {str(np.load(a, mmap_mode="r").dtype) for a in arrays} == {"float32"}
+    configs = [json.loads(c.read_text()) for c in (cache / "features").rglob("config.json")]
+    assert configs and {c["dtype"] for c in configs} == {"float32"}
+    cfg = apply_overrides(Config(), [f"data.cache_dir={cache}", *PREPARE_SETS])
+    data = prepare(cfg, progress=False)
+    assert data.audio.computed == 0 and data.text.computed == 0
+    assert len(data.audio) == 12 and not data.audio.failed

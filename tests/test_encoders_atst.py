@@ -180,11 +180,13 @@ def test_long_clips_segment_crop_error():
         ref1 = torch.cat([m(wave[1:, s:e])[0][0] for s, e in ((0, 16000), (16000, 25000))])
     assert fm.sum(1).tolist() == [ref0.shape[0], ref1.shape[0]] == [25 + 25 + 12, 25 + 14]
     assert torch.allclose(f[0], ref0, atol=1e-5) and torch.allclose(f[1, :39], ref1, atol=1e-5)
-    crop = _tiny(long="crop")
+    crop = _tiny(long="center")
     with torch.no_grad():
         fc, mc = crop(wave, mask)
         assert torch.allclose(fc[0], m(wave[:1, 12000:28000])[0][0], atol=1e-5)  # central second
         assert torch.allclose(fc[1], m(wave[1:, 4500:20500])[0][0], atol=1e-5) and mc.all()
+    with pytest.raises(ValueError, match="Invalid long 'crop'. Valid: segment, center, error"):
+        _tiny(long="crop")  # one name, one meaning: PaSST's first seconds are long="start"
     with pytest.raises(ValueError, match="max_seconds"):
         _tiny(long="error")(wave)
     with pytest.raises(ValueError, match="pos_embed"):

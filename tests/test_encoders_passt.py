@@ -190,10 +190,12 @@ def test_long_clips_segment_crop_error():
     assert fm.sum(1).tolist() == [ref0.shape[0], ref1.shape[0]] == [9 + 9 + 4, 9 + 5]
     assert f.shape == (2, 22, 32)
     assert torch.allclose(f[0], ref0, atol=1e-5) and torch.allclose(f[1, :14], ref1, atol=1e-5)
-    crop = _tiny(long="crop")
+    crop = _tiny(long="start")
     with torch.no_grad():
         fc, mc = crop(wave, mask)
         assert torch.allclose(fc, m(wave[:, :32000])[0], atol=1e-6) and mc.all()
+    with pytest.raises(ValueError, match="Invalid long 'crop'. Valid: segment, start, error"):
+        _tiny(long="crop")  # one name, one meaning: ATST's central crop is long="center"
     with pytest.raises(ValueError, match="max_seconds"):
         _tiny(long="error")(wave)
     with pytest.raises(ValueError, match="time_patches"):

@@ -14,7 +14,7 @@ from soundseek.train.checkpoint import load_checkpoint
 from soundseek.train.config import Config
 from soundseek.train.data import Prepared, SplitView
 from soundseek.train.evaluate import evaluate, random_baseline
-from soundseek.train.loop import Trainer, load_model
+from soundseek.train.loop import Trainer, load_run
 from soundseek.train.memory import ArrayAudioStore, ArrayTextStore
 
 DA, DT = 24, 16
@@ -64,7 +64,7 @@ def test_training_beats_random_and_writes_checkpoints(tmp_path):
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == list(range(1, 9))
     assert lines[-1]["loss"] < lines[0]["loss"]
-    model, cfg2, _ = load_model(out / "best.pt")
+    model, cfg2, _ = load_run(out / "best.pt")
     m = evaluate(model, data, "test")
     rnd = random_baseline(data.view("test"))
     assert m["t2a"]["R1"] > rnd["t2a"]["R1"] + 0.3 and m["a2t"]["mAP10"] > rnd["a2t"]["mAP10"] + 0.3, (m, rnd)

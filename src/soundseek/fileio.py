@@ -10,7 +10,15 @@ from typing import Callable, IO
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 """Audio files that corpora, folders and uploads are read from (decoded by libsndfile), in the
-order a corpus picks among files of one stem."""
+order a corpus picks among files of one stem: lower case, with the dot (``Path.suffix``)."""
+
+AUDIO_EXTENSION_NAMES: tuple[str, ...] = tuple(e[1:] for e in AUDIO_EXTENSIONS)
+""":data:`AUDIO_EXTENSIONS` without the dot (``"wav"``), same order: for names that carry an
+extension without a dot or none at all (corpus formats that name files by id)."""
+
+LIBSNDFILE_EXTENSIONS: frozenset[str] = frozenset(AUDIO_EXTENSIONS) | {".opus", ".aifc", ".au", ".voc", ".caf", ".w64"}
+"""Every extension libsndfile (1.2) decodes, with the dot: :data:`AUDIO_EXTENSIONS` plus rarer
+formats that collected packages ship (kept as shipped when a corpus is built from them)."""
 
 
 def _umask() -> int:

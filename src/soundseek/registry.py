@@ -1,7 +1,10 @@
-"""Name -> object registries whose errors list the valid names."""
+"""Name -> object registries whose errors list the valid names and the valid options."""
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import inspect
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+from soundseek.config import ConfigError
 
 T = TypeVar("T")
 
@@ -19,6 +22,9 @@ class Registry(Generic[T]):
         Traceback (most recent call last):
         ...
         KeyError: "Invalid pooling 'meen'. Valid: mean"
+
+    :meth:`build` is the one place where a factory's keyword options are checked: an unknown
+    option raises :class:`~soundseek.config.ConfigError` listing the valid ones.
     """
 
     def __init__(self, kind: str) -> None:
@@ -45,6 +51,37 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def options(self, name: str, reserved: Iterable[str] = ()) -> list[str] | None:
+        """The keyword options factory ``name`` takes (signature order, ``reserved`` left out);
+        None when it takes any keyword (``**kwargs``)."""
+        params = inspect.signature(self.get(name)).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return None
+        skip = {"self", *reserved}
+        return [n for n, p in params.items() if n not in skip and p.kind is not p.VAR_POSITIONAL]
+
+    def check_options(self, name: str, options: dict[str, Any], where: str | None = None,
+                      reserved: Iterable[str] = ()) -> None:
+        """Raise ConfigError on the first key of ``options`` that factory ``name`` does not take.
+
+        Args:
+            where: the recipe key holding ``options`` (``"model.options"``), named in the message.
+            reserved: parameters the caller passes itself (e.g. widths), not options of a recipe.
+        """
+        valid = self.options(name, reserved)
+        if valid is None:
+            return
+        for key in options:
+            if key not in valid:
+                what = f"key {where}.{key!r}" if where else f"option {key!r}"
+                raise ConfigError(f"Unknown {what} for {self.kind} {name!r}. Valid: {', '.join(valid)}")
+
+    def build(self, name: str, /, **options: Any) -> T:
+        """``get(name)(**options)`` after :meth:`check_options`: an unknown name raises KeyError
+        listing the valid names, an unknown option ConfigError listing the valid options."""
+        self.check_options(name, options)
+        return self.get(name)(**options)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import encode_view, evaluate, format_table, random_baseline
-    from soundseek.train.loop import Trainer, load_model
+    from soundseek.train.loop import Trainer, load_run
 
     t0 = time.time()
     cfg = demo_config(args)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"      {name}: {v.n_clips} clips, {v.n_captions} captions")
     print(f"[2/4] training ({cfg.model.scorer} scorer, {cfg.loss.name} loss, {cfg.train.epochs} epochs)")
     result = Trainer(cfg, data).fit(resume=True)
-    model, _, _ = load_model(Path(result["out_dir"]) / "best.pt", towers=data.towers)
+    model, _, _ = load_run(Path(result["out_dir"]) / "best.pt", towers=data.towers)
     split = cfg.eval.split if cfg.eval.split in data.splits else cfg.data.val_split
     print(f"[3/4] held-out evaluation on the {split} split")
     m = evaluate(model, data, split, chunk=cfg.eval.chunk)
@@ -84,7 +84,7 @@ def serve_demo(cfg, data, checkpoint: Path, index_dir: Path, port: int) -> None:
     from soundseek.pipeline import Pipeline
     from soundseek.service.app import serve
 
-    from soundseek.train.data import synthetic_root
+    from soundseek.data.training import synthetic_root
 
     source = cfg.data.path or str(synthetic_root(cfg) / "manifest.jsonl")
     pipe = Pipeline.from_checkpoint(checkpoint)

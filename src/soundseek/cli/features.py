@@ -15,13 +15,9 @@ def run(args: argparse.Namespace) -> int:
     from soundseek import distributed as dist
 
     cfg = load_config(args)
-    if dist.world_size() > 1:  # torchrun: each rank encodes its share of the corpus
-        from soundseek.distributed.shard import extract_features
-
-        extract_features(cfg, progress=True)
-        if not dist.is_main():
-            return 0
-    data = prepare(cfg, progress=True)
+    data = prepare(cfg, progress=True)  # torchrun: each rank encodes its share of the corpus
+    if not dist.is_main():
+        return 0
     failed = getattr(data.audio, "failed", {}) or {}
     print(f"cached {len(data.corpus)} clips ({len(failed)} failed) and their captions in {cfg.data.cache_dir}/features")
     for cid, why in sorted(failed.items()):

@@ -15,15 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate, format_table
-    from soundseek.train.loop import Trainer, load_model
+    from soundseek.train.loop import Trainer, load_run
 
     from soundseek import distributed as dist
 
     cfg = load_config(args)
-    if dist.world_size() > 1:  # torchrun: features encoded by all ranks, then read by each
-        from soundseek.distributed.shard import extract_features
-
-        extract_features(cfg, progress=cfg.train.progress)
+    # torchrun: each rank encodes its share of the missing features, then reads the whole cache
     data = prepare(cfg, progress=cfg.train.progress and dist.is_main())
     trainer = Trainer(cfg, data)
     result = trainer.fit(resume=not args.restart)
@@ -31,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"best validation {cfg.train.monitor}: {result['best']:.4f}  ({result['out_dir']}/best.pt)")
     if not args.no_eval and cfg.eval.split in data.splits:
-        model, _, _ = load_model(f"{result['out_dir']}/best.pt", towers=data.towers)
+        model, _, _ = load_run(f"{result['out_dir']}/best.pt", towers=data.towers)
         model.to(trainer.device)  # the checkpoint loads on the CPU; live towers may be on a GPU
         m = evaluate(model, data, cfg.eval.split, chunk=cfg.eval.chunk, sk=cfg.eval.sk, sk_iter=cfg.eval.sk_iter,
                      sk_tau=cfg.eval.sk_tau, sk_split=cfg.data.train_split, ot=cfg.eval.ot, ot_reg=cfg.eval.ot_reg)

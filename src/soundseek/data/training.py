@@ -63,18 +63,3 @@ def load_training_corpus(cfg) -> Corpus:
         corpus = shuffle_captions(corpus, cfg.data.noise, seed=cfg.train.seed, split=cfg.data.train_split)
     return corpus
 
-
-def build_encoders(cfg):
-    from soundseek.encoders import build_audio_encoder, build_text_encoder
-
-    kw = dict(cfg.encoders.audio_options)
-    if cfg.encoders.audio_checkpoint:
-        kw["path"] = cfg.encoders.audio_checkpoint
-    audio = build_audio_encoder(cfg.encoders.audio, **kw)
-    tkw: dict = {"pooling": cfg.encoders.text_pooling, "max_length": cfg.encoders.max_tokens}
-    if cfg.encoders.text_path:
-        tkw["path"] = cfg.encoders.text_path
-    text = build_text_encoder(cfg.encoders.text, **tkw)
-    return audio.eval(), text.eval()
-
-

@@ -1,6 +1,6 @@
 """Collectives over the process group: all-gathers with and without gradients, padding to the
-global batch, the cross-process loss (see the package docstring), object broadcast/gather. Each is
-the identity (or a one-element list) in a single process."""
+global batch, the global batch's ids, object broadcast/gather. Each is the identity (or a
+one-element list) in a single process."""
 from __future__ import annotations
 
 import torch
@@ -96,30 +96,15 @@ def gather_repr(rep: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: out[k] for k in rep}
 
 
-def global_batch_loss(model: torch.nn.Module, text: dict[str, torch.Tensor], audio: dict[str, torch.Tensor],
-                      clip_ids: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
-    """Loss of the global batch from this rank's local representations.
-
-    Args:
-        model: a :class:`soundseek.models.RetrievalModel` (``score``, ``objective``).
-        text, audio: this rank's caption / clip representations (local pairs i <-> i).
-        clip_ids: (B,) clip ids of the *global* batch (rank order), or (b_r,) local ids, which
-            are then all-gathered; equal ids are positives, also across processes.
-    Returns:
-        The scalar loss of the whole (B, B) score matrix, identical on every rank. Each rank
-        scores only its own caption rows against every clip (the O(B^2) scoring is split).
-    """
-    if world_size() == 1:
-        return model.objective(model.score(text, audio), clip_ids, teacher)
-    b_local = next(iter(text.values())).shape[0]
-    sizes = _sizes(b_local)
-    if clip_ids.shape[0] == b_local and sum(sizes) != b_local:
-        clip_ids = gather_with_grad(clip_ids.to(device()))
-    if clip_ids.shape[0] != sum(sizes):
-        raise ValueError(f"clip_ids has {clip_ids.shape[0]} entries; expected the local {b_local} or global {sum(sizes)}")
-    audio_all = gather_repr(audio)
-    scores = gather_with_grad(model.score(text, audio_all))  # (b_r, B) rows -> (B, B)
-    return model.objective(scores, clip_ids, teacher)  # teacher: (B, B) of the global batch
+def global_ids(ids: torch.Tensor, local: int) -> torch.Tensor:
+    """Ids of the global batch (rank order) from this rank's ``local`` rows: ``ids`` are either
+    already the global batch's (B,) or this rank's (local,), which are then all-gathered."""
+    sizes = _sizes(local) if world_size() > 1 else [local]
+    if ids.shape[0] == local and sum(sizes) != local:
+        ids = gather_with_grad(ids.to(device()))
+    if ids.shape[0] != sum(sizes):
+        raise ValueError(f"clip_ids has {ids.shape[0]} entries; expected the local {local} or global {sum(sizes)}")
+    return ids
 
 
 def broadcast_object(obj, src: int = 0):

@@ -34,6 +34,18 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def shard_range(n: int, rank_: int | None = None, world: int | None = None) -> slice:
+    """Contiguous slice of ``n`` items owned by ``rank_`` of ``world`` (np.array_split sizes;
+    default: this process of the group)."""
+    rank_ = rank() if rank_ is None else rank_
+    world = world_size() if world is None else world
+    if not 0 <= rank_ < world:
+        raise ValueError(f"rank {rank_} is outside 0..{world - 1}")
+    q, r = divmod(n, world)
+    start = rank_ * q + min(rank_, r)
+    return slice(start, start + q + (1 if rank_ < r else 0))
+
+
 def barrier() -> None:
     if available() and world_size() > 1:
         tdist.barrier()

@@ -78,7 +78,7 @@ def _small_cnn(**kw):
 
 def _hf_clap_audio(path=None, output: str = "frames", project: bool = True, trainable: bool = True,
                    window_batch: int = 16):
-    from soundseek.models.clap import ClapAudioEncoder
+    from soundseek.encoders.clap import ClapAudioEncoder
 
     if path is None:
         from soundseek.config import ConfigError
@@ -101,7 +101,7 @@ def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, projec
                   trainable: bool = True):
     """CLAP text tower; its sentence vector is always CLAP's projected pooled token (``pooling``
     is accepted for the common text-encoder signature and does not apply)."""
-    from soundseek.models.clap import ClapTextEncoder
+    from soundseek.encoders.clap import ClapTextEncoder
 
     if path is None:
         from soundseek.config import ConfigError

@@ -42,7 +42,7 @@ give no token).
 Long clips: ``pos_embed`` covers 250 patches = 1000 mel frames = 10 s. Input longer than
 ``max_seconds`` (default 10) is, with ``long="segment"`` (default), cut per example into
 non-overlapping segments that are encoded separately and concatenated in time;
-``long="crop"`` keeps the central ``max_seconds`` of each clip (official ``CentralCrop``);
+``long="center"`` keeps the central ``max_seconds`` of each clip (official ``CentralCrop``);
 ``long="error"`` raises. (The official HEAR-style ``embedding.py`` instead computes one
 spectrogram of the whole clip and cuts it into 1001-frame chunks, so its top_db floor is per
 clip, ours per segment; its timestamp embedding concatenates the 12 blocks' normalised outputs,
@@ -63,7 +63,7 @@ from soundseek.encoders.vit import Block
 
 ATST_FRONTEND = dict(sample_rate=16000, n_fft=1024, win_length=1024, hop_length=160, n_mels=64, fmin=60.0,
                      fmax=7800.0, top_db=80.0, db_min=-79.6482, db_max=50.6842)
-LONG_MODES = ("segment", "crop", "error")
+LONG_MODES = ("segment", "center", "error")
 CKPT_PREFIXES = ("model.teacher.encoder.", "encoder.encoder.")
 
 
@@ -100,7 +100,8 @@ class ATSTFrame(AudioEncoder):
         patch_w: frames per patch (each patch spans all 64 mel bins).
         spec_w: official ``spec_w`` (1001): ``pos_embed`` has ``spec_w // patch_w + 1`` rows.
         max_seconds: longest input encoded in one pass (must fit ``pos_embed``).
-        long: ``"segment"`` | ``"crop"`` | ``"error"`` for input longer than ``max_seconds``.
+        long: ``"segment"`` | ``"center"`` (the central ``max_seconds`` of each clip) | ``"error"``
+            for input longer than ``max_seconds``.
     """
 
     sample_rate = 16000
@@ -217,7 +218,7 @@ class ATSTFrame(AudioEncoder):
             raise ValueError(f"Input of {wave.shape[1] / self.sample_rate:.2f} s exceeds max_seconds="
                              f"{self.max_seconds} (long='error')")
         n_valid = valid_lengths(wave, wave_mask)
-        if self.long == "crop":  # central crop of each clip's valid samples (official CentralCrop)
+        if self.long == "center":  # central crop of each clip's valid samples (official CentralCrop)
             out = wave.new_zeros((wave.shape[0], self.max_samples))
             mask = torch.zeros(out.shape, dtype=torch.bool, device=wave.device)
             for i, nv in enumerate(n_valid):

@@ -27,7 +27,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -35,10 +35,19 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from soundseek.audio.io import AudioDecodeError, batch_waves, load_audio
-from soundseek.data.types import Clip
+from soundseek import distributed as dist
 from soundseek.device import module_device
 from soundseek.fileio import atomic_write_bytes
 from soundseek.padding import pad_sequences
+
+
+
+class Clip(Protocol):
+    """What the cache reads of a clip (``soundseek.data.types.Clip`` is one)."""
+
+    id: str
+    audio: Path
+
 
 FORMAT_VERSION = 1
 DTYPES = ("float16", "float32")
@@ -280,6 +289,24 @@ class FeatureCache:
             bar.close()
             encoder.train(was_training)
         return computed
+
+    def encode_share(self, clips: Sequence[Clip], captions: Sequence[str], audio_encoder, text_encoder,
+                     batch_size: int = 16, text_batch_size: int = 64, max_seconds: float | None = None,
+                     progress: bool = True) -> dict[str, int]:
+        """This process's contiguous share of ``clips`` and of the distinct ``captions``
+        (``distributed.shard_range``) encoded into the cache, then a barrier: afterwards every
+        process of the group finds the whole corpus cached. Items already cached are skipped,
+        so a rerun after a crash encodes only what is missing; without a process group this is
+        the whole work. Returns this process's {"audio": clips encoded, "text": captions encoded}."""
+        clips = list(clips)
+        unique = list(dict.fromkeys(captions))
+        mine_a = clips[dist.shard_range(len(clips))]
+        mine_t = unique[dist.shard_range(len(unique))]
+        a = self.audio_features(mine_a, audio_encoder, batch_size=batch_size, max_seconds=max_seconds,
+                                progress=progress) if mine_a else None
+        t = self.text_features(mine_t, text_encoder, batch_size=text_batch_size, progress=progress) if mine_t else None
+        dist.barrier()
+        return {"audio": int(getattr(a, "computed", 0)), "text": int(getattr(t, "computed", 0))}
 
     def text_features(self, captions: Sequence[str], encoder, batch_size: int = 64,
                       progress: bool = True) -> TextStore:

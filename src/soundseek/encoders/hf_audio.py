@@ -51,14 +51,12 @@ from torch import Tensor, nn
 
 from soundseek.encoders.base import AudioEncoder, encode_in_segments, valid_lengths
 from soundseek.encoders.hf_load import (FEATURE_EXTRACTOR_LAYOUTS, feature_extractor_file, load_feature_extractor,
-                                        load_local)
+                                        load_local, require_local_dir)
 
 HINT = ("config.json, the weights and the feature extractor settings (preprocessor_config.json or processor_config.json, the layouts written by save_pretrained)")
 
 
 def _local(path, family: str) -> Path:
-    from soundseek.models.spec import require_local_dir
-
     if path is None:
         from soundseek.config import ConfigError
 

@@ -268,3 +268,20 @@ def load_feature_extractor(cls, path: str | Path):
     """``cls.from_pretrained(path, local_files_only=True)`` once :func:`load_feature_extractor_config` holds."""
     load_feature_extractor_config(path)
     return cls.from_pretrained(str(path), local_files_only=True)
+
+
+def require_local_dir(path: str | Path, family: str, hint: str) -> Path:
+    """The local directory of a pretrained model, or a FileNotFoundError saying where to put it.
+
+    Hub ids (``laion/clap-htsat-unfused``) are never resolved: soundseek does not download.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir() and (p / "config.json").is_file():
+        return p
+    if p.is_dir():
+        raise FileNotFoundError(f"{p} has no config.json: not a Hugging Face model directory ({hint})")
+    looks_like_id = not p.is_absolute() and len(p.parts) == 2 and not str(path).startswith(".")
+    where = (f"{path!r} looks like a Hugging Face hub id; soundseek never downloads. Download it yourself "
+             f"(e.g. `huggingface-cli download {path} --local-dir models/{p.name}`) and pass "
+             f"--model {family}:models/{p.name}" if looks_like_id else f"no directory {str(p)!r}")
+    raise FileNotFoundError(f"{family}: {where}. The directory must hold {hint}.")

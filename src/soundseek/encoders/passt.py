@@ -56,7 +56,7 @@ Long clips: PaSST's time embedding covers 99 patches (~10 s). Input longer than
 :func:`soundseek.audio.io.segment` into non-overlapping ``max_seconds`` segments that are
 encoded separately; their valid frames are concatenated in time (METHODS §2). Each 10 s
 segment yields 99 frames (9.9 s of hops), so the concatenated frame times have a small gap at
-each segment boundary. ``long="crop"`` keeps the first ``max_seconds``; ``long="error"`` raises.
+each segment boundary. ``long="start"`` keeps the first ``max_seconds`` of the batch; ``long="error"`` raises.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ from soundseek.encoders.vit import Block
 
 PASST_FRONTEND = dict(sample_rate=32000, n_fft=1024, win_length=800, hop_length=320, n_mels=128, fmin=0.0,
                       fmax=15000.0, preemphasis=0.97, log_offset=1e-5, norm_shift=4.5, norm_scale=5.0)
-LONG_MODES = ("segment", "crop", "error")
+LONG_MODES = ("segment", "start", "error")
 MEL_MODES = ("kaldi", "htk")
 
 
@@ -144,7 +144,8 @@ class PaSST(AudioEncoder):
         time_patches: length of ``time_new_pos_embed`` (99 = 998 frames = 10 s).
         num_classes: AudioSet head width (527).
         max_seconds: longest input encoded in one pass (must fit ``time_patches``).
-        long: ``"segment"`` | ``"crop"`` | ``"error"`` for input longer than ``max_seconds``.
+        long: ``"segment"`` | ``"start"`` (the first ``max_seconds``) | ``"error"`` for input longer
+            than ``max_seconds``.
         mask_attention: keep padded patches out of the attention (see module docstring).
         mel: ``"kaldi"`` (exact official mel banks) or ``"htk"`` (LogMel's own HTK filters).
     """
@@ -298,7 +299,7 @@ class PaSST(AudioEncoder):
         if self.long == "error":
             raise ValueError(f"Input of {wave.shape[1] / self.sample_rate:.2f} s exceeds max_seconds="
                              f"{self.max_seconds} (long='error')")
-        if self.long == "crop":
+        if self.long == "start":
             m = None if wave_mask is None else wave_mask[:, : self.max_samples]
             return self._encode_window(wave[:, : self.max_samples], m)[:2]
         return self._forward_segmented(wave, wave_mask)

@@ -96,7 +96,7 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_check(index_dir: str) -> int:
     """``soundseek index --check``: one line per index file; exit 1 when any is damaged."""
     from ..safe_open import printable
-    from .integrity import check_index
+    from .check import check_index
 
     bad = False
     for name, status in check_index(index_dir):
@@ -141,7 +141,7 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
 
             build = build_index
             if dist.init_from_env() and dist.world_size() > 1:  # torchrun: ranks embed shards, rank 0 writes
-                from soundseek.distributed.shard import build_index_distributed as build
+                from .sharded import build_index_sharded as build
 
                 dist.configure_threads()
             progress = not (args.no_progress or getattr(args, "quiet", False))

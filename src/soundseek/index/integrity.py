@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["IndexDamagedError", "DiskFullError", "is_disk_full", "disk_full_error", "read_json", "file_crc32",
-           "check_sqlite_file", "repair_hint", "check_index"]
+           "check_sqlite_file", "repair_hint"]
 
 
 class IndexDamagedError(ValueError):
@@ -138,9 +138,3 @@ def check_sqlite_file(db: Path, repair: str) -> None:
     if valid and pages and size < page * pages and wal <= 32:  # 32: a WAL header without frames
         raise IndexDamagedError(db, f"truncated: {size} bytes, header says {page * pages}", repair)
 
-
-def check_index(index_dir: str | Path, repair: bool = True) -> list[tuple[str, str]]:
-    """Alias of :func:`soundseek.index.check.check_index` (its home)."""
-    from .check import check_index as check
-
-    return check(index_dir, repair)

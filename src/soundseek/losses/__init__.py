@@ -31,7 +31,6 @@ Example:
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 from torch import nn
@@ -76,7 +75,7 @@ LOSSES.add("mltm_partial", _mltm_partial)
 
 def loss_options(name: str) -> list[str]:
     """The option names ``build_loss(name, ...)`` accepts."""
-    return [p for p in inspect.signature(LOSSES.get(name)).parameters if p != "self"]
+    return LOSSES.options(name) or []
 
 
 def build_loss(name: str, **options: Any) -> nn.Module:
@@ -86,13 +85,9 @@ def build_loss(name: str, **options: Any) -> nn.Module:
         KeyError: unknown name (the message lists the registered losses).
         ConfigError: unknown option (the message lists the valid ones) or invalid value.
     """
-    factory = LOSSES.get(name)
-    valid = loss_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"Unknown option(s) {', '.join(unknown)} for loss {name!r}. Valid: {', '.join(valid)}")
+    LOSSES.check_options(name, options)
     try:
-        return factory(**options)
+        return LOSSES.get(name)(**options)
     except ValueError as e:
         raise ConfigError(f"loss {name!r}: {e}") from e
 

@@ -7,14 +7,13 @@ defaults below, which are the offline default model (aisfx + MiniLM, global scor
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from soundseek.config import ConfigError
 
 __all__ = ["DataConfig", "EncoderConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig", "EvalConfig",
-           "Config", "check_options"]
+           "Config"]
 
 
 @dataclass
@@ -164,14 +163,3 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-
-def check_options(factory: Any, options: dict[str, Any], where: str, reserved: tuple[str, ...] = ()) -> None:
-    """Reject option keys the constructor ``factory`` does not take, listing the valid ones."""
-    sig = inspect.signature(factory)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    valid = [n for n in sig.parameters if n not in ("self", *reserved)]
-    for key in options:
-        if key not in valid:
-            raise ConfigError(f"Unknown key {where}.{key!r}. Valid: {', '.join(valid)}")

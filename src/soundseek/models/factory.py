@@ -21,7 +21,7 @@ from torch import nn
 
 from soundseek.config import ConfigError, from_dict, to_dict
 from soundseek.models.checkpoint import load_checkpoint
-from soundseek.models.config import Config, check_options
+from soundseek.models.config import Config
 from soundseek.models.retrieval import TOWERS, RetrievalModel
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def build_heads(cfg: Config, audio_dim: int, text_dim: int) -> tuple[nn.Module, 
     """The scorer and loss named by ``cfg.model`` / ``cfg.loss`` (options checked)."""
     from soundseek.losses import LOSSES
     from soundseek.scoring import SCORERS
+    from soundseek.scoring.base import WIDTHS
 
-    scorer_cls = SCORERS.get(cfg.model.scorer)
-    check_options(scorer_cls, cfg.model.options, "model.options", reserved=("audio_dim", "text_dim", "embed_dim"))
-    scorer = scorer_cls(audio_dim=audio_dim, text_dim=text_dim, embed_dim=cfg.model.embed_dim, **cfg.model.options)
-    loss_cls = LOSSES.get(cfg.loss.name)
-    check_options(loss_cls, cfg.loss.options, "loss.options")
-    return scorer, loss_cls(**cfg.loss.options)
+    SCORERS.check_options(cfg.model.scorer, cfg.model.options, "model.options", reserved=WIDTHS)
+    scorer = SCORERS.get(cfg.model.scorer)(audio_dim=audio_dim, text_dim=text_dim, embed_dim=cfg.model.embed_dim,
+                                           **cfg.model.options)
+    LOSSES.check_options(cfg.loss.name, cfg.loss.options, "loss.options")
+    return scorer, LOSSES.get(cfg.loss.name)(**cfg.loss.options)
 
 
 def create_model(cfg: Config, audio_dim: int | None = None, text_dim: int | None = None,

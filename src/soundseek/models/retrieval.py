@@ -88,13 +88,6 @@ class RetrievalModel(nn.Module):
         self.distill = None  # optional soundseek.losses.distill.DistillationLoss
         self.cfg = None  # the recipe it was built from (set by soundseek.models.create_model)
 
-    @classmethod
-    def from_config(cls, cfg, audio_dim: int, text_dim: int) -> "RetrievalModel":
-        """Heads only (no towers), for training/evaluating on cached features of known widths."""
-        from soundseek.models.factory import create_model
-
-        return create_model(cfg, audio_dim=audio_dim, text_dim=text_dim, towers=False)
-
     # -- towers ------------------------------------------------------------------------
     def lock_audio(self, unlocked_blocks: int = 0) -> "RetrievalModel":
         """Freeze the audio tower (all but its last ``unlocked_blocks`` blocks)."""
@@ -186,16 +179,20 @@ class RetrievalModel(nn.Module):
                 teacher: torch.Tensor | None = None) -> torch.Tensor:
         """Loss of a batch of aligned (caption i, clip i) pairs.
 
-        In a torch.distributed group the batch is this rank's share of a global batch: the
-        other ranks' clips are gathered (with gradients) as negatives and the loss is that of
-        the global batch (``soundseek.distributed.global_batch_loss``); ``clip_ids`` are then the
-        global batch's ids (or the local ones, gathered).
+        In a torch.distributed group the batch is this rank's share of a global batch and the
+        loss is that of the global batch: the other ranks' clips are gathered (with gradients)
+        as negatives, this rank's captions are scored against every clip, and the score rows of
+        all ranks are gathered into the global (B, B) matrix (see :mod:`soundseek.distributed`).
+        ``clip_ids`` are then the global batch's ids (or the local ones, gathered); ``teacher``
+        is the global batch's (B, B).
         """
         from soundseek import distributed as dist
 
-        if dist.world_size() > 1:
-            return dist.global_batch_loss(self, text, audio, clip_ids, teacher)
-        return self.objective(self.score(text, audio), clip_ids, teacher)
+        if dist.world_size() == 1:
+            return self.objective(self.score(text, audio), clip_ids, teacher)
+        clip_ids = dist.global_ids(clip_ids, next(iter(text.values())).shape[0])
+        scores = dist.gather_with_grad(self.score(text, dist.gather_repr(audio)))  # (b_r, B) rows -> (B, B)
+        return self.objective(scores, clip_ids, teacher)
 
     def objective(self, scores: torch.Tensor, clip_ids: torch.Tensor,
                   teacher: torch.Tensor | None = None) -> torch.Tensor:

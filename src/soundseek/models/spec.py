@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from soundseek.encoders.clap import FAMILY as CLAP_FAMILY, HINT as CLAP_HINT
+from soundseek.encoders.hf_load import require_local_dir
 from soundseek.registry import Registry
+
+__all__ = ["ModelSpec", "Family", "FAMILIES", "parse_model_spec", "require_local_dir", "family_config", "family_names"]
 
 _SPEC = re.compile(r"^(?P<family>[a-z][a-z0-9_-]*):(?P<path>.+)$")
 
@@ -70,23 +74,6 @@ def parse_model_spec(spec: str | Path | None) -> ModelSpec | None:
     return ModelSpec(m.group("family"), Path(m.group("path")).expanduser())
 
 
-def require_local_dir(path: str | Path, family: str, hint: str) -> Path:
-    """The local directory of a pretrained model, or a FileNotFoundError saying where to put it.
-
-    Hub ids (``laion/clap-htsat-unfused``) are never resolved: soundseek does not download.
-    """
-    p = Path(path).expanduser()
-    if p.is_dir() and (p / "config.json").is_file():
-        return p
-    if p.is_dir():
-        raise FileNotFoundError(f"{p} has no config.json: not a Hugging Face model directory ({hint})")
-    looks_like_id = not p.is_absolute() and len(p.parts) == 2 and not str(path).startswith(".")
-    where = (f"{path!r} looks like a Hugging Face hub id; soundseek never downloads. Download it yourself "
-             f"(e.g. `huggingface-cli download {path} --local-dir models/{p.name}`) and pass "
-             f"--model {family}:models/{p.name}" if looks_like_id else f"no directory {str(p)!r}")
-    raise FileNotFoundError(f"{family}: {where}. The directory must hold {hint}.")
-
-
 def family_config(spec: str) -> Any:
     """``family:PATH`` -> the recipe (``Config``) of that pretrained model in the local directory."""
     ms = parse_model_spec(spec)
@@ -107,7 +94,4 @@ def _clap_config(path: Path):
     return clap_config(path)
 
 
-FAMILIES.add("hf-clap", Family(
-    config=_clap_config,
-    hint=("config.json, the weights (model.safetensors or pytorch_model.bin), the feature extractor settings "
-          "(processor_config.json or preprocessor_config.json) and the tokenizer files: the layout written by ClapModel.save_pretrained + ClapProcessor.save_pretrained")))
+FAMILIES.add(CLAP_FAMILY, Family(config=_clap_config, hint=CLAP_HINT))

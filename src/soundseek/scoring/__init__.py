@@ -8,11 +8,7 @@ score correction; ``mahalanobis`` the learned ground metric (LOSSES helper).
 """
 from __future__ import annotations
 
-import inspect
-
-from ..config import ConfigError
-from ..registry import Registry
-from .base import Scorer
+from .base import SCORERS, Scorer
 from .clap import ClapScorer
 from .ensemble import EnsembleScorer
 from .global_ import GlobalScorer
@@ -21,7 +17,6 @@ from .heads import ProjectionHead, l2_normalize
 from .sk import apply_bias, fold_bias_into_items, fold_query, sk_bias
 from .tap import TAPScorer
 
-SCORERS: Registry[type[Scorer]] = Registry("scorer")
 SCORERS.add("global", GlobalScorer)
 SCORERS.add("tap", TAPScorer)
 SCORERS.add("gpa", GPAScorer)
@@ -30,14 +25,9 @@ SCORERS.add("ensemble", EnsembleScorer)
 
 
 def build_scorer(name: str, **options) -> Scorer:
-    """``SCORERS.get(name)(**options)``; an unknown name raises KeyError listing the valid
+    """``SCORERS.build(name, **options)``: an unknown name raises KeyError listing the valid
     names, an unknown option ConfigError listing the valid options."""
-    cls = SCORERS.get(name)
-    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in options if k not in params]
-    if unknown:
-        raise ConfigError(f"Unknown option {unknown[0]!r} for scorer {name!r}. Valid: {', '.join(params)}")
-    return cls(**options)
+    return SCORERS.build(name, **options)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from soundseek.registry import check_choice  # noqa: F401  (re-exported to the scorers)
+from soundseek.registry import Registry, check_choice  # noqa: F401  (check_choice: re-exported to the scorers)
 
 from ..pooling.basic import check_frames, masked_mean
 
@@ -72,6 +72,13 @@ def text_vector(tokens: Tensor | None, mask: Tensor | None, sentence: Tensor | N
     if how == "mean":
         return masked_mean(tokens, mask)
     return tokens[:, 0]  # "cls": first token
+
+
+SCORERS: Registry = Registry("scorer")
+"""Scorers by name (filled by :mod:`soundseek.scoring`)."""
+
+WIDTHS = ("audio_dim", "text_dim", "embed_dim")
+"""Constructor parameters of every scorer that the model passes itself (not recipe options)."""
 
 
 class Scorer(nn.Module):

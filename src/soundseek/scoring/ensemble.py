@@ -21,16 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ConfigError
-from .base import Rep, Scorer, caption_chunks, require
+from .base import SCORERS, WIDTHS, Rep, Scorer, caption_chunks, require
 
 MEMBER_KEYS = ("scorer", "embed_dim", "options")
 MAX_MEMBERS = 64
-
-
-def _member_scorers():
-    from . import SCORERS  # the registry imports this module
-
-    return SCORERS
 
 
 class EnsembleScorer(Scorer):
@@ -51,7 +45,6 @@ class EnsembleScorer(Scorer):
     def __init__(self, audio_dim: int, text_dim: int, embed_dim: int,
                  members: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(audio_dim, text_dim, embed_dim)
-        from ..models.config import check_options
         from .global_ import GlobalScorer
 
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or len(members) < 2:
@@ -66,11 +59,11 @@ class EnsembleScorer(Scorer):
             if unknown:
                 raise ConfigError(f"Unknown key {unknown[0]!r} in ensemble member {i}. Valid: {', '.join(MEMBER_KEYS)}")
             name, opts = m.get("scorer", "global"), dict(m.get("options") or {})
-            cls = _member_scorers().get(name)
+            cls = SCORERS.get(name)
             if cls is not GlobalScorer or opts.get("similarity", "cosine") != "cosine":
                 raise ConfigError(f"ensemble member {i}: only global scorers with cosine similarity can be "
                                   f"ensembled as one dual encoder, got scorer {name!r}")
-            check_options(cls, opts, f"ensemble member {i} options", reserved=("audio_dim", "text_dim", "embed_dim"))
+            SCORERS.check_options(name, opts, f"ensemble member {i} options", reserved=WIDTHS)
             built.append(cls(audio_dim=audio_dim, text_dim=text_dim, embed_dim=int(m["embed_dim"]), **opts))
         total = sum(s.embed_dim for s in built)
         if total != self.embed_dim:

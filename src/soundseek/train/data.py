@@ -1,7 +1,10 @@
-"""Corpus -> cached frozen-encoder features -> split views the trainer and evaluator index into.
+"""Corpus -> split views the trainer and evaluator index into, with the features of every
+frozen tower read from the on-disk feature cache.
 
-Everything the model sees during training and evaluation comes from the on-disk feature
-cache (METHODS §3, frozen-encoder mode), so the encoders run once per corpus.
+A tower the recipe trains (or every tower when ``train.cache_frozen`` is false) runs live on
+raw audio / text in each step; the features of a frozen tower are encoded once per corpus into
+``data.cache_dir/features`` (METHODS §3, frozen-encoder mode) and read back from there. In a
+torch.distributed group each process encodes its share of the missing features first.
 """
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from soundseek import distributed as dist
 from soundseek.config import ConfigError
+from soundseek.data.training import ALL, load_training_corpus
 from soundseek.data.types import Clip, Corpus
 from soundseek.device import autocast, select_device
-from soundseek.data.training import ALL, load_training_corpus, synthetic_root  # noqa: F401
 from soundseek.models.config import Config
 from soundseek.models.factory import build_towers
 
@@ -58,24 +62,40 @@ class Prepared:
         return self.splits[name]
 
 
-def build_encoders(cfg: Config):
-    """The frozen (audio, text) encoders of ``cfg`` (see ``soundseek.models.build_towers``)."""
-    return build_towers(cfg)
+def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, towers: tuple | None = None,
+            sharded: bool | None = None) -> Prepared:
+    """The corpus of ``cfg`` split into views, with the features of its frozen towers encoded
+    into (or read from) the feature cache.
 
-
-def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, towers: tuple | None = None) -> Prepared:
-    """Extract (or reuse) cached features of every clip and caption of the corpus with the
-    encoders of ``cfg`` (or the given frozen ``towers`` (audio, text), e.g. a loaded model's)."""
+    Args:
+        cfg: the recipe (``data``, ``encoders``, ``train.device``, ``train.cache_frozen``).
+        corpus: the corpus to use instead of loading ``cfg.data``'s.
+        progress: progress bars while encoding.
+        towers: the (audio, text) encoders to use (e.g. a loaded model's) instead of building
+            ``cfg.encoders``'.
+        sharded: each process of the torch.distributed group encodes its share of the missing
+            features before all of them read the whole cache (default: when the group has more
+            than one process). Rank 0 loads (for the synthetic corpus: writes) the corpus first.
+    Returns:
+        :class:`Prepared`: feature stores of the cached sides (None for a live tower), split
+        views, the towers and the audio length read per clip.
+    """
     from soundseek.encoders.cache import FeatureCache
 
+    sharded = dist.world_size() > 1 if sharded is None else sharded
     device = select_device(cfg.train.device)  # an unusable device fails before any work
-    corpus = corpus if corpus is not None else load_training_corpus(cfg)
-    audio_enc, text_enc = towers if towers is not None else build_encoders(cfg)
+    if corpus is None:
+        corpus = _load_corpus_rank0_first(cfg) if sharded else load_training_corpus(cfg)
+    audio_enc, text_enc = towers if towers is not None else build_towers(cfg)
     audio_enc.to(device), text_enc.to(device)
     cache = FeatureCache(Path(cfg.data.cache_dir) / "features", dtype=cfg.encoders.cache_dtype)
     live_audio, live_text = live_sides(cfg)
     astore = tstore = None
     with torch.inference_mode(), autocast(device, cfg.encoders.precision):
+        if sharded:
+            cache.encode_share([] if live_audio else corpus.clips, [] if live_text else corpus.pairs()[0],
+                               audio_enc, text_enc, batch_size=cfg.encoders.batch_size, text_batch_size=64,
+                               max_seconds=cfg.data.max_seconds, progress=progress and dist.is_main())
         if not live_audio:
             astore = cache.audio_features(
                 corpus.clips, audio_enc, batch_size=cfg.encoders.batch_size,
@@ -108,6 +128,16 @@ def prepare(cfg: Config, corpus: Corpus | None = None, progress: bool = True, to
                                  np.asarray(owner, dtype=np.int64), clips, caps)
     return Prepared(corpus, astore, tstore, int(audio_enc.out_dim), int(text_enc.out_dim), splits,
                     towers=(audio_enc, text_enc), max_seconds=cfg.data.max_seconds)
+
+
+def _load_corpus_rank0_first(cfg: Config) -> Corpus:
+    """``load_training_corpus`` on rank 0 first (it may write the synthetic corpus), then on the others."""
+    if not dist.is_main():
+        dist.barrier()
+    corpus = load_training_corpus(cfg)
+    if dist.is_main():
+        dist.barrier()
+    return corpus
 
 
 def live_sides(cfg: Config) -> tuple[bool, bool]:

@@ -41,7 +41,8 @@ def write_targets(checkpoints: Sequence[str | Path], out: str | Path, split: str
 
     from soundseek.config import apply_overrides
     from soundseek.models import load
-    from soundseek.train.data import load_training_corpus, prepare
+    from soundseek.data.training import load_training_corpus
+    from soundseek.train.data import prepare
     from soundseek.train.evaluate import score_view
 
     if not checkpoints:

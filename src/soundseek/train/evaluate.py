@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from soundseek.model import RetrievalModel
+from soundseek.models.retrieval import RetrievalModel
 from soundseek.train.data import Prepared, SplitView
 
 METRIC_KEYS = ("R1", "R5", "R10", "R50", "mAP10", "medR", "meanR")

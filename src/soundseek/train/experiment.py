@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from soundseek.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from soundseek.fileio import atomic_write_bytes
 from soundseek.metrics.paired import DIRECTIONS, paired_difference, verdict
-from soundseek.train.config import Config
-from soundseek.train.checkpoint import atomic_write_bytes
+from soundseek.models.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def run_grid(path: str | Path, progress: bool = True, only: list[str] | None = N
 
     from soundseek.train.data import prepare
     from soundseek.train.evaluate import evaluate
-    from soundseek.train.loop import Trainer, load_model
+    from soundseek.train.loop import Trainer, load_run
 
     path = Path(path)
     grid = load_grid(path, grid_sets)
@@ -171,7 +171,7 @@ def run_grid(path: str | Path, progress: bool = True, only: list[str] | None = N
             data = prepared[key]
             log.info("experiment %s: %s seed %d", grid.name, run, seed)
             Trainer(cfg, data).fit(resume=True)
-            model, _, _ = load_model(Path(cfg.train.out_dir) / "best.pt")
+            model, _, _ = load_run(Path(cfg.train.out_dir) / "best.pt")
             e = cfg.eval
             m = evaluate(model, data, e.split, chunk=e.chunk, sk=e.sk, sk_iter=e.sk_iter, sk_tau=e.sk_tau,
                          sk_split=cfg.data.train_split, ot=e.ot, ot_reg=e.ot_reg)

@@ -1,5 +1,11 @@
-"""The training loop on cached features: seeded, resumable to the same result, checkpointed
-every epoch (``last.pt``) and at the best validation score (``best.pt``)."""
+"""The training loop: seeded, resumable to the same result, checkpointed every epoch
+(``last.pt``) and at the best validation score (``best.pt``).
+
+Each step feeds the model a batch of (caption, clip) pairs: a frozen tower's side comes from
+the feature cache (``Prepared.audio`` / ``Prepared.text``), a trained tower (or any tower when
+``train.cache_frozen`` is false) runs live on the raw audio / captions of the batch. Under
+torch.distributed each rank takes its share of the global batch (see ``RetrievalModel.forward``).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -439,8 +445,9 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
-def load_model(path: str | Path, towers: bool | tuple = True) -> tuple[RetrievalModel, Config, dict[str, Any]]:
-    """(model, recipe, checkpoint dict) of a checkpoint (weights_only loading)."""
+def load_run(path: str | Path, towers: bool | tuple = True) -> tuple[RetrievalModel, Config, dict[str, Any]]:
+    """(model, recipe, checkpoint dict) of a training run's checkpoint (weights_only loading);
+    ``soundseek.models.load_model`` gives the model alone."""
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, towers=towers, where=str(path))
     return model, model.cfg, ckpt

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from soundseek.train.config import OptimConfig
+from soundseek.models.config import OptimConfig
 
 
 def build_optimizer(groups: list[dict], cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -10,17 +10,13 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from soundseek.fileio import AUDIO_EXTENSIONS as _AUDIO_FILES
 from soundseek.data.types import Clip, Corpus, Problem, Severity
-
-# Extensions treated as audio (lower case, no dot), in the order tried when a format
-# names a file without its extension (AudioCaps youtube ids, WavCaps ids).
-AUDIO_EXTENSIONS: tuple[str, ...] = tuple(e[1:] for e in _AUDIO_FILES)  # without the dot
+from soundseek.fileio import AUDIO_EXTENSION_NAMES  # tried in order for ids without extension
 
 
 def is_audio_file(path: Path | str) -> bool:
     name = os.path.basename(str(path))
-    return not name.startswith(".") and name.rsplit(".", 1)[-1].lower() in AUDIO_EXTENSIONS and "." in name
+    return not name.startswith(".") and name.rsplit(".", 1)[-1].lower() in AUDIO_EXTENSION_NAMES and "." in name
 
 
 def check_root(root: Path | str, what: str) -> Path:
@@ -84,7 +80,7 @@ class DirIndex:
     def _map(self, d: Path) -> dict[str, Path]:
         if d not in self._maps:
             m: dict[str, Path] = {}
-            rank = {e: i for i, e in enumerate(AUDIO_EXTENSIONS)}
+            rank = {e: i for i, e in enumerate(AUDIO_EXTENSION_NAMES)}
             try:
                 entries = sorted(os.scandir(d), key=lambda e: e.name)
             except OSError:
@@ -99,7 +95,7 @@ class DirIndex:
         return self._maps[d]
 
     def find(self, stem: str, dirs: Iterable[Path]) -> Path | None:
-        """First ``dir/stem.<audio ext>`` over ``dirs`` (in order), extensions in AUDIO_EXTENSIONS order."""
+        """First ``dir/stem.<audio ext>`` over ``dirs`` (in order), extensions in AUDIO_EXTENSION_NAMES order."""
         for d in dirs:
             hit = self._map(d).get(stem)
             if hit is not None:

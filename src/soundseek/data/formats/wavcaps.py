@@ -28,7 +28,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from soundseek.data.formats._common import AUDIO_EXTENSIONS, CorpusBuilder, DirIndex, check_root, check_splits
+from soundseek.data.formats._common import CorpusBuilder, DirIndex, check_root, check_splits
+from soundseek.fileio import AUDIO_EXTENSION_NAMES
 from soundseek.data.types import Clip, Corpus
 
 SPLITS: tuple[str, ...] = ("train",)
@@ -109,7 +110,7 @@ def _explicit(e: dict) -> str | None:
 
 def _id_stem(e: dict) -> str:
     s = str(e["id"])
-    if "." in s and s.rsplit(".", 1)[1].lower() in AUDIO_EXTENSIONS:
+    if "." in s and s.rsplit(".", 1)[1].lower() in AUDIO_EXTENSION_NAMES:
         s = s.rsplit(".", 1)[0]
     return s
 

@@ -1,17 +1,14 @@
-"""Sharded work across torchrun ranks: feature extraction and indexing (issue 5).
+"""Sharded indexing across the processes of a torch.distributed group (``torchrun ...
+soundseek index``).
 
-Generic layer (:func:`run_sharded`): a list of items is cut into fixed shards of
-``shard_size`` items (independent of the world size); rank r computes shards r, r+N, ...
-that are not on disk yet and writes each one atomically; rank 0 waits at a barrier and
-merges them in item order. A rerun after a crashed rank redoes only the missing shards,
-with any number of processes.
+:func:`run_sharded` maps a function over a work list cut into fixed shards of ``shard_size``
+items (independent of the world size): rank r computes shards r, r+N, ... that are not on disk
+yet and writes each one atomically; rank 0 waits at a barrier and merges them in item order. A
+rerun after a crashed rank redoes only the missing shards, with any number of processes.
 
-Feature cache (:func:`extract_features`): the cache already commits its own atomic,
-uuid-named shards and indexes them per item, so each rank simply encodes its share of the
-clips / captions; afterwards every rank opens the whole (now complete) cache. Index
-(:func:`build_index_distributed`): ranks embed their shares of the pending files with
-:func:`run_sharded`; rank 0 then runs the ordinary ``build_index`` with an embedder that
-returns the precomputed vectors (looked up by the decoded waveform), so the index is
+:func:`build_index_sharded`: the ranks embed their shares of the files the index does not hold
+yet with :func:`run_sharded`; rank 0 then runs the ordinary :func:`build_index` with an embedder
+that answers from the precomputed vectors (looked up by the decoded waveform), so the index is
 written by one process exactly as a single-process run writes it.
 """
 from __future__ import annotations
@@ -27,24 +24,11 @@ import numpy as np
 import torch
 
 from soundseek import distributed as dist
-from soundseek.device import autocast, module_device
 from soundseek.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["shard_range", "run_sharded", "extract_features", "cache_features_sharded",
-           "build_index_distributed", "PrecomputedEmbedder"]
-
-
-def shard_range(n: int, rank: int | None = None, world: int | None = None) -> slice:
-    """Contiguous slice of ``n`` items owned by ``rank`` of ``world`` (np.array_split sizes)."""
-    rank = dist.rank() if rank is None else rank
-    world = dist.world_size() if world is None else world
-    if not 0 <= rank < world:
-        raise ValueError(f"rank {rank} is outside 0..{world - 1}")
-    q, r = divmod(n, world)
-    start = rank * q + min(rank, r)
-    return slice(start, start + q + (1 if rank < r else 0))
+__all__ = ["run_sharded", "build_index_sharded", "PrecomputedEmbedder"]
 
 
 # -- serialisation of shard results: tensors / numpy / plain values (weights_only loading) --
@@ -136,54 +120,6 @@ def run_sharded(items: Sequence, fn: Callable[[list], list], work_dir: str | Pat
     return merged
 
 
-# -- feature cache --------------------------------------------------------------------------
-def cache_features_sharded(cache, clips: Sequence, captions: Sequence[str], audio_encoder, text_encoder,
-                           batch_size: int = 16, text_batch_size: int = 64, max_seconds: float | None = None,
-                           progress: bool = True, precision: str = "fp32") -> dict[str, int]:
-    """Each rank encodes its contiguous share of ``clips`` and of the distinct ``captions`` into
-    ``cache`` (a :class:`soundseek.encoders.cache.FeatureCache`), then all ranks meet at a
-    barrier. Items already cached are skipped (a rerun after a crash redoes only what is
-    missing). Returns this rank's {"audio": encoded clips, "text": encoded captions}."""
-    clips = list(clips)
-    unique = list(dict.fromkeys(captions))
-    mine_a = clips[shard_range(len(clips))]
-    mine_t = unique[shard_range(len(unique))]
-    show = progress and dist.is_main()
-    with torch.inference_mode(), autocast(module_device(audio_encoder), precision):
-        a = cache.audio_features(mine_a, audio_encoder, batch_size=batch_size, max_seconds=max_seconds,
-                                 progress=show) if mine_a else None
-        t = cache.text_features(mine_t, text_encoder, batch_size=text_batch_size, progress=show) if mine_t else None
-    dist.barrier()
-    return {"audio": int(getattr(a, "computed", 0)), "text": int(getattr(t, "computed", 0))}
-
-
-def extract_features(cfg, corpus=None, progress: bool = True) -> dict[str, int]:
-    """``torchrun ... soundseek features CONFIG``: the corpus of ``cfg`` encoded by all ranks.
-
-    Rank 0 loads (and for the synthetic corpus, writes) the corpus first, the others then
-    read it; afterwards ``soundseek.train.data.prepare(cfg)`` on any rank finds every item
-    cached."""
-    from soundseek.encoders.cache import FeatureCache
-    from soundseek.data.training import load_training_corpus
-    from soundseek.device import select_device
-    from soundseek.models.factory import build_towers
-
-    if corpus is None:
-        if not dist.is_main():
-            dist.barrier()
-        corpus = load_training_corpus(cfg)
-        if dist.is_main():
-            dist.barrier()
-    audio_enc, text_enc = build_towers(cfg)
-    device = select_device(cfg.train.device)
-    audio_enc.to(device), text_enc.to(device)
-    captions, _ = corpus.pairs()
-    cache = FeatureCache(Path(cfg.data.cache_dir) / "features")
-    return cache_features_sharded(cache, corpus.clips, captions, audio_enc, text_enc,
-                                  batch_size=cfg.encoders.batch_size, max_seconds=cfg.data.max_seconds,
-                                  progress=progress, precision=cfg.encoders.precision)
-
-
 # -- index ------------------------------------------------------------------------------------
 def _wave_key(wave: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(wave, dtype=np.float32).tobytes()).hexdigest()
@@ -215,14 +151,14 @@ class PrecomputedEmbedder:
         return self.inner.rerank(text, frames)
 
 
-def build_index_distributed(source: str | Path, embedder, index_dir: str | Path, batch_size: int = 16,
+def build_index_sharded(source: str | Path, embedder, index_dir: str | Path, batch_size: int = 16,
                             max_seconds: float | None = None, format: str = "auto", **build_kw):
     """``torchrun ... soundseek index``: every rank embeds its share of the files that the
     index does not hold yet, rank 0 writes the index with ``build_index`` from those results.
     Returns rank 0's :class:`IndexReport` (None on other ranks)."""
-    from soundseek.index.indexer import build_index, load_wave
-    from soundseek.index.source import enumerate_source
-    from soundseek.index.store import Store
+    from .indexer import build_index, load_wave
+    from .source import enumerate_source
+    from .store import Store
 
     index_dir = Path(index_dir)
     _, entries, _ = enumerate_source(source, format)
