@@ -83,7 +83,7 @@ def test_eval_submission_on_a_toy_corpus_matches_a_direct_argsort(tmp_path, monk
     import soundseek.train.data as train_data
     from soundseek.cli import evaluate as cli_eval
     from soundseek.train.evaluate import score_view
-    from soundseek.train.loop import Trainer, load_model
+    from soundseek.train.loop import Trainer, load_run
 
     data = toy_prepared()
     view = data.view("test")
@@ -99,7 +99,7 @@ def test_eval_submission_on_a_toy_corpus_matches_a_direct_argsort(tmp_path, monk
     rows = list(csv.reader(out.open(newline="", encoding="utf-8")))
     assert rows[0] == submission_header()
     assert len(rows) == 1 + view.n_captions
-    model, _, _ = load_model(tmp_path / "run" / "best.pt")
+    model, _, _ = load_run(tmp_path / "run" / "best.pt")
     scores = score_view(model, data, view).numpy()
     for i, r in enumerate(rows[1:]):
         assert r[0] == view.captions[i]

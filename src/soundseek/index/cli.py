@@ -50,7 +50,10 @@ def _probe_milvus(index_dir: str, backend: str | None, uri: str | None) -> None:
     own -- is wrong or its server is down, before a model is loaded or a clip embedded."""
     from .manifest import backend_options, read_manifest
 
-    man = read_manifest(index_dir) if uri is None else None
+    try:
+        man = read_manifest(index_dir) if uri is None else None
+    except (OSError, ValueError):  # a damaged manifest is the work's to report (or --rebuild's to replace)
+        man = None
     if uri is None and man is not None and man.get("backend") == "milvus" and backend in (None, "milvus"):
         uri = backend_options(man, Path(index_dir))["uri"]
     if uri is not None and "://" in str(uri) and backend in (None, "milvus"):  # a Lite file is opened by the work

@@ -29,7 +29,7 @@ from .backends.base import fold_queries
 from .embedder import check_embedder
 from .filters import FILTER_KEYS, check_where, item_folder, item_format, where_sql
 from .manifest import check_compatible, open_backend, read_manifest
-from .store import Store
+from .store import Store, shown_name
 
 __all__ = ["Searcher", "MAX_K", "MAX_QUERY_CHARS", "FILTER_KEYS", "HIT_KEYS", "validate_query", "missing_index_message"]
 # the keys every hit has (re-ranked hits add index_score; caption-index hits text and clip)
@@ -271,7 +271,7 @@ class Searcher:
         dur = row["duration"]
         clip = self.kind == "clips" and bool(row["path"])
         key = row["key"]
-        hit = {"id": row["id"], "path": key if clip else None, "abs_path": row["path"] if clip else None,
+        hit = {"id": row["id"], "path": key if clip else None, "abs_path": shown_name(row["path"]) if clip else None,
                "name": key.rsplit("/", 1)[-1] if clip else None, "folder": item_folder(key) if clip else None,
                "score": score, "confidence": "weak", "duration": dur, "sample_rate": row["sample_rate"],
                "channels": row["channels"], "format": item_format(key) if clip else None, "tags": row["tags"],
@@ -317,7 +317,10 @@ class Searcher:
                 part = [int(i) for i in ids[s:s + 500]]
                 rows = self.store.con.execute(f"SELECT embedding FROM items WHERE id IN ({','.join('?' * len(part))})",
                                               part).fetchall()
-                vecs.extend(np.frombuffer(r[0], np.float32) for r in rows)
+                for r in rows:  # a malformed or non-finite row (left for `index --check`) is no sample
+                    v = np.frombuffer(r[0], np.float32) if len(r[0]) == 4 * int(self.manifest["dim"]) else None
+                    if v is not None and np.isfinite(v).all():
+                        vecs.append(v)
             lib = np.stack(vecs) if vecs else np.zeros((0, int(self.manifest["dim"])), np.float32)
             self._library = lib
         return lib
