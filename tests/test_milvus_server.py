@@ -237,7 +237,7 @@ def test_two_search_servers_share_a_collection_while_it_is_updated(milvus_uri, t
             for _ in range(600):
                 assert p.poll() is None, p.communicate()[1][-2000:]
                 try:
-                    if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    if httpx.get(f"{base}/api/health", timeout=10).status_code == 200:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
