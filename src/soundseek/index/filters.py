@@ -82,22 +82,18 @@ def _like_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_COMPARISONS = (("min_duration", "duration >= ?"), ("max_duration", "duration <= ?"),
+                ("sample_rate", "sample_rate = ?"), ("channels", "channels = ?"))
+
+
 def where_sql(where: dict[str, Any]) -> tuple[str, list[Any]]:
     """(SQL condition on ``items``, parameters) of a checked ``where`` ("1" when empty)."""
     conds: list[str] = []
     args: list[Any] = []
-    if "min_duration" in where:
-        conds.append("duration >= ?")
-        args.append(where["min_duration"])
-    if "max_duration" in where:
-        conds.append("duration <= ?")
-        args.append(where["max_duration"])
-    if "sample_rate" in where:
-        conds.append("sample_rate = ?")
-        args.append(where["sample_rate"])
-    if "channels" in where:
-        conds.append("channels = ?")
-        args.append(where["channels"])
+    for key, cond in _COMPARISONS:
+        if key in where:
+            conds.append(cond)
+            args.append(where[key])
     if "format" in where:
         conds.append("lower(key) LIKE ? ESCAPE '\\'")
         args.append("%." + _like_escape(where["format"]))
