@@ -8,7 +8,8 @@ corpus and (b) the held-out real-sfx-dev test split, never on the reserved OpenT
 
 Each run trains ``configs/default-model.yaml`` with the variant's overrides into
 ``runs/variants/<variant>-s<seed>`` (features come from the shared cache) and appends the T2A/A2T
-metrics of both evaluations to ``results/default-model-variants.jsonl``.
+metrics of both evaluations to ``results/default-model-variants.jsonl`` (or ``$VARIANTS_OUT``,
+relative to the repository: one file per round of comparisons).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "results" / "default-model-variants.jsonl"
+OUT = ROOT / os.environ.get("VARIANTS_OUT", "results/default-model-variants.jsonl")
 VARIANTS: dict[str, list[str]] = {
     "base": ["train.positives_by=clip"],                            # mean+max, NT-Xent (t = 0.05), clip positives
     "label": ["train.positives_by=label"],                          # multi-positive: clips sharing a label (the recipe)
@@ -44,6 +45,7 @@ VARIANTS: dict[str, list[str]] = {
     # trained heads (run label first); no per-epoch validation: the audio tower runs live
     "audio-tune": ["encoders.audio_unlocked_blocks=1", "train.init_from=runs/variants/label-s0/best.pt",
                    "optim.lr=1.0e-4", "optim.warmup_epochs=0", "train.crop_seconds=3", "data.val_split=none"],
+    "wide": ["model.embed_dim=1024"],                                # a larger shared space (d = 1024)
     "no-synthetic": ["data.extra=[../shared/data/real-sfx-dev/manifest.jsonl]"],
     "mpnet": ["encoders.text=hf"],                                  # + encoders.text_path from $MPNET_DIR
     # light text-tower tuning: the last MiniLM block trains (the checkpoint keeps only that block)
@@ -58,8 +60,10 @@ def overrides(variant: str) -> list[str]:
 
 
 def run(variant: str, seed: int, epochs: int) -> dict:
+    run_dir = f"runs/variants/{variant}-s{seed}" + ("" if epochs == 30 else f"-e{epochs}")
+    out = f"{run_dir}/best.pt"
     sets = overrides(variant) + [f"train.seed={seed}", f"train.epochs={epochs}",
-                                f"train.out_dir=runs/variants/{variant}-s{seed}", "train.progress=false"]
+                                f"train.out_dir={run_dir}", "train.progress=false"]
     if "mpnet" in variant.split("+"):
         path = os.environ.get("MPNET_DIR")
         if not path:
@@ -69,7 +73,7 @@ def run(variant: str, seed: int, epochs: int) -> dict:
     for s in sets:
         cmd += ["--set", s]
     subprocess.run(cmd, cwd=ROOT, check=True)
-    return evaluate(f"runs/variants/{variant}-s{seed}/best.pt", {"variant": variant, "seed": seed, "epochs": epochs})
+    return evaluate(out, {"variant": variant, "seed": seed, "epochs": epochs})
 
 
 def ensemble(name: str, members: list[str]) -> dict:
@@ -106,8 +110,9 @@ def _get(d: dict, direction: str, metric: str) -> float | None:
 def table() -> str:
     rows = [json.loads(x) for x in OUT.read_text().splitlines() if x.strip()]
     by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["variant"], []).append(r)
+    for r in rows:  # a run with other than the recipe's 30 epochs is its own row
+        key = r["variant"] if r.get("epochs", 30) == 30 else f"{r['variant']} ({r['epochs']} epochs)"
+        by.setdefault(key, []).append(r)
     cols = [(e, d, m) for e in EVALS for d, m in (("t2a", "R1"), ("t2a", "R10"), ("t2a", "mAP10"), ("a2t", "R1"))]
     head = "| variant | seeds | " + " | ".join(f"({'a' if e == 'corpus' else 'b'}) {d.upper()} {m}" for e, d, m in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 2)]
