@@ -31,7 +31,6 @@ from typing import Any, Iterator, Literal, Sequence
 import numpy as np
 import soundfile as sf
 import torch
-from scipy.signal import resample_poly
 
 from ..safe_open import printable
 
@@ -166,6 +165,14 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, deadline: float | None = No
         return _resample_blocks(x, up, down, deadline)
     y = resample_poly(x, up, down, axis=-1)
     return y.astype(x.dtype, copy=False)
+
+
+def resample_poly(x: np.ndarray, up: int, down: int, **kw: Any) -> np.ndarray:
+    """``scipy.signal.resample_poly``, imported on first use: importing ``scipy.signal`` costs
+    about a second, and a text search never resamples."""
+    from scipy.signal import resample_poly as poly
+
+    return poly(x, up, down, **kw)
 
 
 def _resample_blocks(x: np.ndarray, up: int, down: int, deadline: float, block: int = 1 << 19) -> np.ndarray:

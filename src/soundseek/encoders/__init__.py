@@ -98,9 +98,9 @@ def _hf_audio(family: str):
 
 
 def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, project_tokens: bool = True,
-                  trainable: bool = True):
+                  trainable: bool = True, frozen: bool = False):
     """CLAP text tower; its sentence vector is always CLAP's projected pooled token (``pooling``
-    is accepted for the common text-encoder signature and does not apply)."""
+    and ``frozen`` are accepted for the common text-encoder signature and do not apply)."""
     from soundseek.encoders.clap import ClapTextEncoder
 
     if path is None:
@@ -111,10 +111,10 @@ def _hf_clap_text(path=None, pooling: str = "mean", max_length: int = 77, projec
                                            trainable=trainable)
 
 
-def _hf_text(path=None, pooling: str = "mean", max_length: int = 32):
+def _hf_text(path=None, pooling: str = "mean", max_length: int = 32, frozen: bool = False):
     from soundseek.encoders.text import HFTextEncoder
 
-    return HFTextEncoder.from_pretrained(path, pooling=pooling, max_length=max_length)
+    return HFTextEncoder.from_pretrained(path, pooling=pooling, max_length=max_length, frozen=frozen)
 
 
 AUDIO_ENCODERS.add("aisfx", _aisfx)

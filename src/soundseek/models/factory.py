@@ -41,7 +41,9 @@ def build_towers(cfg: Config) -> tuple[nn.Module, nn.Module]:
     if enc.audio_checkpoint:
         kw["path"] = enc.audio_checkpoint
     audio = build_audio_encoder(enc.audio, **kw)
-    tkw: dict[str, Any] = {"pooling": enc.text_pooling, "max_length": enc.max_tokens}
+    # a tower that never trains needs only its forward (a BERT encoder then loads without transformers)
+    frozen = bool(enc.lock_text) and int(enc.text_unlocked_blocks) == 0
+    tkw: dict[str, Any] = {"pooling": enc.text_pooling, "max_length": enc.max_tokens, "frozen": frozen}
     if enc.text_path:
         tkw["path"] = enc.text_path
     text = build_text_encoder(enc.text, **tkw)
