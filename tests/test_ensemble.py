@@ -151,3 +151,89 @@ def test_a_member_taken_out_of_an_ensemble_is_that_member(tiny_root, tmp_path, c
     assert main(["ensemble", str(tmp_path / "a.pt"), "--member", "0", "--out", str(tmp_path / "x.pt")]) == 2
     assert "not an ensemble" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_fit_projection_is_the_leading_right_singular_subspace():
+    import numpy as np
+
+    from soundseek.models.ensemble import fit_projection
+
+    g = np.random.default_rng(0)
+    x = g.standard_normal((60, 9)) @ np.diag([5, 4, 3, 2, 1, 0.5, 0.2, 0.1, 0.05])
+    p = fit_projection(torch.tensor(x), 3).double().numpy()
+    np.testing.assert_allclose(p @ p.T, np.eye(3), atol=1e-6)  # orthonormal rows
+    v = np.linalg.svd(x, full_matrices=False)[2][:3]  # numpy's SVD: the reference
+    np.testing.assert_allclose(p.T @ p, v.T @ v, atol=1e-5)  # the same subspace
+    with pytest.raises(ValueError, match="width"):
+        fit_projection(torch.tensor(x), 10)
+    with pytest.raises(ValueError, match="NaN"):
+        fit_projection(torch.tensor(np.full((4, 3), np.nan)), 2)
+
+
+def _projected(tiny_root, tmp_path, width, fit=None):
+    from soundseek.models.ensemble import ensemble_payload, fit_projection, project_payload, write
+
+    member_checkpoint(tiny_root, tmp_path / "a.pt", 1)
+    member_checkpoint(tiny_root, tmp_path / "b.pt", 2, "model.embed_dim=6")
+    payload = ensemble_payload([tmp_path / "a.pt", tmp_path / "b.pt"])
+    g = torch.Generator().manual_seed(5)
+    vectors = fit if fit is not None else torch.randn(40, 14, generator=g)
+    write(project_payload(payload, fit_projection(vectors, width)), tmp_path / f"p{width}.pt")
+    combine([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "ens.pt")
+    return load_model(tmp_path / f"p{width}.pt", towers=False), load_model(tmp_path / "ens.pt", towers=False)
+
+
+def test_a_full_width_projection_keeps_every_score_and_a_narrow_one_is_narrow(tiny_root, tmp_path):
+    proj, ens = _projected(tiny_root, tmp_path, 14)  # a rotation of the 14-d concatenation
+    g = torch.Generator().manual_seed(3)
+    frames, sent = torch.randn(3, 5, ens.scorer.audio_dim, generator=g), torch.randn(4, ens.scorer.text_dim, generator=g)
+
+    def scores(model):
+        return model.score(model.encode_text(None, None, sent), model.encode_audio(frames, None))
+
+    with torch.no_grad():
+        torch.testing.assert_close(scores(proj), scores(ens), rtol=0, atol=1e-5)
+        narrow, _ = _projected(tiny_root, tmp_path, 5)
+        emb = narrow.encode_audio(frames, None)["emb"]
+    assert narrow.scorer.embed_dim == 5 and emb.shape == (3, 5)
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
+
+
+def test_a_projection_that_does_not_fit_is_refused(tiny_root, tmp_path):
+    from soundseek.models.checkpoint import load_checkpoint
+    from soundseek.models.ensemble import ensemble_payload, project_payload
+
+    _projected(tiny_root, tmp_path, 4)
+    ck = load_checkpoint(tmp_path / "p4.pt")
+    ck["model"]["scorer.projection"] = torch.zeros(4, 13)
+    save_checkpoint(tmp_path / "bad.pt", ck)
+    with pytest.raises(ConfigError, match="scorer.projection is shape"):
+        load_model(tmp_path / "bad.pt", towers=False)
+    with pytest.raises(ConfigError, match="does not fit this ensemble"):
+        project_payload(ensemble_payload([tmp_path / "a.pt", tmp_path / "b.pt"]), torch.zeros(4, 13))
+    for bad in (-1, 15, True, 2.5):
+        with pytest.raises(ConfigError, match="project must be 0"):
+            EnsembleScorer(DA, DT, 11, members=MEMBERS, project=bad)
+
+
+def test_cli_fits_the_projection_on_the_training_split(tiny_root, tmp_path, capsys):
+    import json
+
+    from index_helpers import make_audio_folder
+
+    from soundseek.cli.main import main
+
+    freqs = make_audio_folder(tmp_path / "lib", n=12, bad=False)
+    with open(tmp_path / "lib" / "manifest.jsonl", "w") as f:
+        for i, key in enumerate(sorted(freqs)):
+            f.write(json.dumps({"audio": key, "captions": [f"tone {freqs[key]:.0f}"],
+                                "split": "test" if i % 4 == 0 else "train"}) + "\n")
+    sets = [f"data.path={tmp_path / 'lib' / 'manifest.jsonl'}", f"data.cache_dir={tmp_path / 'cache'}"]
+    member_checkpoint(tiny_root, tmp_path / "a.pt", 1, *sets)
+    member_checkpoint(tiny_root, tmp_path / "b.pt", 2, *sets)
+    assert main(["ensemble", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", str(tmp_path / "p.pt"),
+                 "--project", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "6-d vectors projected from 16-d (fitted on 18 train clips and captions)" in out
+    model = load_model(tmp_path / "p.pt", towers=False)
+    assert model.scorer.embed_dim == 6 and model.scorer.projection.abs().sum() > 0

@@ -51,10 +51,44 @@ def ensemble_payload(paths: Sequence[str | Path]) -> dict[str, Any]:
             "towers": first.get("towers", {}), "members": [str(p) for p in paths]}
 
 
+def fit_projection(vectors: "torch.Tensor", width: int) -> "torch.Tensor":
+    """(width, D) matrix with orthonormal rows: the ``width`` leading right singular vectors of
+    ``vectors`` (N, D), uncentred, so that ``P^T P`` keeps the directions that carry most of
+    their inner products. Fit it on training clips' and captions' concatenated vectors stacked
+    together (both sides of every score), never on test data."""
+    import torch
+
+    x = torch.as_tensor(vectors, dtype=torch.float64)
+    if x.ndim != 2 or not 0 < int(width) <= min(x.shape):
+        raise ValueError(f"fit_projection needs (N, D) vectors with N, D >= width, got {tuple(x.shape)} for width {width}")
+    if not torch.isfinite(x).all():
+        raise ValueError("fit_projection: the vectors have NaN or infinite values")
+    # eigenvectors of the (D, D) second-moment matrix: the right singular vectors of x
+    vals, vecs = torch.linalg.eigh(x.T @ x)
+    top = vecs[:, torch.argsort(vals, descending=True)[: int(width)]]
+    return top.T.contiguous().float()
+
+
+def project_payload(payload: dict[str, Any], projection: "torch.Tensor") -> dict[str, Any]:
+    """The ensemble checkpoint dict ``payload`` with its vectors projected by ``projection``
+    ((p, sum_k d_k), from :func:`fit_projection`): p-wide vectors, the same members."""
+    cfg = payload["config"]
+    model = dict(cfg["model"])
+    if model.get("scorer") != "ensemble":
+        raise ConfigError("only an ensemble's vectors can be projected")
+    width, total = (int(n) for n in projection.shape)
+    opts = {**model["options"], "project": width}
+    out = {**payload, "config": {**cfg, "model": {**model, "embed_dim": width, "options": opts}},
+           "model": {**payload["model"], "scorer.projection": projection.detach().float().contiguous()}}
+    if total != sum(int(m["embed_dim"]) for m in opts["members"]):
+        raise ConfigError(f"a projection of {total}-d vectors does not fit this ensemble")
+    return out
+
+
 def combine(paths: Sequence[str | Path], out: str | Path) -> RetrievalModel:
     """Write the ensemble of ``paths`` to ``out`` (atomically) and return it (heads only); the
     ensemble is built, so checked against its recipe, before anything is written."""
-    return _write(ensemble_payload(paths), out)
+    return write(ensemble_payload(paths), out)
 
 
 def member_payload(path: str | Path, k: int) -> dict[str, Any]:
@@ -85,10 +119,10 @@ def member_payload(path: str | Path, k: int) -> dict[str, Any]:
 
 def extract(path: str | Path, k: int, out: str | Path) -> RetrievalModel:
     """Write member ``k`` of the ensemble ``path`` to ``out`` (atomically, after building it) and return it."""
-    return _write(member_payload(path, k), out)
+    return write(member_payload(path, k), out)
 
 
-def _write(payload: dict[str, Any], out: str | Path) -> RetrievalModel:
+def write(payload: dict[str, Any], out: str | Path) -> RetrievalModel:
     """Build the heads of ``payload`` (checked against its recipe), then write it atomically."""
     from soundseek.models.factory import model_from_checkpoint
 

@@ -8,6 +8,12 @@ and their inner product is the mean of the members' cosines::
 
 Averaging the scores of independently trained models is the usual ensemble; written this way it
 still indexes and searches like one model (an inner-product index of width ``sum_k d_k``).
+
+With ``project = p > 0`` the concatenated vector ``v`` is mapped to ``normalize(P v)`` by a fixed
+(p, sum_k d_k) matrix ``P`` with orthonormal rows, fitted once on training clips and captions
+(:func:`soundseek.models.ensemble.fit_projection`: the leading right singular vectors of their
+stacked concatenated vectors, so ``P^T P`` keeps most of what their inner products use). The
+index is then p wide instead of ``sum_k d_k``; scores approximate the mean cosine.
 Members are trained separately and joined with :func:`soundseek.models.ensemble.combine`
 (``soundseek ensemble``); training the ensemble scorer itself trains every member on the mean
 score, which is a different thing.
@@ -36,6 +42,8 @@ class EnsembleScorer(Scorer):
         members: one dict per member, ``{"scorer": "global", "embed_dim": d_k, "options": {...}}``
             (a member recipe's ``model`` section). Members must be global scorers with cosine
             similarity: only their scores are inner products of unit vectors.
+        project: 0 (the concatenated vectors) or the width p of projected vectors; then
+            ``embed_dim`` is p and the buffer ``projection`` (p, sum_k d_k) comes from the checkpoint.
 
     Representations: ``{"emb": (B, embed_dim)}``, unit vectors.
     """
@@ -43,7 +51,7 @@ class EnsembleScorer(Scorer):
     name = "ensemble"
 
     def __init__(self, audio_dim: int, text_dim: int, embed_dim: int,
-                 members: Sequence[dict[str, Any]] = ()) -> None:
+                 members: Sequence[dict[str, Any]] = (), project: int = 0) -> None:
         super().__init__(audio_dim, text_dim, embed_dim)
         from .global_ import GlobalScorer
 
@@ -66,18 +74,35 @@ class EnsembleScorer(Scorer):
             SCORERS.check_options(name, opts, f"ensemble member {i} options", reserved=WIDTHS)
             built.append(cls(audio_dim=audio_dim, text_dim=text_dim, embed_dim=int(m["embed_dim"]), **opts))
         total = sum(s.embed_dim for s in built)
-        if total != self.embed_dim:
-            raise ConfigError(f"the ensemble's embed_dim must be the sum of its members' ({total}), got {self.embed_dim}")
+        if isinstance(project, bool) or not isinstance(project, int) or not 0 <= project <= total:
+            raise ConfigError(f"ensemble project must be 0 (no projection) or a width up to {total}, got {project!r}")
+        want = project or total
+        if want != self.embed_dim:
+            what = "its project width" if project else "the sum of its members'"
+            raise ConfigError(f"the ensemble's embed_dim must be {what} ({want}), got {self.embed_dim}")
         self.members = nn.ModuleList(built)
         self.scale = 1.0 / math.sqrt(len(built))
+        self.concat_dim = total
+        if project:
+            self.register_buffer("projection", torch.zeros(project, total))
 
-    def encode_text(self, tokens: Tensor | None, token_mask: Tensor | None, sentence: Tensor | None) -> Rep:
-        return {"emb": torch.cat([m.encode_text(tokens, token_mask, sentence)["emb"] for m in self.members],
-                                 dim=-1) * self.scale}
+    def concatenated(self, embs: Sequence[Tensor]) -> Tensor:
+        """The members' unit vectors joined: (B, sum_k d_k), unit vectors (before any projection)."""
+        return torch.cat(list(embs), dim=-1) * self.scale
 
-    def encode_audio(self, frames: Tensor, frame_mask: Tensor | None) -> Rep:
-        return {"emb": torch.cat([m.encode_audio(frames, frame_mask)["emb"] for m in self.members],
-                                 dim=-1) * self.scale}
+    def _out(self, v: Tensor) -> Rep:
+        if hasattr(self, "projection"):
+            v = nn.functional.normalize(v @ self.projection.T.to(v.dtype), dim=-1)
+        return {"emb": v}
+
+    def encode_text(self, tokens: Tensor | None, token_mask: Tensor | None, sentence: Tensor | None,
+                    project: bool = True) -> Rep:
+        v = self.concatenated([m.encode_text(tokens, token_mask, sentence)["emb"] for m in self.members])
+        return self._out(v) if project else {"emb": v}
+
+    def encode_audio(self, frames: Tensor, frame_mask: Tensor | None, project: bool = True) -> Rep:
+        v = self.concatenated([m.encode_audio(frames, frame_mask)["emb"] for m in self.members])
+        return self._out(v) if project else {"emb": v}
 
     def score(self, text: Rep, audio: Rep, chunk: int | None = None) -> Tensor:
         require(text, ("emb",), "text", self.name)
