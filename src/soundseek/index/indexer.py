@@ -163,8 +163,7 @@ def _settings(index_dir: Path, embedder: Any, rebuild: bool, window: float | Non
 
 def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: dict, rebuild: bool,
                 kind: str, extra: dict) -> Store:
-    if backend not in BACKENDS and backend not in ("faiss", "milvus"):
-        raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
+    BACKENDS.get(backend)  # unknown names: KeyError listing the valid ones
     try:
         man = read_manifest(index_dir)
     except IndexDamagedError:
