@@ -177,3 +177,33 @@ def test_missing_index_and_file_as_index_are_one_line_errors_with_the_fix(tmp_pa
     f.write_bytes(b"RIFF")
     with pytest.raises(FileNotFoundError, match="is a file, not an index directory"):
         Searcher.open(f, text_only=True)
+
+
+def test_open_probes_the_server_then_loads_the_model_through_the_loader(lib, monkeypatch):
+    """Searcher.open is the CLI's and serve's entry: a given server URI is probed before any
+    model loads, and the model reference (given, else the index's) goes to ``loader``."""
+    from soundseek.index.backends import milvus_backend
+
+    s, _, _ = lib
+    asked = []
+
+    def loader(ref):
+        asked.append(ref)
+        return s.embedder
+
+    t = Searcher.open(s.index_dir, loader=loader)
+    assert asked == [s.manifest.get("model")] and t.embedder is s.embedder
+    assert t.search_text("wood", k=3) == s.search_text("wood", k=3)
+    Searcher.open(s.index_dir, model="other.ckpt", loader=loader)
+    assert asked[-1] == "other.ckpt"
+
+    probed = []
+
+    def down(uri, token=None):
+        probed.append(uri)
+        raise milvus_backend.MilvusUnavailableError(f"no Milvus at {uri}")
+
+    monkeypatch.setattr(milvus_backend, "probe", down)
+    with pytest.raises(ConnectionError, match="no Milvus at http://127.0.0.1:9"):
+        Searcher.open(s.index_dir, uri="http://127.0.0.1:9", loader=loader)
+    assert probed == ["http://127.0.0.1:9"] and len(asked) == 2  # no model was loaded
