@@ -23,7 +23,7 @@ PACKAGE = "soundseek"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # (layer, its sub-packages and top-level modules)
     # distributed: process-group primitives, importing nothing of soundseek but config and device
     ("primitives", ("config", "device", "fileio", "safe_open", "registry", "padding", "metrics", "ot",
-                    "distributed", "extras")),
+                    "distributed", "extras", "words")),
     ("audio", ("audio",)),
     ("encoders", ("encoders", "pooling", "losses")),
     ("scoring", ("scoring",)),
