@@ -162,19 +162,12 @@ class Searcher:
 
     def count(self, where: dict | None = None) -> int:
         """Files (not windows) in the index that pass ``where``: the total a search shows."""
-        w = check_where(where)
-        if not w:
-            return self.store.count()
-        cond, args = where_sql(w)
-        return int(self.store.con.execute(f"SELECT COUNT(*) FROM items WHERE {cond}", args).fetchone()[0])
+        return self.store.count(check_where(where))
 
     def _allowed(self, where: dict | None) -> set[int] | None:
         """Ids of the files passing ``where`` (None: no filter)."""
         w = check_where(where)
-        if not w:
-            return None
-        cond, args = where_sql(w)
-        return {int(r[0]) for r in self.store.con.execute(f"SELECT id FROM items WHERE {cond}", args)}
+        return self.store.matching(w) if w else None
 
     @property
     def calibration(self) -> "_cal.Calibration":
