@@ -38,7 +38,7 @@ def _run(args, capsys):
     index_cli.add_index_parser(sub)
     index_cli.add_search_parser(sub)
     a = parser.parse_args(args)
-    rc = a.run(a, lambda model: HashEmbedder())
+    rc = getattr(index_cli, f"run_{a.command}")(a, lambda model: HashEmbedder())
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -217,7 +217,7 @@ def test_text_mode_search_loads_no_model(idx, capsys):
     def no_model(model):
         raise AssertionError("a model was loaded for --mode text")
 
-    assert a.run(a, no_model) == 0
+    assert index_cli.run_search(a, no_model) == 0
     assert "low/" in capsys.readouterr().out
 
 

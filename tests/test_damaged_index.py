@@ -11,6 +11,7 @@ import pytest
 
 from index_helpers import make_audio_folder
 from soundseek.index import HashEmbedder, Searcher, build_index
+from soundseek.index import cli as index_cli
 from soundseek.index.cli import add_index_parser, add_search_parser
 from soundseek.index.check import check_index
 from soundseek.index.integrity import IndexDamagedError
@@ -47,7 +48,7 @@ def built(tmp_path):
 
 def _parser():
     p = argparse.ArgumentParser()
-    sub = p.add_subparsers()
+    sub = p.add_subparsers(dest="command")
     add_index_parser(sub)
     add_search_parser(sub)
     return p
@@ -55,7 +56,7 @@ def _parser():
 
 def _cli(argv, capsys):
     args = _parser().parse_args(argv)
-    rc = args.run(args, lambda model: EMB())
+    rc = getattr(index_cli, f"run_{args.command}")(args, lambda model: EMB())
     out = capsys.readouterr()
     assert "Traceback" not in out.err + out.out
     return rc, out

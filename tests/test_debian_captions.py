@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from soundseek.data.debian_captions import caption_from_path, clean_label, split_compound, split_words
+from soundseek.data.debian_captions import caption_from_path, clean_label, split_compound
+from soundseek.words import split_words
 
 CASES = [
     # (path, drop_prefixes, folder_context, expected caption)
@@ -42,9 +43,9 @@ def test_caption_table(path, drop, folder, expected):
 
 
 def test_split_words_handles_camel_snake_kebab_digits():
-    assert split_words("HCBeginLevel_v2") == ["hc", "begin", "level", "v", "2"]
-    assert split_words("shot-Primary.big_01") == ["shot", "primary", "big", "01"]
-    assert split_words("") == []
+    assert split_words("HCBeginLevel_v2", "caption") == ["hc", "begin", "level", "v", "2"]
+    assert split_words("shot-Primary.big_01", "caption") == ["shot", "primary", "big", "01"]
+    assert split_words("", "caption") == []
 
 
 def test_split_compound_only_splits_into_known_words():

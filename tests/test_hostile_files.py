@@ -195,7 +195,7 @@ def test_bombs_in_a_folder_are_indexed_or_skipped_in_bounded_memory(tmp_path):
 def test_cli_search_by_a_bomb_is_a_one_line_error(tmp_path, capsys):
     import argparse
 
-    from soundseek.index.cli import add_search_parser
+    from soundseek.index.cli import add_search_parser, run_search
 
     root = tmp_path / "s"
     make_audio_folder(root, n=2, bad=False)
@@ -204,6 +204,6 @@ def test_cli_search_by_a_bomb_is_a_one_line_error(tmp_path, capsys):
     p = argparse.ArgumentParser()
     add_search_parser(p.add_subparsers())
     args = p.parse_args(["search", str(tmp_path / "idx"), "--audio", str(bomb)])
-    assert args.run(args, lambda m: HashEmbedder()) == 2
+    assert run_search(args, lambda m: HashEmbedder()) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "implausible sample rate 2 Hz" in err[0]

@@ -225,7 +225,7 @@ def test_cli_modes_json(planted):
     env_py = [sys.executable, "-c", "import sys; from soundseek.index import HashEmbedder; "
               "from soundseek.index.cli import add_search_parser; import argparse; "
               "p = argparse.ArgumentParser(); sub = p.add_subparsers(dest='command'); add_search_parser(sub); "
-              "a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a, lambda m: HashEmbedder()))"]
+              "a = p.parse_args(sys.argv[1:]); from soundseek.index.cli import run_search; sys.exit(run_search(a, lambda m: HashEmbedder()))"]
     r = subprocess.run(env_py + ["search", str(idx), "thunder", "--mode", "hybrid", "--json", "-k", "3"],
                        capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "src")}, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -126,3 +126,14 @@ def test_faiss_and_milvus_lite_agree(tmp_path, with_bias):
     m.close()
     m2 = type(m).load(uri=str(tmp_path / "m.db"), collection="t")
     assert len(m2) == len(x) - 5 and m2.dim == 33
+
+
+def test_importing_the_interface_registers_every_backend():
+    """base.py knows no backend; importing it (through its package) registers both anyway."""
+    import subprocess
+    import sys
+
+    code = ("from soundseek.index.backends.base import BACKENDS\n"
+            "assert BACKENDS.names() == ['faiss', 'milvus'], BACKENDS.names()\n"
+            "import sys; assert 'faiss' not in sys.modules and 'pymilvus' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

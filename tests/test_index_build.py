@@ -16,7 +16,7 @@ import pytest
 
 from index_helpers import make_audio_folder, tone, write_manifest
 from soundseek.index import HashEmbedder, IndexMismatchError, Searcher, build_caption_index, build_index
-from soundseek.index.cli import add_index_parser, add_search_parser
+from soundseek.index.cli import add_index_parser, add_search_parser, run_index, run_search
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -223,21 +223,21 @@ def test_cli_index_and_search(folder, tmp_path, capsys):
 
     idx = tmp_path / "idx"
     args = parser.parse_args(["index", str(root), "--index", str(idx), "--no-progress", "--model", "m.ckpt"])
-    assert args.run(args, factory) == 0
+    assert run_index(args, factory) == 0
     capsys.readouterr()
     qfile = tmp_path / "q.txt"
     qfile.write_text("low\n" + json.dumps({"audio": str(root / "low" / "tone_00.wav")}) + "\n")
     args = parser.parse_args(["search", str(idx), "high", "-k", "3", "--json", "--queries", str(qfile)])
-    assert args.run(args, factory) == 0
+    assert run_search(args, factory) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["query"] for x in lines][:2] == ["high", "low"] and len(lines) == 3
     assert lines[2]["hits"][0]["path"] == "low/tone_00.wav" and len(lines[0]["hits"]) == 3
     assert factory_calls == ["m.ckpt", "m.ckpt"]  # search reuses the model recorded in the index
     args = parser.parse_args(["search", str(tmp_path / "nope"), "x"])
-    assert args.run(args, factory) == 2
+    assert run_search(args, factory) == 2
     assert "no index at" in capsys.readouterr().err
     args = parser.parse_args(["index", str(root), "--index", str(idx), "--uri", "x.db"])
-    assert args.run(args, factory) == 2
+    assert run_index(args, factory) == 2
 
 
 def test_searcher_picks_up_updates_and_single_writer(folder, tmp_path):

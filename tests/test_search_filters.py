@@ -3,6 +3,7 @@ an obvious reference (score every stored vector, keep the files that pass, sort)
 exact path (small filtered sets) and on the over-fetching vector search."""
 from __future__ import annotations
 
+import re
 import numpy as np
 import pytest
 import soundfile as sf
@@ -177,3 +178,64 @@ def test_missing_index_and_file_as_index_are_one_line_errors_with_the_fix(tmp_pa
     f.write_bytes(b"RIFF")
     with pytest.raises(FileNotFoundError, match="is a file, not an index directory"):
         Searcher.open(f, text_only=True)
+
+
+def test_open_probes_the_server_then_loads_the_model_through_the_loader(lib, monkeypatch):
+    """Searcher.open is the CLI's and serve's entry: a given server URI is probed before any
+    model loads, and the model reference (given, else the index's) goes to ``loader``."""
+    from soundseek.index.backends import milvus_backend
+
+    s, _, _ = lib
+    asked = []
+
+    def loader(ref):
+        asked.append(ref)
+        return s.embedder
+
+    t = Searcher.open(s.index_dir, loader=loader)
+    assert asked == [s.manifest.get("model")] and t.embedder is s.embedder
+    assert t.search_text("wood", k=3) == s.search_text("wood", k=3)
+    Searcher.open(s.index_dir, model="other.ckpt", loader=loader)
+    assert asked[-1] == "other.ckpt"
+
+    probed = []
+
+    def down(uri, token=None):
+        probed.append(uri)
+        raise milvus_backend.MilvusUnavailableError(f"no Milvus at {uri}")
+
+    monkeypatch.setattr(milvus_backend, "probe", down)
+    with pytest.raises(ConnectionError, match="no Milvus at http://127.0.0.1:9"):
+        Searcher.open(s.index_dir, uri="http://127.0.0.1:9", loader=loader)
+    assert probed == ["http://127.0.0.1:9"] and len(asked) == 2  # no model was loaded
+
+
+@pytest.mark.parametrize("where", WHERES)
+def test_store_answers_filters_as_the_plain_reference(lib, where):
+    """Store.count / matching / passes (the SQL behind Searcher.count and the service's totals)
+    agree with the Python reference filter."""
+    s, _, _ = lib
+    w = check_where(where)
+    expect = set(_reference(s, np.zeros(s.manifest["dim"], np.float32), where, 1000))
+    assert s.store.count(w) == len(expect)
+    if w:
+        assert s.store.matching(w) == expect
+    ids = [int(i) for i in s.store.ids()]
+    assert {i for i in ids if s.store.passes(i, w)} == expect
+    assert not s.store.passes(max(ids) + 1, w)  # no such file
+
+
+def test_the_service_runs_no_sql():
+    """SQL lives in the index (Store and the modules under it), never in the service."""
+    import ast
+    from pathlib import Path
+
+    import soundseek.service
+
+    for path in Path(soundseek.service.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("execute", "executemany", "executescript"), f"{path}:{node.lineno}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not re.search(r"\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|SET)\b", node.value), \
+                    f"{path}:{node.lineno}: {node.value[:60]!r}"

@@ -205,7 +205,7 @@ def test_cli_json_is_the_same_locally_and_through_the_server(env, capsys):
         parser = argparse.ArgumentParser()
         index_cli.add_search_parser(parser.add_subparsers(dest="command"))
         a = parser.parse_args(args)
-        assert a.run(a, lambda model: HashEmbedder()) == 0
+        assert index_cli.run_search(a, lambda model: HashEmbedder()) == 0
         return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
     with running_server(create_app(searcher)) as url:

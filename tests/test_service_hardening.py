@@ -410,7 +410,7 @@ def test_serve_defaults_to_bind_and_loopback_hosts_and_logs_refusals(tmp_path, m
     import argparse
 
     import soundseek.service.app as app_mod
-    from soundseek.cli.serve import add_serve_parser
+    from soundseek.cli.serve import add_serve_parser, run_serve
 
     _, idx = _index(tmp_path, n=2)
     ran = {}
@@ -423,10 +423,10 @@ def test_serve_defaults_to_bind_and_loopback_hosts_and_logs_refusals(tmp_path, m
     assert logging.getLogger("soundseek.access").handlers  # refusals reach stderr at the default level
     # the CLI passes --allowed-host / --cors-origin through
     seen = {}
-    monkeypatch.setattr(app_mod, "serve", lambda index, emb, **kw: seen.update(kw))
+    monkeypatch.setattr(app_mod, "serve", lambda index, emb=None, **kw: seen.update(kw))
     p = argparse.ArgumentParser()
     add_serve_parser(p.add_subparsers())
     args = p.parse_args(["serve", str(idx), "--allowed-host", "sounds.lan", "--allowed-host", "*.lab.example",
                          "--cors-origin", "https://ui.example"])
-    assert args.run(args, lambda m: HashEmbedder()) == 0
+    assert run_serve(args, lambda m: HashEmbedder()) == 0
     assert seen["allowed_hosts"] == ["sounds.lan", "*.lab.example"] and seen["cors_origins"] == ["https://ui.example"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from soundseek.cli.indexing import embedder_factory
@@ -35,7 +34,6 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true",
                    help="serve a non-loopback address without tokens (anyone who reaches it can search, "
                         "download and upload)")
-    p.set_defaults(run=run_serve)
     return p
 
 
@@ -43,7 +41,6 @@ def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
     import sqlite3
 
     from soundseek.extras import MissingExtraError
-    from soundseek.index.manifest import read_manifest
 
     try:
         from soundseek.service.app import serve
@@ -51,7 +48,7 @@ def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from soundseek.index.search import missing_index_message
+    from soundseek.index.search import Searcher
 
     try:
         from soundseek.service.auth import require_auth
@@ -61,12 +58,8 @@ def run_serve(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         if rest or args.index is None:
             print("error: give one index: `soundseek serve --index DIR` (or DIR as the argument)", file=sys.stderr)
             return 2
-        man = read_manifest(args.index) if Path(args.index).is_dir() else None
-        if man is None:
-            print(f"error: {missing_index_message(args.index)}", file=sys.stderr)
-            return 2
-        embedder = embedder_factory(args.model or man.get("model"))
-        serve(args.index, embedder, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
+        searcher = Searcher.open(args.index, model=args.model, loader=embedder_factory)
+        serve(searcher, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
               cors_origins=args.cors_origin, tokens=tokens)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -28,6 +28,8 @@ import re
 from functools import lru_cache
 from pathlib import PurePosixPath
 
+from ..words import split_words
+
 ABBREVIATIONS: dict[str, str] = {
     "expl": "explosion", "explo": "explosion", "explos": "explosion", "exp": "explosion",
     "explod": "explode", "btn": "button", "amb": "ambient", "ambi": "ambient", "bg": "background",
@@ -137,22 +139,8 @@ _UNINFORMATIVE_DIRS = frozenset({
 
 _FREESOUND_PREFIX = re.compile(r"^\d+__[^_]+(?:_[^_]+)*?__")
 _FORMAT_TAG = re.compile(r"[_\-.](?:s16|s8|u8|s24|f32)(?:[_\-.]?(?:le|be))?$", re.IGNORECASE)
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_SEP = re.compile(r"[\s_\-.+~,;:'\"()\[\]{}!?#&=@]+")
 _HASH = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{6,}$")
 _VERSION = re.compile(r"^v\d+$")
-
-
-def split_words(text: str) -> list[str]:
-    """Split a name into lowercase words (camelCase, snake, kebab, dots, digit boundaries).
-
-    Example: ``split_words("HCBeginLevel_v2")`` -> ``["hc", "begin", "level", "v", "2"]``.
-    """
-    parts = []
-    for chunk in _SEP.split(text):
-        if chunk:
-            parts.extend(p.lower() for p in _CAMEL.split(chunk) if p)
-    return parts
 
 
 @lru_cache(maxsize=4096)
@@ -226,7 +214,7 @@ def clean_label(text: str, drop_prefixes: tuple[str, ...] = (), language: str = 
                 surfaces: bool = True) -> str | None:
     """Caption from a free-form name (no extension handling): words translated to English
     (``language``), abbreviations, action suffixes and footstep surfaces, no numbers."""
-    words = [w for w in split_words(text) if not w.isdigit()]
+    words = [w for w in split_words(text, "caption") if not w.isdigit()]
     tokens = _clean_tokens(translate(words, language), tuple(p.lower() for p in drop_prefixes))
     tokens = _actions_and_surfaces(tokens) if surfaces else tokens
     if not any(sum(c.isalpha() for c in t) >= 3 for t in tokens):

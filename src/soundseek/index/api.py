@@ -51,7 +51,7 @@ class Index:
 
             embedder = Pipeline.load(model)
         build_index(source, embedder, path, model=None if model is None else str(model), **options)
-        return cls(Searcher(path, embedder))
+        return cls(Searcher.open(path, embedder=embedder))
 
     def search(self, query: str | Path | np.ndarray, k: int = 10, mode: str | None = None,
                sample_rate: int | None = None, text_weight: float | None = None, where: dict | None = None,

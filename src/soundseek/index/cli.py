@@ -6,7 +6,7 @@ The main CLI wires them as::
     sub = parser.add_subparsers(dest="command")
     add_index_parser(sub); add_search_parser(sub)
     ...
-    return args.run(args, embedder_factory)   # embedder_factory(model_path_or_None) -> Embedder
+    return getattr(cli, f"run_{args.command}")(args, embedder_factory)  # run_index | run_search
 
 Every ``run_*`` returns a process exit code (0 ok, 1 partial failure, 2 bad input).
 """
@@ -45,23 +45,6 @@ def _backend_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-def _probe_milvus(index_dir: str, backend: str | None, uri: str | None) -> None:
-    """Fail fast (one line, bounded time) when the Milvus server URI -- given, else the index's
-    own -- is wrong or its server is down, before a model is loaded or a clip embedded."""
-    from .manifest import backend_options, read_manifest
-
-    try:
-        man = read_manifest(index_dir) if uri is None else None
-    except (OSError, ValueError):  # a damaged manifest is the work's to report (or --rebuild's to replace)
-        man = None
-    if uri is None and man is not None and man.get("backend") == "milvus" and backend in (None, "milvus"):
-        uri = backend_options(man, Path(index_dir))["uri"]
-    if uri is not None and "://" in str(uri) and backend in (None, "milvus"):  # a Lite file is opened by the work
-        from .backends.milvus_backend import probe
-
-        probe(uri)
-
-
 def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("index", help="build or update a search index from a folder or corpus",
                               description="Decode + embed every clip of SOURCE into INDEX. Re-running\n"
@@ -92,7 +75,6 @@ def add_index_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "a new value re-embeds every file)")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS", help="window hop (default: half a window)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run_index)
     return p
 
 
@@ -113,7 +95,7 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
     import sqlite3
 
     from . import build_caption_index, build_index
-    from .manifest import IndexMismatchError
+    from .manifest import IndexMismatchError, probe_server
 
     if getattr(args, "check", False):
         return run_check(args.index)
@@ -126,7 +108,7 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         return 2
     try:
         opts = _backend_options(args)
-        _probe_milvus(args.index, args.backend, opts.get("uri"))
+        probe_server(args.index, args.backend, opts.get("uri"))
         embedder = embedder_factory(args.model)
         if args.captions:
             from .source import read_corpus
@@ -237,7 +219,6 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
                         "model: a warm query in milliseconds; INDEX is then only a label")
     add_filter_args(p)
-    p.set_defaults(run=run_search)
     return p
 
 
@@ -347,22 +328,17 @@ def run_search(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> i
             return _print_results(args, queries, results)
         from .calibration import verdict
         from .filters import check_where
-        from .search import Searcher, missing_index_message
-        from .manifest import read_manifest
+        from .search import Searcher
 
         check_where(where)  # bad filters fail before any model loads
-        man = read_manifest(args.index) if Path(args.index).is_dir() else None
-        if man is None:
-            raise FileNotFoundError(missing_index_message(args.index))
-        _probe_milvus(args.index, None, args.uri)
         has_audio = any(isinstance(q, dict) and "audio" in q for q in queries)
         text_only = args.mode == "text" and not has_audio and not args.rerank
-        embedder = None if text_only else embedder_factory(args.model or man.get("model"))
+        searcher = Searcher.open(args.index, model=args.model, uri=args.uri, text_only=text_only,
+                                 loader=embedder_factory)
         if not has_audio and "torch" in sys.modules:
             # a few text queries: one thread is faster than handing tiny ops to a second
             # OpenMP thread (20x so on a busy machine, docs/benchmarks.md)
             sys.modules["torch"].set_num_threads(1)
-        searcher = Searcher(args.index, embedder, backend_options={"uri": args.uri} if args.uri else None)
         hits = searcher.search_batch(queries, k=args.k, rerank=args.rerank, mode=args.mode,
                                      text_weight=args.text_weight, where=where, offset=args.offset)
         total = searcher.count(where)

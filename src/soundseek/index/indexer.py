@@ -9,6 +9,7 @@ mtime, then sha1) and removes deleted ones. Bad files are skipped and reported, 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -163,8 +164,7 @@ def _settings(index_dir: Path, embedder: Any, rebuild: bool, window: float | Non
 
 def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: dict, rebuild: bool,
                 kind: str, extra: dict) -> Store:
-    if backend not in BACKENDS and backend not in ("faiss", "milvus"):
-        raise KeyError(f"Invalid backend {backend!r}. Valid: faiss, milvus")
+    BACKENDS.get(backend)  # unknown names: KeyError listing the valid ones
     try:
         man = read_manifest(index_dir)
     except IndexDamagedError:
@@ -248,7 +248,7 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
     index_dir = Path(index_dir)
     if batch_size <= 0 or workers <= 0:
         raise ValueError(f"batch_size and workers must be positive, got {batch_size}, {workers}")
-    root, entries, problems = enumerate_source(source, format)
+    root, entries, problems = enumerate_source(source, format)  # scan
     report = IndexReport(str(index_dir))
     index_dir.mkdir(parents=True, exist_ok=True)
     with IndexLock(index_dir):
@@ -259,123 +259,154 @@ def _build(source: str | Path, embedder: Any, index_dir: str | Path, backend: st
         with store.transaction() as con:
             itemdata.ensure_schema(con)
         known, failed, stale = store.known(), store.problems(), itemdata.stale_ids(store.con)
-        # 1. removals: only files that are gone (not those of a folder that cannot be listed now)
-        present = {e.key for e in entries}
-        hidden = tuple(k for k, why in problems if why.startswith(UNREADABLE_FOLDER))
-        gone = [k for k in known if k not in present and not k.startswith(hidden)]
-        if gone:
-            with store.transaction() as con:
-                g = store.bump(con)
-                for k in gone:
-                    con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
-                    con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
-                    itemdata.forget(con, known[k]["id"], g)
-                con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)),
-                            [name_value(k) for k in gone])
-                store.log("info", f"removed {len(gone)} deleted files", con)
-            report.removed = len(gone)
-        # 2. plan
-        todo: list[_Work] = []
-        meta_updates = []
-        with_text = textindex.ids_with_text(store.con)
-        report.skipped.extend(problems)
-        for e in entries:
-            try:
-                st = e.path.stat()
-            except OSError as err:
-                report.skipped.append((e.key, f"unreadable ({err.strerror or err})"))
-                continue
-            if not stat.S_ISREG(st.st_mode):  # FIFO/device/socket: never opened
-                report.skipped.append((e.key, f"not a regular file ({file_kind(st.st_mode)})"))
-                continue
-            row = known.get(e.key)
-            redo = row is not None and row["id"] in stale  # embedded under the index's old settings
-            if not redo and row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
-                report.unchanged += 1
-                if ((json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags)
-                        or row["id"] not in with_text):  # (an index built before the text index)
-                    meta_updates.append((e, row["id"]))
-                continue
-            bad = failed.get(e.key)
-            if (bad is not None and not retry_failed and not bad["reason"].startswith(UNREADABLE)
-                    and bad["size"] == st.st_size
-                    and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
-                report.skipped.append((e.key, bad["reason"]))
-                continue
-            todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode, stale=redo))
-        if meta_updates:
-            cols = [textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
-                    for e, _ in meta_updates]
-            with store.transaction() as con:
-                for (e, item_id), c in zip(meta_updates, cols):
-                    con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
-                                (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), name_value(e.key)))
-                    textindex.put(con, item_id, c)
-        # 3. decode (threads) + embed (main thread) + commit per batch
-        sr = int(embedder.sample_rate)
-
-        def prepare(w: _Work) -> _Work:
-            try:
-                try:
-                    w.sha1, st = _sha1(w.entry.path)
-                except OSError as err:
-                    if err.errno in (errno.EACCES, errno.EPERM):
-                        w.unreadable = True
-                        w.error = f"{UNREADABLE} ({os.strerror(err.errno)}); kept and retried on the next run"
-                        return w
-                    raise
-                w.dev_ino = (st.st_dev, st.st_ino)
-                if not w.stale and w.row is not None and w.row["sha1"] == w.sha1:
-                    w.same_content = True
-                    return w
-                w.wave, w.info = load_wave(w.entry.path, sr, max_seconds, max_channels=MAX_CHANNELS,
-                                           seconds_limit=FILE_SECONDS)
-                if w.wave.size == 0:
-                    raise ValueError("no audio samples")
-                e = w.entry
-                w.data.text = textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
-                w.data.peaks = peaks.compute(w.wave)
-            except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
-                w.error = _reason(err)
-            return w
-
-        bar = _progress(len(todo), progress)
-        batch: list[_Work] = []
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            for w in _ordered(ex, prepare, todo, window=max(2 * batch_size, 4 * workers)):
-                batch.append(w)
-                if len(batch) >= batch_size:
-                    _commit(store, embedder, batch, report, keep_frames, (window, hop))
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                _commit(store, embedder, batch, report, keep_frames, (window, hop))
-                bar.update(len(batch))
-        bar.close()
-        # 4. backend
-        open_backend(index_dir, store, read_manifest(index_dir) or {}, save=True)
-        report.total = store.count()
-        report.seconds = time.time() - t0
-        store.log("info", report.summary())
-        for key, reason in report.skipped:
-            store.log("warning", f"skipped {key}: {reason}")
-        for key, kept in report.clamped:
-            store.log("warning", f"{key}: only the first {kept:.1f} s indexed (longer than the decoding limit)")
-        for key, kept in report.truncated:
-            store.log("warning", f"{key}: {_TRUNCATED.format(kept)}")
-        store.close()
+        _remove_gone(store, known, entries, problems, report)
+        todo = _plan(store, entries, problems, known, failed, stale, retry_failed, report)
+        _embed_and_write(store, embedder, todo, report, max_seconds=max_seconds, batch_size=batch_size,
+                         workers=workers, progress=progress, keep_frames=keep_frames, windows=(window, hop))
+        _finish(index_dir, store, report, t0)
     if progress:
-        print(report.summary(), file=sys.stderr)
-        for key, kept in report.clamped:
-            print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
-                  file=sys.stderr)
-        for key, kept in report.truncated:
-            print(f"  {printable(key)}: {_TRUNCATED.format(kept)}", file=sys.stderr)
-        if report.skipped:
-            print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
-            for key, reason in report.skipped:
-                print(f"  {printable(key)}: {printable(reason)}", file=sys.stderr)
+        _print_report(report)
     return report
+
+
+def _remove_gone(store: Store, known: dict, entries: list[Entry], problems: list[tuple[str, str]],
+                 report: IndexReport) -> None:
+    """Removals: only files that are gone (not those of a folder that cannot be listed now)."""
+    present = {e.key for e in entries}
+    hidden = tuple(k for k, why in problems if why.startswith(UNREADABLE_FOLDER))
+    gone = [k for k in known if k not in present and not k.startswith(hidden)]
+    if gone:
+        with store.transaction() as con:
+            g = store.bump(con)
+            for k in gone:
+                con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
+                con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
+                itemdata.forget(con, known[k]["id"], g)
+            con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)),
+                        [name_value(k) for k in gone])
+            store.log("info", f"removed {len(gone)} deleted files", con)
+        report.removed = len(gone)
+
+
+def _plan(store: Store, entries: list[Entry], problems: list[tuple[str, str]], known: dict, failed: dict,
+          stale: set[int], retry_failed: bool, report: IndexReport) -> list[_Work]:
+    """The files to (re-)embed: new, changed, or embedded under the index's old settings.
+    Unchanged files are counted (their captions/tags updated in place when those changed);
+    files that cannot be read, are not regular files, or failed before unchanged are skipped."""
+    todo: list[_Work] = []
+    meta_updates = []
+    with_text = textindex.ids_with_text(store.con)
+    report.skipped.extend(problems)
+    for e in entries:
+        try:
+            st = e.path.stat()
+        except OSError as err:
+            report.skipped.append((e.key, f"unreadable ({err.strerror or err})"))
+            continue
+        if not stat.S_ISREG(st.st_mode):  # FIFO/device/socket: never opened
+            report.skipped.append((e.key, f"not a regular file ({file_kind(st.st_mode)})"))
+            continue
+        row = known.get(e.key)
+        redo = row is not None and row["id"] in stale  # embedded under the index's old settings
+        if not redo and row is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+            report.unchanged += 1
+            if ((json.loads(row["captions"]), json.loads(row["tags"])) != (e.captions, e.tags)
+                    or row["id"] not in with_text):  # (an index built before the text index)
+                meta_updates.append((e, row["id"]))
+            continue
+        bad = failed.get(e.key)
+        if (bad is not None and not retry_failed and not bad["reason"].startswith(UNREADABLE)
+                and bad["size"] == st.st_size
+                and bad["mtime_ns"] == st.st_mtime_ns and bad["mode"] == st.st_mode):
+            report.skipped.append((e.key, bad["reason"]))
+            continue
+        todo.append(_Work(e, st.st_size, st.st_mtime_ns, row, mode=st.st_mode, stale=redo))
+    if meta_updates:
+        cols = [textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
+                for e, _ in meta_updates]
+        with store.transaction() as con:
+            for (e, item_id), c in zip(meta_updates, cols):
+                con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
+                            (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), name_value(e.key)))
+                textindex.put(con, item_id, c)
+    return todo
+
+
+def _decode(w: _Work, sr: int, max_seconds: float | None) -> _Work:
+    """Hash, decode and describe one planned file (on a worker thread); any failure is recorded
+    in ``w.error``, never raised. A file whose content is unchanged is not decoded."""
+    try:
+        try:
+            w.sha1, st = _sha1(w.entry.path)
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM):
+                w.unreadable = True
+                w.error = f"{UNREADABLE} ({os.strerror(err.errno)}); kept and retried on the next run"
+                return w
+            raise
+        w.dev_ino = (st.st_dev, st.st_ino)
+        if not w.stale and w.row is not None and w.row["sha1"] == w.sha1:
+            w.same_content = True
+            return w
+        w.wave, w.info = load_wave(w.entry.path, sr, max_seconds, max_channels=MAX_CHANNELS,
+                                   seconds_limit=FILE_SECONDS)
+        if w.wave.size == 0:
+            raise ValueError("no audio samples")
+        e = w.entry
+        w.data.text = textindex.item_columns(shown_name(e.key), e.captions, e.tags, read_tags(e.path))
+        w.data.peaks = peaks.compute(w.wave)
+    except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
+        w.error = _reason(err)
+    return w
+
+
+def _embed_and_write(store: Store, embedder: Any, todo: list[_Work], report: IndexReport, *,
+                     max_seconds: float | None, batch_size: int, workers: int, progress: bool,
+                     keep_frames: bool, windows: tuple[float, float]) -> None:
+    """Decode on ``workers`` threads, embed on this one, commit one transaction per batch."""
+    sr = int(embedder.sample_rate)
+    bar = _progress(len(todo), progress)
+    batch: list[_Work] = []
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        for w in _ordered(ex, functools.partial(_decode, sr=sr, max_seconds=max_seconds), todo,
+                          window=max(2 * batch_size, 4 * workers)):
+            batch.append(w)
+            if len(batch) >= batch_size:
+                _commit(store, embedder, batch, report, keep_frames, windows)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            _commit(store, embedder, batch, report, keep_frames, windows)
+            bar.update(len(batch))
+    bar.close()
+
+
+def _finish(index_dir: Path, store: Store, report: IndexReport, t0: float) -> None:
+    """Bring the vector backend up to date with the store, total and log the run, close the store."""
+    open_backend(index_dir, store, read_manifest(index_dir) or {}, save=True)
+    report.total = store.count()
+    report.seconds = time.time() - t0
+    store.log("info", report.summary())
+    for key, reason in report.skipped:
+        store.log("warning", f"skipped {key}: {reason}")
+    for key, kept in report.clamped:
+        store.log("warning", f"{key}: only the first {kept:.1f} s indexed (longer than the decoding limit)")
+    for key, kept in report.truncated:
+        store.log("warning", f"{key}: {_TRUNCATED.format(kept)}")
+    store.close()
+
+
+def _print_report(report: IndexReport) -> None:
+    print(report.summary(), file=sys.stderr)
+    for key, kept in report.clamped:
+        print(f"  {printable(key)}: only the first {kept:.1f} s indexed (longer than the decoding limit)",
+              file=sys.stderr)
+    for key, kept in report.truncated:
+        print(f"  {printable(key)}: {_TRUNCATED.format(kept)}", file=sys.stderr)
+    if report.skipped:
+        print(f"Skipped {len(report.skipped)} file(s):", file=sys.stderr)
+        for key, reason in report.skipped:
+            print(f"  {printable(key)}: {printable(reason)}", file=sys.stderr)
 
 
 def _reason(err: BaseException) -> str:

@@ -147,6 +147,22 @@ def backend_options(manifest: dict, index_dir: Path) -> dict:
     return opts
 
 
+def probe_server(index_dir: str | Path, backend: str | None = None, uri: str | None = None) -> None:
+    """Fail fast (one line, bounded time) when the Milvus server URI -- given, else the index's
+    own -- is wrong or its server is down, before a model is loaded or a clip embedded.
+    ``backend``: the backend the caller asks for (None: the index's own)."""
+    try:
+        man = read_manifest(index_dir) if uri is None else None
+    except (OSError, ValueError):  # a damaged manifest is the work's to report (or --rebuild's to replace)
+        man = None
+    if uri is None and man is not None and man.get("backend") == "milvus" and backend in (None, "milvus"):
+        uri = backend_options(man, Path(index_dir))["uri"]
+    if uri is not None and "://" in str(uri) and backend in (None, "milvus"):  # a Lite file is opened by the work
+        from .backends.milvus_backend import probe
+
+        probe(uri)
+
+
 def _backend_path(index_dir: Path, manifest: dict) -> Path:
     return Path(index_dir) / "vectors.faiss"
 

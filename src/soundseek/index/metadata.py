@@ -23,6 +23,8 @@ import re
 import struct
 from pathlib import Path
 
+from ..words import split_words
+
 __all__ = ["read_tags", "ucs_words", "path_words", "MAX_BYTES"]
 
 MAX_BYTES = 4 << 20  # never read more than this from one file
@@ -301,8 +303,6 @@ def path_suffix(path: str | Path) -> str:
 
 
 # --- names -----------------------------------------------------------------------------------
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
-_SPLIT = re.compile(r"[\s_\-.,;:+()\[\]{}#&]+")
 
 # Universal Category System top-level CatID prefixes -> category words (UCS v8 main categories).
 UCS_CATEGORIES = {
@@ -350,9 +350,5 @@ def path_words(key: str) -> tuple[str, str]:
     doors wood", "doors")."""
     parts = Path(key).parts
     stem = Path(parts[-1]).stem if parts else ""
-    folders = " ".join(_words(p) for p in parts[:-1])
-    return " ".join(filter(None, [_words(stem), " ".join(ucs_words(stem))])), folders
-
-
-def _words(s: str) -> str:
-    return " ".join(w for w in (_CAMEL.sub(" ", x) for x in _SPLIT.split(s)) if w).lower()
+    folders = " ".join(" ".join(split_words(p, "index")) for p in parts[:-1])
+    return " ".join(split_words(stem, "index") + ucs_words(stem)), folders

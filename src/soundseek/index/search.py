@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from . import calibration as _cal
 from .backends.base import fold_queries
 from .embedder import check_embedder
 from .filters import FILTER_KEYS, check_where, item_folder, item_format, where_sql
-from .manifest import check_compatible, open_backend, read_manifest
+from .manifest import check_compatible, open_backend, probe_server, read_manifest
 from .store import Store, shown_name
 
 __all__ = ["Searcher", "MAX_K", "MAX_QUERY_CHARS", "FILTER_KEYS", "HIT_KEYS", "validate_query", "missing_index_message"]
@@ -126,17 +126,34 @@ class Searcher:
 
     @classmethod
     def open(cls, index_dir: str | Path, model: str | Path | None = None, embedder: Any = None,
-             backend_options: dict | None = None, text_only: bool = False) -> "Searcher":
+             backend_options: dict | None = None, text_only: bool = False, uri: str | None = None,
+             loader: Callable[[Any], Any] | None = None) -> "Searcher":
         """Open ``index_dir`` with ``embedder``, or the model ``model``, or the model recorded in
-        the index (the shipped default when none was recorded). ``text_only``: load no model
-        (text-mode searches only). One-line FileNotFoundError naming the fix when there is no index."""
+        the index (the shipped default when none was recorded): the one way the CLI, ``serve``
+        and ``soundseek.Index`` open an index.
+
+        Args:
+            backend_options: backend overrides; ``uri``: the Milvus server to use instead of the
+                index's own (``backend_options["uri"]``).
+            text_only: load no model (text-mode searches only).
+            loader: turns a model reference (``model``, the index's, or None) into an embedder;
+                default :meth:`soundseek.pipeline.Pipeline.load`.
+        Raises:
+            FileNotFoundError: no index there (one line naming the fix); an unreachable Milvus
+            server fails (one line, bounded time) before any model loads.
+        """
         man = read_manifest(index_dir) if Path(index_dir).is_dir() else None
         if man is None:
             raise FileNotFoundError(missing_index_message(index_dir))
+        if uri:
+            backend_options = {**(backend_options or {}), "uri": uri}
+        probe_server(index_dir, None, (backend_options or {}).get("uri"))
         if embedder is None and not text_only:
-            from ..pipeline import Pipeline
+            if loader is None:
+                from ..pipeline import Pipeline
 
-            embedder = Pipeline.load(model or man.get("model"))
+                loader = Pipeline.load
+            embedder = loader(model or man.get("model"))
         return cls(index_dir, embedder, backend_options=backend_options)
 
     def __len__(self) -> int:
@@ -145,19 +162,12 @@ class Searcher:
 
     def count(self, where: dict | None = None) -> int:
         """Files (not windows) in the index that pass ``where``: the total a search shows."""
-        w = check_where(where)
-        if not w:
-            return self.store.count()
-        cond, args = where_sql(w)
-        return int(self.store.con.execute(f"SELECT COUNT(*) FROM items WHERE {cond}", args).fetchone()[0])
+        return self.store.count(check_where(where))
 
     def _allowed(self, where: dict | None) -> set[int] | None:
         """Ids of the files passing ``where`` (None: no filter)."""
         w = check_where(where)
-        if not w:
-            return None
-        cond, args = where_sql(w)
-        return {int(r[0]) for r in self.store.con.execute(f"SELECT id FROM items WHERE {cond}", args)}
+        return self.store.matching(w) if w else None
 
     @property
     def calibration(self) -> "_cal.Calibration":

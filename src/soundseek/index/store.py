@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..safe_open import printable
+from .filters import where_sql
 from .integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
                         repair_hint)
 
@@ -313,8 +314,22 @@ class Store:
     def problems(self) -> dict[str, sqlite3.Row]:
         return {name_of(r["key"]): r for r in self.con.execute("SELECT * FROM problems").fetchall()}
 
-    def count(self) -> int:
-        return int(self.con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+    def count(self, where: dict | None = None) -> int:
+        """Files in the index; with ``where`` (checked by :func:`.filters.check_where`), those passing it."""
+        if not where:
+            return int(self.con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+        cond, args = where_sql(where)
+        return int(self.con.execute(f"SELECT COUNT(*) FROM items WHERE {cond}", args).fetchone()[0])
+
+    def matching(self, where: dict) -> set[int]:
+        """Ids of the files passing ``where`` (checked by :func:`.filters.check_where`)."""
+        cond, args = where_sql(where)
+        return {int(r[0]) for r in self.con.execute(f"SELECT id FROM items WHERE {cond}", args)}
+
+    def passes(self, item: int, where: dict) -> bool:
+        """Whether file ``item`` exists and passes ``where`` (checked by :func:`.filters.check_where`)."""
+        cond, args = where_sql(where)
+        return self.con.execute(f"SELECT 1 FROM items WHERE id=? AND ({cond})", [int(item), *args]).fetchone() is not None
 
     def ids(self) -> np.ndarray:
         return np.asarray([r[0] for r in self.con.execute("SELECT id FROM items ORDER BY id")], np.int64)

@@ -34,6 +34,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
+from ..words import split_words
 from . import vocab
 from .metadata import path_words
 
@@ -137,10 +138,8 @@ def ids_with_text(con: sqlite3.Connection) -> set[int]:
 def query_terms(query: str) -> list[str]:
     """Lower-cased words of ``query`` minus stop words (all words if only stop words);
     run-together words split, CamelCase and digits separated (``DoorCreak01`` -> door, creak, 01)."""
-    from .metadata import _words
-
     words = []
-    for w in _words(" ".join(_TOKEN.findall(query))).split():
+    for w in split_words(" ".join(_TOKEN.findall(query)), "index"):
         parts = vocab.split_compound(w) if w.isalpha() else (w,)
         words.extend(parts)
     kept = [w for w in words if w not in STOPWORDS]

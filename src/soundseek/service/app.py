@@ -56,8 +56,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     """Build the FastAPI app. The embedder/model is loaded once (by the caller) and shared.
 
     Args:
-        index: index directory, or an open :class:`Searcher`.
-        embedder: required when ``index`` is a directory.
+        index: index directory, or an open :class:`Searcher` (:meth:`Searcher.open`).
+        embedder: the model for a directory ``index``; None: text-mode searches only.
         max_upload_bytes: uploads above this get 413 (counted while receiving).
         max_query_chars: longer text queries get 400.
         max_k: most hits per page (at most ``MAX_K``).
@@ -73,7 +73,8 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
             count); more requests wait their turn, so 50 clients do not mean 50 decoded uploads
             and model activations in memory.
     """
-    searcher = index if isinstance(index, Searcher) else Searcher(index, embedder)
+    searcher = index if isinstance(index, Searcher) else Searcher.open(index, embedder=embedder,
+                                                                        text_only=embedder is None)
     # Model work (decoding an upload, embedding, searching) runs on a few dedicated threads:
     # concurrent requests queue, and memory is allocated (and reused) by those threads only
     # instead of by every worker thread of the server (measured in docs/benchmarks.md).
@@ -120,9 +121,10 @@ def create_app(index: str | Path | Searcher, embedder: Any = None, max_upload_by
     return app
 
 
-def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: int = 8000,
+def serve(index: str | Path | Searcher, embedder: Any = None, host: str = "127.0.0.1", port: int = 8000,
           allowed_hosts: Sequence[str] | None = None, **kwargs: Any) -> None:
-    """Run the app with uvicorn (blocking). ``kwargs`` go to :func:`create_app`.
+    """Run the app with uvicorn (blocking). ``index``, ``embedder`` and ``kwargs`` go to
+    :func:`create_app`.
 
     ``allowed_hosts`` defaults to the bind address and the loopback names
     (:func:`~soundseek.service.limits.default_allowed_hosts`); pass ``["*"]`` to accept any.
@@ -134,7 +136,8 @@ def serve(index_dir: str | Path, embedder: Any, host: str = "127.0.0.1", port: i
         sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
     hosts = list(allowed_hosts) if allowed_hosts else default_allowed_hosts(host)
-    app = create_app(index_dir, embedder, allowed_hosts=hosts, **kwargs)
+    app = create_app(index, embedder, allowed_hosts=hosts, **kwargs)
+    index_dir = index.index_dir if isinstance(index, Searcher) else index
     install_logging()
     files = app.state.searcher.store.count()
     windows = len(app.state.searcher) - files  # vectors of the windows of long recordings

@@ -107,7 +107,7 @@ class VectorBackend(ABC):
 
 
 def build_backend(name: str, dim: int, **options: Any) -> VectorBackend:
-    """Instantiate backend ``name`` (``faiss`` | ``milvus``); unknown names list the valid ones."""
-    from . import faiss_backend, milvus_backend  # noqa: F401  (register)
+    """Instantiate backend ``name`` (``faiss`` | ``milvus``); unknown names list the valid ones.
 
+    The backends register themselves when the ``backends`` package is imported."""
     return BACKENDS.get(name)(dim, **options)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from ...index import peaks as _peaks
 from ...index.calibration import verdict
 from ...index.collections import Collections
-from ...index.filters import check_where, where_sql
+from ...index.filters import check_where
 from ...index.hybrid import MODES, resolve_mode
 from ...index.search import MAX_K, validate_query
 from ...index.source import AUDIO_EXTENSIONS
@@ -64,9 +64,7 @@ def answer(ctx: ServiceContext, hits: list[dict], k: int, offset: int, where: Fi
 
 def _passes(ctx: ServiceContext, item: int, where: Filters) -> bool:
     """Whether item ``item`` passes the filters (the index's own condition, :mod:`~soundseek.index.filters`)."""
-    cond, args = where_sql(check_where(where))
-    return ctx.searcher.store.con.execute(f"SELECT 1 FROM items WHERE id=? AND ({cond})",
-                                          [int(item), *args]).fetchone() is not None
+    return ctx.searcher.store.passes(item, check_where(where))
 
 
 @router.get("/api/search", response_model=M.SearchResponse, responses=M.ERRORS, response_model_exclude_unset=True)
