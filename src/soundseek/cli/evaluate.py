@@ -132,15 +132,16 @@ def _calibrate(args: argparse.Namespace, cfg, split: str) -> int:
     corpus = load_training_corpus(cfg)
     clips = corpus.clips if split == ALL else corpus.split(split).clips
     pipe = Pipeline.load(spec)
+    names = " + ".join(str(c) for c in [cfg.data.path, *cfg.data.extra])  # every corpus the clips come from
     cal, report = calibration.fit_corpus(pipe, [(c.audio, c.captions) for c in clips if c.captions],
-                                         info={"model": str(spec), "corpus": str(cfg.data.path), "split": split},
+                                         info={"model": str(spec), "corpus": names, "split": split},
                                          progress=not args.json)
     out = Path(calibration.path_for(spec) if args.calibrate == "auto" else args.calibrate)
     cal.save(out)
     if args.json:
         print(json.dumps({"calibration": str(out), "w": cal.w, **report}, indent=2))
     else:
-        print(f"calibration of {spec} on the {split} split of {cfg.data.path}: {cal.info['queries']} caption queries, "
+        print(f"calibration of {spec} on the {split} split of {names}: {cal.info['queries']} caption queries, "
               f"{cal.info['clips']} clips -> {out}")
         print(calibration.format_report(report))
     return 0
