@@ -86,23 +86,18 @@ class EnsembleScorer(Scorer):
         if project:
             self.register_buffer("projection", torch.zeros(project, total))
 
-    def concatenated(self, embs: Sequence[Tensor]) -> Tensor:
-        """The members' unit vectors joined: (B, sum_k d_k), unit vectors (before any projection)."""
-        return torch.cat(list(embs), dim=-1) * self.scale
-
-    def _out(self, v: Tensor) -> Rep:
+    def _out(self, embs: list[Tensor]) -> Rep:
+        """The members' unit vectors joined (unit vectors), projected when the ensemble has a projection."""
+        v = torch.cat(embs, dim=-1) * self.scale
         if hasattr(self, "projection"):
             v = nn.functional.normalize(v @ self.projection.T.to(v.dtype), dim=-1)
         return {"emb": v}
 
-    def encode_text(self, tokens: Tensor | None, token_mask: Tensor | None, sentence: Tensor | None,
-                    project: bool = True) -> Rep:
-        v = self.concatenated([m.encode_text(tokens, token_mask, sentence)["emb"] for m in self.members])
-        return self._out(v) if project else {"emb": v}
+    def encode_text(self, tokens: Tensor | None, token_mask: Tensor | None, sentence: Tensor | None) -> Rep:
+        return self._out([m.encode_text(tokens, token_mask, sentence)["emb"] for m in self.members])
 
-    def encode_audio(self, frames: Tensor, frame_mask: Tensor | None, project: bool = True) -> Rep:
-        v = self.concatenated([m.encode_audio(frames, frame_mask)["emb"] for m in self.members])
-        return self._out(v) if project else {"emb": v}
+    def encode_audio(self, frames: Tensor, frame_mask: Tensor | None) -> Rep:
+        return self._out([m.encode_audio(frames, frame_mask)["emb"] for m in self.members])
 
     def score(self, text: Rep, audio: Rep, chunk: int | None = None) -> Tensor:
         require(text, ("emb",), "text", self.name)
