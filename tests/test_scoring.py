@@ -148,3 +148,17 @@ def test_registry_and_build_errors():
         GlobalScorer(4, 4, embed_dim=0)
     with pytest.raises(ValueError, match="needs the sentence vector"):
         GlobalScorer(DA, DT, D).encode_text(torch.zeros(2, 3, DT), None, None)
+
+
+def test_cat_reps_pads_and_rejects_mixed_ranks():
+    from soundseek.scoring.base import cat_reps
+
+    a = {"x": torch.ones(2, 3, 4), "mask": torch.ones(2, 3, dtype=torch.bool)}
+    b = {"x": torch.ones(1, 5, 4), "mask": torch.ones(1, 5, dtype=torch.bool)}
+    out = cat_reps([a, b])
+    assert out["x"].shape == (3, 5, 4) and out["mask"].dtype == torch.bool
+    assert out["mask"].sum().item() == 2 * 3 + 5 and out["x"][:2, 3:].abs().sum() == 0
+    with pytest.raises(ValueError, match="different ranks"):
+        cat_reps([a, {"x": torch.ones(1, 4), "mask": torch.ones(1, 5, dtype=torch.bool)}])
+    with pytest.raises(ValueError, match="at least one"):
+        cat_reps([])

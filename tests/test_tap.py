@@ -168,3 +168,20 @@ def test_errors():
         m.score_pairs(text, audio)
     with pytest.raises(ValueError, match="chunk must be a positive"):
         m.score(text, audio, chunk=0)
+
+
+def test_cat_reps_of_batches_padded_to_different_lengths_scores_like_the_loop():
+    """Clips encoded in batches of different padded lengths and joined (as evaluation does)
+    score exactly like the per-pair loop on the valid frames."""
+    m = _model()
+    _, _, sentence, frames, fmask, lengths = _inputs()
+    text = m.encode_text(None, None, sentence)
+    parts = [m.encode_audio(frames[:2, :7], fmask[:2, :7]),  # T = 7
+             m.encode_audio(frames[2:4, :1], fmask[2:4, :1]),  # T = 1
+             m.encode_audio(frames[4:, :5], fmask[4:, :5])]  # T = 5
+    audio = m.cat_reps(parts)
+    assert audio["gram"].shape == (5, 15, 7) and audio["mask"].shape == (5, 7)
+    torch.testing.assert_close(m.score(text, audio), _loop_reference(m, sentence, frames, lengths))
+    torch.testing.assert_close(audio["gram"][2:4, :1, :1], parts[1]["gram"][:, :1])  # G1 block in place
+    torch.testing.assert_close(audio["gram"][2:4, 7:8, :1], parts[1]["gram"][:, 1:2])  # G2 block at row T
+    torch.testing.assert_close(audio["gram"][2:4, 14, :1], parts[1]["gram"][:, 2])  # e_c at row 2T

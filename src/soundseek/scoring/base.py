@@ -43,6 +43,34 @@ def select(rep: Rep, index: Tensor | slice) -> Rep:
     return {k: v[index] for k, v in rep.items()}
 
 
+def pad_to(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``t`` zero-padded (False for masks) at the end of every dimension up to ``shape``."""
+    if tuple(t.shape) == tuple(shape):
+        return t
+    out = t.new_zeros(shape)
+    out[tuple(slice(0, n) for n in t.shape)] = t
+    return out
+
+
+def cat_reps(parts: list[Rep]) -> Rep:
+    """Representation dicts of consecutive batches joined along the leading dimension.
+
+    Batches padded to different lengths (frame- or token-level tensors with their mask)
+    are zero-padded to the longest first; padded positions are masked out, so the scores
+    are unchanged. Scorers whose tensors have more structure than "pad at the end"
+    override :meth:`Scorer.cat_reps`."""
+    if not parts:
+        raise ValueError("cat_reps needs at least one representation dict")
+    out = {}
+    for k in parts[0]:
+        ts = [p[k] for p in parts]
+        if len({t.dim() for t in ts}) != 1:
+            raise ValueError(f"representation key {k!r} has tensors of different ranks: {[t.dim() for t in ts]}")
+        tail = tuple(max(t.shape[d] for t in ts) for d in range(1, ts[0].dim()))
+        out[k] = torch.cat([pad_to(t, (t.shape[0], *tail)) for t in ts])
+    return out
+
+
 def all_pairs(text: Rep, audio: Rep) -> tuple[Rep, Rep]:
     """Aligned dicts enumerating every (caption i, clip j) pair in row-major order, so that
     ``score_pairs(*all_pairs(t, a)).view(Bt, Ba)`` is the full score matrix (reference)."""
@@ -97,6 +125,10 @@ class Scorer(nn.Module):
             if isinstance(v, bool) or int(v) <= 0:
                 raise ValueError(f"{n} must be a positive integer, got {v!r}")
         self.audio_dim, self.text_dim, self.embed_dim = int(audio_dim), int(text_dim), int(embed_dim)
+
+    def cat_reps(self, parts: list[Rep]) -> Rep:
+        """Join the representations of consecutive batches (see :func:`cat_reps`)."""
+        return cat_reps(parts)
 
     # -- input checks -------------------------------------------------------------------
     def check_text(

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..pooling.basic import masked_mean
-from .base import TEXT_POOLINGS, Rep, Scorer, caption_chunks, check_choice, rep_size, require, text_vector
+from .base import TEXT_POOLINGS, Rep, Scorer, caption_chunks, cat_reps, check_choice, pad_to, rep_size, require, text_vector
 from .heads import ProjectionHead, l2_normalize
 
 MATMUL_DTYPES = (None, "float32", "bfloat16", "bfloat16-logits")
@@ -118,6 +118,22 @@ class TAPScorer(Scorer):
         g2 = (c * g.square()) @ c.transpose(1, 2)
         e = (c @ (g * b)).unsqueeze(1)  # (Ba, 1, T)
         return torch.cat([g1, g2, e], dim=1)
+
+    def cat_reps(self, parts: list[Rep]) -> Rep:
+        """Batches of clips padded to different T joined: K, V and mask padded at the end of
+        T, and each block of gram ([G1; G2; e_c^T]) padded on its own so the blocks stay at
+        rows 0, T and 2T. Padded frames get attention 0, so the scores are unchanged."""
+        if not parts or "gram" not in parts[0]:
+            return cat_reps(parts)
+        t = max(p["gram"].shape[-1] for p in parts)
+        grams = []
+        for p in parts:
+            g, ti = p["gram"], p["gram"].shape[-1]
+            blocks = (g[:, :ti], g[:, ti: 2 * ti], g[:, 2 * ti:])
+            grams.append(torch.cat([pad_to(b, (b.shape[0], n, t)) for b, n in zip(blocks, (t, t, 1))], dim=1))
+        out = cat_reps([{k: v for k, v in p.items() if k != "gram"} for p in parts])
+        out["gram"] = torch.cat(grams)
+        return out
 
     # -- scoring ----------------------------------------------------------------------------
     def _check_reps(self, text: Rep, audio: Rep) -> None:

@@ -13,10 +13,6 @@ from soundseek.train.data import Prepared, SplitView
 METRIC_KEYS = ("R1", "R5", "R10", "R50", "mAP10", "medR", "meanR")
 
 
-def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
 def _to(t: torch.Tensor, dev: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return t.to(dev, dtype) if t.is_floating_point() else t.to(dev)
 
@@ -47,11 +43,11 @@ def encode_view(model: RetrievalModel, data: Prepared, view: SplitView, batch: i
                     waves.append(np.zeros(sr, np.float32))  # keeps the split's shape; ranks last
             x, m = batch_waves(waves)
             audios.append(model.encode_waves(x.to(dev), m.to(dev)))
-        return _cat(texts), _cat(audios)
+        return model.scorer.cat_reps(texts), model.scorer.cat_reps(audios)
     for s in range(0, view.n_clips, batch):
         frames, fmask = (_to(t, dev, dtype) for t in data.audio.batch(view.clip_rows[s : s + batch]))
         audios.append(model.encode_audio(frames, fmask))
-    return _cat(texts), _cat(audios)
+    return model.scorer.cat_reps(texts), model.scorer.cat_reps(audios)
 
 
 @torch.no_grad()
