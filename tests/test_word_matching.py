@@ -122,3 +122,47 @@ def test_the_vocabulary_page_lists_the_tables():
         assert f"| {canon} | {', '.join(alts)} |" in doc
     assert ", ".join(sorted(vocab.GENERIC)) in doc
     assert all(f"| {k} | {v} |" in doc for k, v in UCS_CATEGORIES.items())
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exact") / "lib"
+    root.mkdir()
+    rng = np.random.default_rng(2)
+    for n in ["skeleton-hit-1.wav", "skeleton-hit-2.wav", "skeleton-big-hit-1.wav", "skeleton-big-hit-2.wav",
+              "skeleton-hit-heavy.wav", "bd_808.flac", "bd_haus.flac", "drum_bass_hard.flac", "door_03.wav",
+              "door_creak.wav", "doors.wav"]:
+        sf.write(root / n, (0.1 * rng.standard_normal(SR // 4)).astype(np.float32), SR,
+                 format=n.rsplit(".", 1)[1].upper())
+    idx = root.parent / "idx"
+    build_index(root, HashEmbedder(), idx, progress=False, window=0)
+    return Searcher(idx, HashEmbedder())
+
+
+@pytest.mark.parametrize("query, exact", [
+    ("loud skeleton hit", {"skeleton-hit-1.wav", "skeleton-hit-2.wav"}),  # -big- is a modifier the query lacks
+    ("heavy skeleton hit", {"skeleton-hit-1.wav", "skeleton-hit-2.wav", "skeleton-hit-heavy.wav"}),
+    ("bass drum", {"bd_808.flac"}),  # read through the vocabulary; bd_haus says one more word
+    ("a door", {"door_03.wav", "doors.wav"}),
+])
+def test_exact_names(named, query, exact):
+    hits = textindex.search(named.store.con, query, 50)
+    names = {h.id: n for n, h in ((named.store.items([h.id])[h.id]["key"], h) for h in hits)}
+    assert {names[h.id] for h in hits if h.exact} == exact
+
+
+def test_hybrid_ranks_exact_names_first_whatever_the_semantic_order(named):
+    """Hybrid "loud skeleton hit" ranked skeleton-big-hit-* among the exact names and "short
+    wail" put wail-long.wav above wail.wav: rank fusion let the semantic rank reorder them."""
+    for query, exact in [("loud skeleton hit", {"skeleton-hit-1.wav", "skeleton-hit-2.wav"}),
+                         ("bass drum", {"bd_808.flac"})]:
+        names = _names(named.search_text(query, k=10, mode="hybrid"))
+        assert set(names[: len(exact)]) == exact, names
+
+
+def test_fusion_puts_the_first_set_ahead():
+    sem = {1: 0.9, 2: 0.8, 3: 0.1, 4: 0.05}
+    text = {3: 2.0, 4: 1.0, 1: 0.5}
+    plain = [i for i, *_ in fuse(sem, text, 0.7)]
+    tiered = [i for i, *_ in fuse(sem, text, 0.7, first={4, 2})]
+    assert tiered[:2] == [x for x in plain if x in {4, 2}] and tiered[2:] == [x for x in plain if x not in {4, 2}]

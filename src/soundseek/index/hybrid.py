@@ -12,6 +12,11 @@ sounds, equal weights (0.5) let semantic near-misses push exact word matches dow
 vs 82 % at 0.7); where the names say nothing, no text matches and every weight gives the
 semantic ranking. A word a library's authors wrote into a name or tag is strong evidence.
 
+Files whose name says exactly the query's content words (``exact`` in :mod:`.textindex`:
+``door_03.wav`` for "door") come first, ordered among themselves by the fused score: rank
+fusion alone lets a semantic neighbour ("door creak") reorder the exact names, which a user
+who typed a library's own name expects at the top.
+
 Ranks are taken within the union of the two candidate lists (each max(100, 4k) long), where
 every item's semantic score is computed exactly, so a text match that the vector search
 ranked low still gets its true score (ranks beyond the candidate lists are approximate).
@@ -38,9 +43,11 @@ def resolve_mode(mode: str | None, has_text: bool) -> str:
 
 
 def fuse(semantic: dict[int, float], text: dict[int, float], weight: float = TEXT_WEIGHT,
-         coverage: dict[int, float] | None = None) -> list[tuple[int, float, int | None, int | None]]:
+         coverage: dict[int, float] | None = None,
+         first: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, float, int | None, int | None]]:
     """item -> semantic score, item -> text score (text matches only, higher better; ranked in
-    this order), optional item -> coverage in [0, 1] scaling the text term ->
+    this order), optional item -> coverage in [0, 1] scaling the text term, optional items
+    ranked ahead of all others (files named exactly what was asked for) ->
     [(item, fused score, semantic rank, text rank)] best first (ties: better semantic score)."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"text_weight must be in [0, 1], got {weight}")
@@ -54,5 +61,5 @@ def fuse(semantic: dict[int, float], text: dict[int, float], weight: float = TEX
         if i in txt_rank:
             f += weight * (1.0 if coverage is None else coverage.get(i, 1.0)) / (RRF_K + txt_rank[i])
         out.append((i, f, sem_rank.get(i), txt_rank.get(i)))
-    out.sort(key=lambda t: (-t[1], -semantic.get(t[0], float("-inf")), t[0]))
+    out.sort(key=lambda t: (t[0] not in first, -t[1], -semantic.get(t[0], float("-inf")), t[0]))
     return out

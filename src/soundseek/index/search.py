@@ -394,7 +394,8 @@ class Searcher:
         order = {i: -r for r, i in enumerate(thits)}  # textindex's ranking: coverage, then BM25
         fused = hybrid.fuse({i: v[0] for i, v in sem.items()}, order,
                             hybrid.TEXT_WEIGHT if text_weight is None else text_weight,
-                            {i: t.coverage for i, t in thits.items()})[:k]
+                            {i: t.coverage for i, t in thits.items()},
+                            {i for i, t in thits.items() if t.exact})[:k]
         meta = self.store.items([i for i, *_ in fused])
         out = []
         for i, f, _, _ in fused:

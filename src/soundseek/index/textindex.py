@@ -22,7 +22,10 @@ A query is split the same way into words, each matching itself or what it stands
 say: IDF over the index, a generic modifier (:data:`.vocab.GENERIC`: small, heavy, loud, ...)
 a quarter of that. A text hit must match at least one content word (not only a modifier);
 hits are ranked by ``coverage`` (the weighted share of the query's words they match), then
-BM25. Hybrid fusion scales a hit's text rank term by its coverage (:func:`.hybrid.fuse`).
+BM25. A hit is ``exact`` when its file name says the query's content words and no other, and no
+generic modifier the query lacks (read through the vocabulary; numbers and stop words aside):
+``door_03.wav`` for "door" or "a heavy door" but not ``door_big.wav`` for "door",
+``bd_808.flac`` for "bass drum"; hybrid search ranks exact names first (:func:`.hybrid.fuse`). Hybrid fusion scales a hit's text rank term by its coverage (:func:`.hybrid.fuse`).
 
 An index written before this vocabulary (``state`` ``text_version`` < :data:`TEXT_VERSION`)
 has its name, folder and label words rewritten once when it is opened for writing
@@ -61,6 +64,33 @@ class TextHit:
     score: float  # -bm25: higher is better
     matched: list[str]  # the words of the item's text that matched, as written there
     coverage: float = 1.0  # weighted share of the query's words the item matches (0..1]
+    exact: bool = False  # the file name says the query's content words and nothing else
+
+
+def _word_key(w: str) -> str:
+    """A crude suffix fold for comparing word sets ("doors" = "door", "barking" = "bark")."""
+    for suf, keep in (("ing", 5), ("ed", 4), ("s", 4)):
+        if len(w) >= keep + len(suf) - 1 and w.endswith(suf) and not w.endswith("ss"):
+            return w[: -len(suf)]
+    return w
+
+
+def content_words(words) -> tuple[frozenset[str], frozenset[str]]:
+    """(content words, generic modifiers) of a word list, each distinct: abbreviations and
+    synonyms read as their canonical words (``bd`` -> bass, drum), run-together words split;
+    numbers and stop words left out."""
+    out, generic = set(), set()
+    for w in words:
+        w = w.lower()
+        if w.isdigit() or w in STOPWORDS:
+            continue
+        c = vocab.canonical(w)
+        for p in c.split() if c else (vocab.split_compound(w) if w.isalpha() else (w,)):
+            if p in vocab.GENERIC:
+                generic.add(p)
+            elif p not in STOPWORDS:
+                out.add(_word_key(p))
+    return frozenset(out), frozenset(generic)
 
 
 def ensure_schema(con: sqlite3.Connection) -> None:
@@ -174,6 +204,7 @@ def search(con: sqlite3.Connection, query: str, limit: int,
         extra, args = f" AND rowid IN (SELECT id FROM items WHERE {filt[0]})", list(filt[1])
     n_docs = max(1, int(con.execute("SELECT COUNT(*) FROM text_fts").fetchone()[0]))
     weight, ids = {}, {}
+    asked = content_words(terms)
     for t in terms:
         got = {r[0] for r in con.execute(f"SELECT rowid FROM text_fts WHERE text_fts MATCH ?{extra}",
                                          (_group(t), *args))}
@@ -195,6 +226,9 @@ def search(con: sqlite3.Connection, query: str, limit: int,
             for w in _MARK.findall(text or ""):
                 seen.setdefault(w.lower(), None)
         cov = sum(weight[t] for t in terms if row[0] in ids[t]) / total
-        out.append(TextHit(int(row[0]), -float(row[1]), list(seen), round(min(1.0, cov), 6)))
+        name = _MARK.sub(r"\1", row[2] or "").split(" | ", 1)[0]  # the name's own words, not the added ones
+        has, has_generic = content_words(vocab.tokens(name))
+        exact = bool(asked[0]) and has == asked[0] and has_generic <= asked[1]
+        out.append(TextHit(int(row[0]), -float(row[1]), list(seen), round(min(1.0, cov), 6), exact))
     out.sort(key=lambda h: (-h.coverage, -h.score, h.id))
     return out[:int(limit)]
