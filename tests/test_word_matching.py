@@ -166,3 +166,13 @@ def test_fusion_puts_the_first_set_ahead():
     plain = [i for i, *_ in fuse(sem, text, 0.7)]
     tiered = [i for i, *_ in fuse(sem, text, 0.7, first={4, 2})]
     assert tiered[:2] == [x for x in plain if x in {4, 2}] and tiered[2:] == [x for x in plain if x not in {4, 2}]
+
+
+def test_an_exact_name_is_at_least_a_possible_match(named):
+    """A file named exactly what was asked for is never "weak": the words say it is the sound."""
+    hits = named.search_text("loud skeleton hit", k=10, mode="hybrid")
+    for h in hits:
+        assert h["why"]["exact"] == (h["name"] in {"skeleton-hit-1.wav", "skeleton-hit-2.wav"})
+        if h["why"]["exact"]:
+            assert h["confidence"] in ("possible", "strong")
+    assert any(h["confidence"] == "weak" for h in hits if not h["why"]["exact"])  # random vectors: the rest stay weak

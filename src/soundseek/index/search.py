@@ -338,7 +338,8 @@ class Searcher:
     def _judge(self, q: np.ndarray | None, hits: list[dict], calibrated: bool = True) -> list[dict]:
         """Fill ``confidence`` and ``why.margin`` / ``why.probability`` of hits of query vector ``q``
         (text queries use the calibration; audio queries the margin alone; text mode without a
-        model: ``possible`` when a hit matches every query word, else ``weak``)."""
+        model: ``possible`` when a hit matches every query word, else ``weak``; a file named
+        exactly what was asked for is at least ``possible``)."""
         cal = self.calibration if calibrated else _cal.UNCALIBRATED
         lib = self._library_sample() if q is not None else None
         mu = sd = None
@@ -352,6 +353,8 @@ class Searcher:
             h["confidence"] = cal.band(s, m)
             if s is None and (why.get("coverage") or 0.0) >= 0.999:
                 h["confidence"] = "possible"  # text mode without a model: every query word matched
+            if why.get("exact") and h["confidence"] == "weak":
+                h["confidence"] = "possible"  # the file is named exactly what was asked for
             why["margin"] = None if m is None else round(m, 4)
             why["probability"] = None if m is None else cal.probability(s, m)
             why["calibrated"] = cal.calibrated
@@ -383,7 +386,7 @@ class Searcher:
                 if i in meta:
                     h = self._hit(meta[i], sem[i][0] if i in sem else None)
                     h["why"] = {"semantic": h["score"], "text": sc, "matched": thits[i].matched, "fused": None,
-                                "coverage": thits[i].coverage}
+                                "coverage": thits[i].coverage, "exact": thits[i].exact}
                     out.append(h)
             return out
         vec = self._vector_groups(q[None], min(cand, MAX_K), allowed)[0]
@@ -405,7 +408,8 @@ class Searcher:
             h = self._hit(meta[i], sc, a, b, wins.get(i))
             h["why"] = {"semantic": sc, "text": thits[i].score if i in thits else None,
                         "matched": thits[i].matched if i in thits else [], "fused": f,
-                        "coverage": thits[i].coverage if i in thits else None}
+                        "coverage": thits[i].coverage if i in thits else None,
+                        "exact": thits[i].exact if i in thits else False}
             out.append(h)
         return self._refine(text, out)
 
