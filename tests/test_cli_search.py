@@ -236,3 +236,28 @@ def test_main_help_groups_library_commands_first(capsys):
         cli_main.main(["serve", "--help"])
     out = capsys.readouterr().out
     assert "(default: 8000)" in out and "--index DIR" in out
+
+
+def test_search_through_a_server_with_tokens(idx, tmp_path, capsys, monkeypatch):
+    """`search --server` sent no token, so a server started with --tokens answered every query 401."""
+    pytest.importorskip("uvicorn")
+    from server_helpers import running_server
+    from soundseek.service.app import create_app
+    from soundseek.service.auth import TokenFile
+
+    tf = TokenFile(tmp_path / "tokens.json")
+    token = tf.add("cli", ["read", "upload"])
+    with running_server(create_app(idx[0], HashEmbedder(), tokens=tf.path)) as url:
+        monkeypatch.delenv("SOUNDSEEK_TOKEN", raising=False)
+        rc, _, err = _run(["search", "-", "low tone", "-k", "2", "--server", url], capsys)
+        assert rc == 2 and "401" in err and "SOUNDSEEK_TOKEN" in err
+        monkeypatch.setenv("SOUNDSEEK_TOKEN", "ss_wrong")
+        rc, _, err = _run(["search", "-", "low tone", "-k", "2", "--server", url], capsys)
+        assert rc == 2 and "refused" in err
+        monkeypatch.setenv("SOUNDSEEK_TOKEN", token)
+        rc, out, err = _run(["search", "-", "low tone", "-k", "2", "--json", "--server", url], capsys)
+        assert rc == 0, err
+        assert len(json.loads(out)["hits"]) == 2
+        rc, out, err = _run(["search", "-", "--audio", str(idx[1] / "low" / "tone_00.wav"), "-k", "1", "--server", url],
+                            capsys)
+        assert rc == 0 and "low/tone_00.wav" in out, err

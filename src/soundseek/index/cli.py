@@ -217,7 +217,8 @@ def add_search_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "token from $SOUNDSEEK_MILVUS_TOKEN)")
     p.add_argument("--server", default=None, metavar="URL",
                    help="ask a running `soundseek serve` (e.g. http://127.0.0.1:8000) instead of loading the "
-                        "model: a warm query in milliseconds; INDEX is then only a label")
+                        "model: a warm query in milliseconds; INDEX is then only a label; a server started with "
+                        "--tokens gets the token of $SOUNDSEEK_TOKEN")
     add_filter_args(p)
     return p
 
@@ -251,7 +252,10 @@ def _read_queries(path: str) -> list:
 def _search_server(base: str, queries: list, k: int, mode: str | None, text_weight: float | None,
                    rerank: int, where: dict | None = None, offset: int = 0) -> list[dict]:
     """The queries answered by a running ``soundseek serve`` at ``base`` (stdlib HTTP only):
-    per query ``{"hits", "total", "message"}``, hits with the keys of a local search."""
+    per query ``{"hits", "total", "message"}``, hits with the keys of a local search. A server
+    started with ``--tokens`` gets the bearer token of ``$SOUNDSEEK_TOKEN`` (an environment
+    variable, never an argument: command lines are visible to every user of the machine)."""
+    import os
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -260,6 +264,8 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
     base = base.rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise ValueError(f"--server must be an http(s) URL, got {base!r}")
+    token = os.environ.get("SOUNDSEEK_TOKEN", "").strip()
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     out = []
     for q in queries:
         if isinstance(q, dict) and "audio" in q:
@@ -272,13 +278,13 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
                     + f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
                     "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
             req = urllib.request.Request(base + "/api/search/audio", data=body, method="POST",
-                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **auth})
         else:
             text = q["text"] if isinstance(q, dict) else q
             params = {"q": text, "k": k, "offset": offset, "rerank": rerank, "mode": mode or "auto", **(where or {})}
             if text_weight is not None:
                 params["text_weight"] = text_weight
-            req = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
+            req = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params), headers=auth)
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 got = json.loads(r.read())
@@ -289,6 +295,10 @@ def _search_server(base: str, queries: list, k: int, mode: str | None, text_weig
                 detail = json.loads(e.read()).get("detail")
             except ValueError:
                 detail = e.reason
+            if e.code == 401:
+                fix = ("the token in $SOUNDSEEK_TOKEN was refused" if token else
+                       "it needs a token: set SOUNDSEEK_TOKEN to one made by `soundseek token add`")
+                raise ValueError(f"server answered 401: {fix}") from None
             raise ValueError(f"server answered {e.code}: {detail}") from None
         except urllib.error.URLError as e:
             raise FileNotFoundError(f"cannot reach {base} ({e.reason}); start it with `soundseek serve INDEX`") from None
