@@ -167,9 +167,18 @@ def _backend_path(index_dir: Path, manifest: dict) -> Path:
     return Path(index_dir) / "vectors.faiss"
 
 
+class BackendBehind(RuntimeError):
+    """A shared vector store (a Milvus collection) lags the index and this process may not write it."""
+
+
 def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool = True,
-                 overrides: dict | None = None) -> VectorBackend:
-    """Load the backend and bring it up to the store's generation (saved if ``save``)."""
+                 overrides: dict | None = None, write_shared: bool = True) -> VectorBackend:
+    """Load the backend and bring it up to the store's generation (saved if ``save``).
+
+    A FAISS backend is synced in this process's memory. A Milvus collection is shared with
+    every process that opens the index; with ``write_shared=False`` (a searcher picking up an
+    indexer's changes while the indexer still writes) a collection that lags the index raises
+    :class:`BackendBehind` instead of being written, so that only the indexer writes it."""
     index_dir = Path(index_dir)
     name = manifest["backend"]
     opts = {**backend_options(manifest, index_dir), **(overrides or {})}
@@ -192,6 +201,8 @@ def open_backend(index_dir: str | Path, store: Store, manifest: dict, save: bool
             backend, since = None, -1
     if backend is not None and since == gen and len(backend) == count:
         return backend
+    if name == "milvus" and not write_shared:
+        raise BackendBehind(f"the Milvus collection of {index_dir} is at generation {since}, the index at {gen}")
     if backend is not None and getattr(backend, "index_type", "") == "hnsw":
         backend, since = None, -1  # faiss HNSW cannot delete: rebuild
     if backend is None:

@@ -28,7 +28,7 @@ from . import calibration as _cal
 from .backends.base import fold_queries
 from .embedder import check_embedder
 from .filters import FILTER_KEYS, check_where, item_folder, item_format, where_sql
-from .manifest import check_compatible, open_backend, probe_server, read_manifest
+from .manifest import BackendBehind, check_compatible, open_backend, probe_server, read_manifest
 from .store import Store, shown_name
 
 __all__ = ["Searcher", "MAX_K", "MAX_QUERY_CHARS", "FILTER_KEYS", "HIT_KEYS", "validate_query", "missing_index_message"]
@@ -177,7 +177,8 @@ class Searcher:
 
     def refresh(self, every: float = 1.0) -> bool:
         """Pick up changes committed by an indexer running meanwhile (checked at most every
-        ``every`` seconds; the backend is synced in memory). Returns True if it reloaded."""
+        ``every`` seconds; a FAISS backend is synced in memory; a shared Milvus collection is
+        only read, and picked up once the indexer has synced it). Returns True if it reloaded."""
         now = time.monotonic()
         if now - self._checked < every:
             return False
@@ -186,7 +187,11 @@ class Searcher:
             gen = self.store.generation
             if gen == self._gen:
                 return False
-            self.backend = open_backend(self.index_dir, self.store, self.manifest, save=False)
+            try:
+                self.backend = open_backend(self.index_dir, self.store, self.manifest, save=False,
+                                            write_shared=False)
+            except BackendBehind:
+                return False  # the indexer syncs its Milvus collection when it finishes: asked again later
             self._gen = gen
             self._library = None
         return True
