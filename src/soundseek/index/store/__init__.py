@@ -29,9 +29,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..safe_open import printable
-from .filters import where_sql
-from .integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
+from ...safe_open import printable
+from ..filters import where_sql
+from ..integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
                         repair_hint)
 
 SCHEMA = """
