@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .search import Searcher
+from .store import read_index_id
 
 __all__ = ["LiveSearcher", "index_stamp"]
 
@@ -35,14 +36,10 @@ def index_stamp(index_dir: str | Path) -> tuple | None:
     db = Path(index_dir) / "index.sqlite"
     try:
         st = os.stat(db)
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute("SELECT v FROM state WHERE k='index_id'").fetchone()
-        finally:
-            con.close()
+        index_id = read_index_id(db)
     except (OSError, sqlite3.DatabaseError):
         return None
-    return (row[0] if row else None, st.st_dev, st.st_ino)
+    return (index_id, st.st_dev, st.st_ino)
 
 
 class LiveSearcher:

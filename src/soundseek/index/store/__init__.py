@@ -92,6 +92,18 @@ class IndexReplacedError(RuntimeError):
         super().__init__(f"the index {index_dir} was rebuilt while in use; open it again")
 
 
+def read_index_id(db_path: str | Path) -> str | None:
+    """The ``index_id`` recorded in the database file ``db_path``, read without writing or
+    creating anything (None when it records none). OSError or ``sqlite3.DatabaseError`` when
+    the file cannot be read."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = con.execute("SELECT v FROM state WHERE k='index_id'").fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
                 "mtime_ns", "sha1", "captions", "tags", "meta", "source_id", "bias", "dev", "ino")
 
