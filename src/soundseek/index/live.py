@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 from .search import Searcher
 from .store import read_index_id
 
-__all__ = ["LiveSearcher", "index_stamp"]
+__all__ = ["LiveSearcher", "index_stamp", "reopen_like"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ def index_stamp(index_dir: str | Path) -> tuple | None:
     return (index_id, st.st_dev, st.st_ino)
 
 
+def reopen_like(searcher: Searcher) -> Searcher:
+    """A new searcher of ``searcher``'s directory, opened as ``searcher`` was: through
+    :meth:`Searcher.open` with the same embedder (text-mode only when it has none) and the same
+    backend options (a Milvus server's ``uri``, FAISS search widths)."""
+    return type(searcher).open(searcher.index_dir, embedder=searcher.embedder, text_only=searcher.embedder is None,
+                               backend_options=getattr(searcher, "backend_options", None))
+
+
 class LiveSearcher:
     """A :class:`Searcher` that follows rebuilds of its directory (checked at most every
     ``every`` seconds, between calls). Attribute access goes to the pinned or current searcher,
@@ -50,7 +58,8 @@ class LiveSearcher:
     Args:
         searcher: the open searcher to start from.
         every: seconds between checks of the directory.
-        reopen: builds the searcher of the new index (default: same directory and embedder).
+        reopen: builds the searcher of the new index (default: :func:`reopen_like` ``searcher``:
+            the same directory, embedder and backend options).
     """
 
     def __init__(self, searcher: Searcher, every: float = 1.0,
@@ -59,7 +68,7 @@ class LiveSearcher:
         self.__dict__["_stamp"] = self._stamp_of(searcher)
         self.__dict__["_every"] = float(every)
         self.__dict__["_checked"] = time.monotonic()
-        self.__dict__["_reopen"] = reopen or (lambda: Searcher(searcher.index_dir, searcher.embedder))
+        self.__dict__["_reopen"] = reopen or (lambda: reopen_like(searcher))
         self.__dict__["_lock"] = threading.Lock()
         self.__dict__["_pin"] = contextvars.ContextVar(f"soundseek-index-{id(self)}", default=None)
 

@@ -77,6 +77,8 @@ class Searcher:
     thread-safe). The backend is brought up to date with the store on open (in memory if
     the directory is read-only). :meth:`open` is the one entry of the CLI, the server and
     ``soundseek.Index``: it loads the model recorded in the index.
+    ``backend_options`` is kept as given (with :meth:`open`'s ``uri`` in it), so the directory
+    can be opened again the same way after a rebuild (:class:`~soundseek.index.live.LiveSearcher`).
 
     Args:
         index_dir: the index directory.
@@ -99,6 +101,7 @@ class Searcher:
             check_embedder(embedder)
             check_compatible(man, embedder, self.index_dir)
         self.manifest, self.embedder = man, embedder
+        self.backend_options = dict(backend_options) if backend_options is not None else None
         self.kind = man.get("kind", "clips")
         self.store = Store(self.index_dir)
         self._lock = threading.Lock()
