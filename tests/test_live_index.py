@@ -117,3 +117,24 @@ def test_open_index_follows_a_rebuild(tmp_path):
     truth = _truth(idx)
     hits = index.search("tone", k=20, mode="semantic")
     assert len(hits) == 5 and all(truth[h["id"]] == h["path"] for h in hits)
+
+
+def test_a_rebuilt_index_is_reopened_with_the_options_it_was_opened_with(tmp_path):
+    """The default reopen goes through ``Searcher.open`` with the searcher's own backend options
+    (a Milvus ``uri``, FAISS search widths), not the directory's defaults."""
+    from soundseek.index.live import LiveSearcher
+    from soundseek.index.search import Searcher
+
+    a, b = _folders(tmp_path)
+    idx = tmp_path / "idx"
+    build_index(a, HashEmbedder(), idx, progress=False)
+    first = Searcher.open(idx, embedder=HashEmbedder(), backend_options={"nprobe": 3})
+    assert first.backend_options == {"nprobe": 3} and first.backend.opts["nprobe"] == 3
+    live = LiveSearcher(first, every=0.0)
+    text_only = LiveSearcher(Searcher(idx, None), every=0.0)
+    build_index(b, HashEmbedder(), idx, progress=False, rebuild=True)
+    again = live.current()
+    assert again is not first and len(again) == 5
+    assert again.backend_options == {"nprobe": 3} and again.backend.opts["nprobe"] == 3
+    plain = text_only.current()  # a text-mode searcher stays one (no model is loaded)
+    assert len(plain) == 5 and plain.embedder is None and plain.backend.opts["nprobe"] == 16

@@ -19,6 +19,7 @@ import numpy as np
 from .embedder import check_embedder
 from .indexer import IndexReport, _init_index
 from .manifest import IndexLock, open_backend
+from .store import items as item_rows
 
 __all__ = ["build_caption_index"]
 
@@ -74,10 +75,9 @@ def build_caption_index(captions: Sequence[str] | Any, embedder: Any, index_dir:
         with store.transaction() as con:
             g = store.bump(con)
             for k in gone:
-                con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
-                con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
+                item_rows.remove(con, known[k]["id"], g)
             for item_id, bi in bias_only:  # re-stamp only rows whose bias changed
-                con.execute("UPDATE items SET bias=?, gen=? WHERE id=? AND bias<>?", (bi, g, item_id, bi))
+                item_rows.restamp_bias(con, item_id, bi, g)
         report.removed, report.unchanged = len(gone), len(bias_only)
         for s in range(0, len(todo), batch_size):
             part = todo[s:s + batch_size]
@@ -89,12 +89,10 @@ def build_caption_index(captions: Sequence[str] | Any, embedder: Any, index_dir:
                 for (i, h, row), e in zip(part, emb):
                     vals = (json.dumps([texts[i]]), h, owners[i], float(b[i]), e.tobytes(), g)
                     if row is None:
-                        con.execute("INSERT INTO items(key, captions, sha1, source_id, bias, embedding, gen) "
-                                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (ks[i], *vals))
+                        item_rows.insert_caption(con, ks[i], vals)
                         report.added += 1
                     else:
-                        con.execute("UPDATE items SET captions=?, sha1=?, source_id=?, bias=?, embedding=?, gen=? "
-                                    "WHERE id=?", (*vals, row["id"]))
+                        item_rows.update_caption(con, row["id"], vals)
                         report.updated += 1
         from .manifest import read_manifest
 

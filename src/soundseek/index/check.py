@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .integrity import IndexDamagedError, file_crc32, read_json, repair_hint
+from .store import check as rows
 
 __all__ = ["check_index"]
 
@@ -50,9 +51,9 @@ def check_index(index_dir: str | Path, repair: bool = True) -> list[tuple[str, s
         from .integrity import check_sqlite_file
 
         check_sqlite_file(db, repair_cmd)
-        con = sqlite3.connect(f"file:{db}?mode={'rw' if repair else 'ro'}", uri=True, isolation_level=None)
+        con = rows.connect(db, write=repair)
         try:
-            res = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
+            res = rows.integrity(con)
             if res != ["ok"]:
                 raise IndexDamagedError(db, "; ".join(res[:3]), repair_cmd)
             out.extend(_check_rows(d, con, int(man["dim"]), repair))
@@ -92,50 +93,45 @@ def _check_rows(d: Path, con: sqlite3.Connection, dim: int, repair: bool) -> lis
     from . import itemdata
     from .peaks import N_PEAKS
     from .store import FrameStore
+    from .store import peaks as stored_peaks
 
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    n_items = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    tables = rows.tables(con)
+    n_items = rows.count(con, "items")
     has_windows = "windows" in tables
-    n_windows = con.execute("SELECT COUNT(*) FROM windows").fetchone()[0] if has_windows else 0
+    n_windows = rows.count(con, "windows") if has_windows else 0
     out = [("index.sqlite", f"ok ({n_items} files, {n_windows} windows)")]
     bad: dict[int, str] = {}  # item id -> what is wrong
     width = 4 * dim
 
-    def vectors(rows, what: str) -> None:
-        for item_id, blob in rows:
+    def vectors(found, what: str) -> None:
+        for item_id, blob in found:
             if len(blob) != width:
                 bad.setdefault(int(item_id), f"{what} has {len(blob)} bytes, not {width}")
             elif not np.isfinite(np.frombuffer(blob, np.float32)).all():
                 bad.setdefault(int(item_id), f"{what} has NaN/Inf values")
 
-    vectors(con.execute("SELECT id, embedding FROM items"), "vector")
+    vectors(rows.vectors(con, "items"), "vector")
     if has_windows:
-        vectors(con.execute("SELECT item_id, embedding FROM windows"), "window vector")
+        vectors(rows.vectors(con, "windows"), "window vector")
     frames = FrameStore(d / "frames")
     n_frames = 0
-    queries = ["SELECT id, frames_chunk, frames_offset, frames_shape, frames_dtype FROM items "
-               "WHERE frames_chunk IS NOT NULL"]
-    if has_windows:
-        queries.append("SELECT item_id, frames_chunk, frames_offset, frames_shape, frames_dtype FROM windows "
-                       "WHERE frames_chunk IS NOT NULL")
-    for q in queries:
-        for item_id, *ref in con.execute(q):
+    for table in ("items", "windows") if has_windows else ("items",):
+        for item_id, *ref in rows.frame_refs(con, table):
             n_frames += 1
             why = frames.problem(*ref)
             if why:
                 bad.setdefault(int(item_id), f"frame features {why}")
     if "peaks" in tables:
-        for item_id, n in con.execute("SELECT item_id, length(data) FROM peaks WHERE length(data) != ?", (N_PEAKS,)):
+        for item_id, n in stored_peaks.short(con, N_PEAKS):
             bad.setdefault(int(item_id), f"waveform peaks have {n} bytes, not {N_PEAKS}")
     if not bad:
         out.append(("vectors, frames, peaks", f"ok ({n_items + n_windows} vectors, {n_frames} frame arrays)"))
         return out
     first = ", ".join(f"id {i}: {w}" for i, w in list(bad.items())[:3])
     if repair:
-        con.execute("BEGIN IMMEDIATE")
-        itemdata.ensure_schema(con)
-        itemdata.mark_for_reembedding(con, list(bad))
-        con.execute("COMMIT")
+        with rows.transaction(con):
+            itemdata.ensure_schema(con)
+            itemdata.mark_for_reembedding(con, list(bad))
         out.append(("vectors, frames, peaks", f"repaired: {len(bad)} file(s) with bad stored data ({first}) "
                                               "are left out of searches and re-embedded by the next "
                                               "`soundseek index` run, keeping their ids"))
@@ -206,24 +202,9 @@ def salvage(index_dir: str | Path) -> tuple[int, int]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     new = Store(work, create=True)
-    kept = failures = 0
     try:
-        con = new.con
-        itemdata.ensure_schema(con)
-        old = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in old.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            con.execute("DELETE FROM state")  # the old database's own state (generation, index id) is kept
-            for t in SALVAGED:
-                if t not in tables:
-                    continue
-                cols = [r[1] for r in old.execute(f"PRAGMA table_info({t})")]
-                have = {r[1] for r in con.execute(f"PRAGMA table_info({t})")}
-                cols = [c for c in cols if c in have]
-                k, f = _copy_rows(old, con, t, cols)
-                kept, failures = kept + k, failures + f
-        finally:
-            old.close()
+        itemdata.ensure_schema(new.con)
+        kept, failures = rows.copy_readable(db, new.con, SALVAGED)
     finally:
         new.close()
     os.replace(db, d / "index.sqlite.damaged")
@@ -234,40 +215,4 @@ def salvage(index_dir: str | Path) -> tuple[int, int]:
         Path(str(work / "index.sqlite") + suffix).unlink(missing_ok=True)
     shutil.rmtree(work, ignore_errors=True)
     (d / "backend_state.json").unlink(missing_ok=True)
-    return kept, failures
-
-
-def _copy_rows(old: sqlite3.Connection, new: sqlite3.Connection, table: str, cols: list[str]) -> tuple[int, int]:
-    """Rows of ``table`` in rowid order, in batches; a batch that fails is read row by row, and
-    past a row that cannot be read the scan jumps ahead (1, 2, 4, ... rowids) to the next
-    readable one."""
-    names = ", ".join(cols)
-    put = f"INSERT OR REPLACE INTO {table}(rowid, {names}) VALUES ({', '.join('?' * (len(cols) + 1))})"
-    try:
-        top = old.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
-    except sqlite3.DatabaseError:
-        top = None
-    kept = failures = 0
-    pos, step = -(1 << 62), 1
-    new.execute("BEGIN")
-    while True:
-        try:
-            rows = old.execute(f"SELECT rowid, {names} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 256",
-                               (pos,)).fetchall()
-            step = 1
-        except sqlite3.DatabaseError:
-            failures += 1
-            if top is not None and pos >= top:
-                break
-            pos = pos + step if pos > -(1 << 62) else 0
-            step = min(step * 2, 1 << 20)
-            if failures > 10_000:
-                break
-            continue
-        if not rows:
-            break
-        new.executemany(put, rows)
-        kept += len(rows)
-        pos = rows[-1][0]
-    new.execute("COMMIT")
     return kept, failures

@@ -28,6 +28,8 @@ from typing import Any, Iterable
 
 from ..fileio import atomic_write_text
 from .store import Store
+from .store import collections as db
+from .store.collections import DB_NAME, SCHEMA  # noqa: F401
 
 __all__ = ["Collections", "FAVOURITES", "EXPORT_KINDS", "check_name", "MAX_NAME", "MAX_ITEMS"]
 
@@ -35,12 +37,6 @@ FAVOURITES = "favourites"
 EXPORT_KINDS = ("list", "links", "copies")
 MAX_NAME = 80
 MAX_ITEMS = 100_000  # per collection: bounded work for a show or an export
-DB_NAME = "collections.sqlite"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS members(collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
-  sha1 TEXT NOT NULL, key TEXT NOT NULL, added REAL NOT NULL, PRIMARY KEY(collection, sha1));
-"""
 _BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -72,35 +68,10 @@ class Collections:
 
     # --- storage ---------------------------------------------------------------------------
     def _connect(self, write: bool) -> sqlite3.Connection | None:
-        if not write and not self.path.is_file():
-            return None
-        try:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except sqlite3.OperationalError as e:
-            raise PermissionError(f"cannot open {self.path.name} in {self.store.dir}: {e}") from None
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA foreign_keys=ON")
-        if write:
-            try:
-                con.executescript(SCHEMA)
-            except sqlite3.OperationalError as e:  # a read-only index directory
-                con.close()
-                raise PermissionError(f"cannot write collections in {self.store.dir}: {e}") from None
-        return con
+        return db.connect(self.path, self.store.dir, write)
 
     def _write(self, fn) -> Any:
-        con = self._connect(True)
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(con)
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-            return out
-        finally:
-            con.close()
+        return db.write(self.path, self.store.dir, fn)
 
     # --- reading ---------------------------------------------------------------------------
     def names(self) -> list[dict]:
@@ -109,8 +80,7 @@ class Collections:
         if con is None:
             return []
         try:
-            rows = con.execute("SELECT c.name, c.created, COUNT(m.sha1) FROM collections c LEFT JOIN members m "
-                               "ON m.collection = c.name GROUP BY c.name").fetchall()
+            rows = db.names(con)
         finally:
             con.close()
         out = [{"name": r[0], "count": int(r[2]), "created": r[1]} for r in rows]
@@ -128,10 +98,9 @@ class Collections:
         if con is None:
             raise self._unknown(name)
         try:
-            if con.execute("SELECT 1 FROM collections WHERE name=?", (name,)).fetchone() is None:
+            if not db.exists(con, name):
                 raise self._unknown(name)
-            rows = con.execute("SELECT sha1, key, added FROM members WHERE collection=? ORDER BY added, rowid "
-                               "LIMIT ?", (name, MAX_ITEMS)).fetchall()
+            rows = db.members(con, name, MAX_ITEMS)
         finally:
             con.close()
         found = self.store.by_sha1([r["sha1"] for r in rows])
@@ -160,8 +129,7 @@ class Collections:
             shas = list(by_sha)
             for s in range(0, len(shas), 500):
                 part = shas[s:s + 500]
-                for sha, coll in con.execute(f"SELECT sha1, collection FROM members WHERE sha1 IN "
-                                             f"({','.join('?' * len(part))}) ORDER BY collection", part):
+                for sha, coll in db.holding(con, part):
                     for i in by_sha[sha]:
                         out.setdefault(i, []).append(coll)
         finally:
@@ -172,8 +140,7 @@ class Collections:
     def create(self, name: str) -> str:
         """Create an empty collection (no error if it exists); returns the cleaned name."""
         name = check_name(name)
-        self._write(lambda con: con.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)",
-                                            (name, time.time())))
+        self._write(lambda con: db.create(con, name, time.time()))
         return name
 
     def add(self, name: str, item_ids: Iterable[int]) -> int:
@@ -188,14 +155,13 @@ class Collections:
 
         def add(con: sqlite3.Connection) -> int:
             now = time.time()
-            con.execute("INSERT OR IGNORE INTO collections(name, created) VALUES(?, ?)", (name, now))
-            have = con.execute("SELECT COUNT(*) FROM members WHERE collection=?", (name,)).fetchone()[0]
+            db.create(con, name, now)
+            have = db.size(con, name)
             n = 0
             for i in ids:
                 if have + n >= MAX_ITEMS:
                     raise ValueError(f"collection {name!r} is full ({MAX_ITEMS} files)")
-                n += con.execute("INSERT OR IGNORE INTO members(collection, sha1, key, added) VALUES(?, ?, ?, ?)",
-                                 (name, meta[i]["sha1"], meta[i]["key"], now)).rowcount
+                n += db.add(con, name, meta[i]["sha1"], meta[i]["key"], now)
             return n
         return self._write(add)
 
@@ -207,15 +173,14 @@ class Collections:
         shas = {m["sha1"] for m in self.store.items(ids).values() if m.get("sha1")} | set(sha1s)
         if not self.exists(name):
             raise self._unknown(name)
-        return self._write(lambda con: sum(con.execute("DELETE FROM members WHERE collection=? AND sha1=?",
-                                                       (name, s)).rowcount for s in shas))
+        return self._write(lambda con: sum(db.remove(con, name, s) for s in shas))
 
     def delete(self, name: str) -> None:
         """Delete collection ``name`` (the files stay where they are). KeyError if unknown."""
         name = check_name(name)
         if not self.exists(name):
             raise self._unknown(name)
-        self._write(lambda con: con.execute("DELETE FROM collections WHERE name=?", (name,)))
+        self._write(lambda con: db.delete(con, name))
 
     # --- export ----------------------------------------------------------------------------
     def export(self, name: str, dest: str | Path, how: str = "list") -> tuple[Path, int]:

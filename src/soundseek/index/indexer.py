@@ -37,6 +37,7 @@ from .manifest import (FORMAT_VERSION, IndexLock, check_compatible, open_backend
                        read_manifest, write_json_atomic, MANIFEST)
 from .source import UNREADABLE_FOLDER, Entry, enumerate_source
 from .store import Store, name_value, shown_name
+from .store import items as item_rows
 
 __all__ = ["build_index", "IndexReport", "load_wave"]
 
@@ -279,11 +280,9 @@ def _remove_gone(store: Store, known: dict, entries: list[Entry], problems: list
         with store.transaction() as con:
             g = store.bump(con)
             for k in gone:
-                con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (known[k]["id"], g))
-                con.execute("DELETE FROM items WHERE id=?", (known[k]["id"],))
+                item_rows.remove(con, known[k]["id"], g)
                 itemdata.forget(con, known[k]["id"], g)
-            con.execute("DELETE FROM problems WHERE key IN (%s)" % ",".join("?" * len(gone)),
-                        [name_value(k) for k in gone])
+            item_rows.clear_problems(con, [name_value(k) for k in gone])
             store.log("info", f"removed {len(gone)} deleted files", con)
         report.removed = len(gone)
 
@@ -326,8 +325,8 @@ def _plan(store: Store, entries: list[Entry], problems: list[tuple[str, str]], k
                 for e, _ in meta_updates]
         with store.transaction() as con:
             for (e, item_id), c in zip(meta_updates, cols):
-                con.execute("UPDATE items SET captions=?, tags=?, meta=? WHERE key=?",
-                            (json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta), name_value(e.key)))
+                item_rows.set_labels(con, name_value(e.key), json.dumps(e.captions), json.dumps(e.tags),
+                                 json.dumps(e.meta))
                 textindex.put(con, item_id, c)
     return todo
 
@@ -481,44 +480,37 @@ def _commit(store: Store, embedder: Any, batch: list[_Work], report: IndexReport
             vals = (name_value(str(e.path)), name_value(str(e.path.resolve())), info["duration"], info["sample_rate"], info["channels"],
                     w.size, w.mtime_ns, w.sha1, json.dumps(e.captions), json.dumps(e.tags), json.dumps(e.meta),
                     e.source_id, np.asarray(info["emb"], np.float32).tobytes(), *ref, g, *(w.dev_ino or (None, None)))
-            cols = ("path, realpath, duration, sample_rate, channels, size, mtime_ns, sha1, captions, tags, meta, "
-                    "source_id, embedding, frames_chunk, frames_offset, frames_shape, frames_dtype, gen, dev, ino")
-            con.execute("SAVEPOINT item")  # one file that cannot be stored is skipped, not the batch
+            # (vals: in the order of item_rows.FILE_COLUMNS)
+            item_rows.begin_item(con)  # one file that cannot be stored is skipped, not the batch
             try:
                 if w.row is not None:
-                    con.execute(f"UPDATE items SET ({cols}) = ({','.join('?' * len(vals))}) WHERE id=?",
-                                (*vals, w.row["id"]))
+                    item_rows.update_file(con, w.row["id"], vals)
                     item_id = w.row["id"]
                 else:
-                    item_id = con.execute(f"INSERT INTO items(key, {cols}) VALUES "
-                                          f"({','.join('?' * (len(vals) + 1))})", (name_value(e.key), *vals)).lastrowid
+                    item_id = item_rows.insert_file(con, name_value(e.key), vals)
                 itemdata.attach(con, item_id, g, w.data)
-                con.execute("DELETE FROM problems WHERE key=?", (name_value(e.key),))
+                item_rows.clear_problem(con, name_value(e.key))
             except (sqlite3.Error, ValueError, TypeError, OverflowError) as err:
                 if is_disk_full(err):
                     raise
-                con.execute("ROLLBACK TO item")
-                con.execute("RELEASE item")
+                item_rows.undo_item(con)
                 w.error = f"could not be stored in the index ({_reason(err)})"
                 continue
-            con.execute("RELEASE item")
+            item_rows.end_item(con)
             if w.row is not None:
                 report.updated += 1
             else:
                 report.added += 1
         for w in batch:
             if w.same_content:
-                con.execute("UPDATE items SET size=?, mtime_ns=?, dev=?, ino=? WHERE id=?",
-                            (w.size, w.mtime_ns, *(w.dev_ino or (None, None)), w.row["id"]))
-                con.execute("DELETE FROM problems WHERE key=?", (name_value(w.entry.key),))  # readable again
+                item_rows.touch_file(con, w.row["id"], w.size, w.mtime_ns, *(w.dev_ino or (None, None)))
+                item_rows.clear_problem(con, name_value(w.entry.key))  # readable again
                 report.unchanged += 1
             elif w.error is not None:
                 if w.row is not None and not w.unreadable:  # an indexed file went bad: drop its stale entry
-                    con.execute("INSERT OR REPLACE INTO tombstones VALUES(?, ?)", (w.row["id"], g))
-                    con.execute("DELETE FROM items WHERE id=?", (w.row["id"],))
+                    item_rows.remove(con, w.row["id"], g)
                     itemdata.forget(con, w.row["id"], g)
-                con.execute("INSERT OR REPLACE INTO problems(key, size, mtime_ns, reason, at, mode) "
-                            "VALUES(?, ?, ?, ?, ?, ?)", (name_value(w.entry.key), w.size, w.mtime_ns, w.error,
-                                                         time.time(), w.mode))
+                item_rows.record_problem(con, name_value(w.entry.key), w.size, w.mtime_ns, w.error, time.time(),
+                                         w.mode)
                 report.skipped.append((w.entry.key, w.error))
 

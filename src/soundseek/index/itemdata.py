@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import moments, peaks, textindex
+from .store import itemdata as _stale
 
 __all__ = ["ItemData", "ensure_schema", "attach", "forget", "mark_stale", "mark_for_reembedding", "stale_ids"]
 
@@ -31,27 +32,26 @@ def ensure_schema(con: sqlite3.Connection) -> None:
     textindex.ensure_schema(con)
     peaks.ensure_schema(con)
     moments.ensure_schema(con)
-    con.execute("CREATE TABLE IF NOT EXISTS stale(id INTEGER PRIMARY KEY)")
+    _stale.ensure_schema(con)
 
 
 def mark_stale(con: sqlite3.Connection) -> int:
     """Mark every item as embedded under old settings; returns how many are stale now."""
-    con.execute("INSERT OR IGNORE INTO stale(id) SELECT id FROM items")
-    return int(con.execute("SELECT COUNT(*) FROM stale").fetchone()[0])
+    return _stale.mark_all(con)
 
 
 def mark_for_reembedding(con: sqlite3.Connection, ids: list[int]) -> None:
     """Mark ``ids`` to be re-embedded by the next index run (their stored data is bad)."""
-    con.executemany("INSERT OR IGNORE INTO stale(id) VALUES(?)", [(int(i),) for i in ids])
+    _stale.mark(con, ids)
 
 
 def stale_ids(con: sqlite3.Connection) -> set[int]:
-    return {int(r[0]) for r in con.execute("SELECT id FROM stale")}
+    return _stale.ids(con)
 
 
 def attach(con: sqlite3.Connection, item_id: int, gen: int, data: ItemData) -> None:
     """Replace what is kept beside ``item_id`` with ``data`` (its vectors are current now)."""
-    con.execute("DELETE FROM stale WHERE id=?", (item_id,))
+    _stale.unmark(con, item_id)
     moments.drop(con, item_id, gen)
     if data.text is not None:
         textindex.put(con, item_id, data.text)
@@ -63,7 +63,7 @@ def attach(con: sqlite3.Connection, item_id: int, gen: int, data: ItemData) -> N
 
 def forget(con: sqlite3.Connection, item_id: int, gen: int) -> None:
     """Drop everything kept beside ``item_id`` (its item row is deleted by the caller)."""
-    con.execute("DELETE FROM stale WHERE id=?", (item_id,))
+    _stale.unmark(con, item_id)
     textindex.delete(con, item_id)
     peaks.delete(con, item_id)
     moments.drop(con, item_id, gen)

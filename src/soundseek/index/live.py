@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .search import Searcher
+from .store import read_index_id
 
-__all__ = ["LiveSearcher", "index_stamp"]
+__all__ = ["LiveSearcher", "index_stamp", "reopen_like"]
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,18 @@ def index_stamp(index_dir: str | Path) -> tuple | None:
     db = Path(index_dir) / "index.sqlite"
     try:
         st = os.stat(db)
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute("SELECT v FROM state WHERE k='index_id'").fetchone()
-        finally:
-            con.close()
+        index_id = read_index_id(db)
     except (OSError, sqlite3.DatabaseError):
         return None
-    return (row[0] if row else None, st.st_dev, st.st_ino)
+    return (index_id, st.st_dev, st.st_ino)
+
+
+def reopen_like(searcher: Searcher) -> Searcher:
+    """A new searcher of ``searcher``'s directory, opened as ``searcher`` was: through
+    :meth:`Searcher.open` with the same embedder (text-mode only when it has none) and the same
+    backend options (a Milvus server's ``uri``, FAISS search widths)."""
+    return type(searcher).open(searcher.index_dir, embedder=searcher.embedder, text_only=searcher.embedder is None,
+                               backend_options=getattr(searcher, "backend_options", None))
 
 
 class LiveSearcher:
@@ -53,7 +58,8 @@ class LiveSearcher:
     Args:
         searcher: the open searcher to start from.
         every: seconds between checks of the directory.
-        reopen: builds the searcher of the new index (default: same directory and embedder).
+        reopen: builds the searcher of the new index (default: :func:`reopen_like` ``searcher``:
+            the same directory, embedder and backend options).
     """
 
     def __init__(self, searcher: Searcher, every: float = 1.0,
@@ -62,7 +68,7 @@ class LiveSearcher:
         self.__dict__["_stamp"] = self._stamp_of(searcher)
         self.__dict__["_every"] = float(every)
         self.__dict__["_checked"] = time.monotonic()
-        self.__dict__["_reopen"] = reopen or (lambda: Searcher(searcher.index_dir, searcher.embedder))
+        self.__dict__["_reopen"] = reopen or (lambda: reopen_like(searcher))
         self.__dict__["_lock"] = threading.Lock()
         self.__dict__["_pin"] = contextvars.ContextVar(f"soundseek-index-{id(self)}", default=None)
 

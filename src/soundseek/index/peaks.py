@@ -11,10 +11,12 @@ import sqlite3
 
 import numpy as np
 
+from .store import peaks as _stored
+from .store.peaks import SCHEMA, delete, ensure_schema, put  # noqa: F401
+
 __all__ = ["compute", "ensure_schema", "put", "delete", "get_many", "N_PEAKS"]
 
 N_PEAKS = 200
-SCHEMA = "CREATE TABLE IF NOT EXISTS peaks(item_id INTEGER PRIMARY KEY, data BLOB NOT NULL)"
 
 
 def compute(wave: np.ndarray, n: int = N_PEAKS) -> bytes:
@@ -30,26 +32,6 @@ def compute(wave: np.ndarray, n: int = N_PEAKS) -> bytes:
     return np.clip(np.round(peak * 255.0), 0, 255).astype(np.uint8).tobytes()
 
 
-def ensure_schema(con: sqlite3.Connection) -> None:
-    con.execute(SCHEMA)
-
-
-def put(con: sqlite3.Connection, item_id: int, data: bytes) -> None:
-    con.execute("INSERT OR REPLACE INTO peaks(item_id, data) VALUES (?, ?)", (int(item_id), data))
-
-
-def delete(con: sqlite3.Connection, item_id: int) -> None:
-    con.execute("DELETE FROM peaks WHERE item_id=?", (int(item_id),))
-
-
 def get_many(con: sqlite3.Connection, ids: list[int]) -> dict[int, str]:
     """id -> base64 of its peak bytes (ids without peaks are absent)."""
-    if not ids or con.execute("SELECT 1 FROM sqlite_master WHERE name='peaks'").fetchone() is None:
-        return {}
-    out = {}
-    for s in range(0, len(ids), 500):
-        part = [int(i) for i in ids[s:s + 500]]
-        for i, data in con.execute(f"SELECT item_id, data FROM peaks WHERE item_id IN ({','.join('?' * len(part))})",
-                                   part):
-            out[int(i)] = base64.b64encode(data).decode("ascii")
-    return out
+    return {i: base64.b64encode(data).decode("ascii") for i, data in _stored.get_many(con, ids).items()}

@@ -30,6 +30,7 @@ from .embedder import check_embedder
 from .filters import FILTER_KEYS, check_where, item_folder, item_format, where_sql
 from .manifest import BackendBehind, check_compatible, open_backend, probe_server, read_manifest
 from .store import Store, shown_name
+from .store import items as item_rows
 
 __all__ = ["Searcher", "MAX_K", "MAX_QUERY_CHARS", "FILTER_KEYS", "HIT_KEYS", "validate_query", "missing_index_message"]
 # the keys every hit has (re-ranked hits add index_score; caption-index hits text and clip)
@@ -76,6 +77,8 @@ class Searcher:
     thread-safe). The backend is brought up to date with the store on open (in memory if
     the directory is read-only). :meth:`open` is the one entry of the CLI, the server and
     ``soundseek.Index``: it loads the model recorded in the index.
+    ``backend_options`` is kept as given (with :meth:`open`'s ``uri`` in it), so the directory
+    can be opened again the same way after a rebuild (:class:`~soundseek.index.live.LiveSearcher`).
 
     Args:
         index_dir: the index directory.
@@ -98,6 +101,7 @@ class Searcher:
             check_embedder(embedder)
             check_compatible(man, embedder, self.index_dir)
         self.manifest, self.embedder = man, embedder
+        self.backend_options = dict(backend_options) if backend_options is not None else None
         self.kind = man.get("kind", "clips")
         self.store = Store(self.index_dir)
         self._lock = threading.Lock()
@@ -308,12 +312,10 @@ class Searcher:
         con = self.store.con
         for s in range(0, len(item_ids), 500):
             part = [int(i) for i in item_ids[s:s + 500]]
-            marks = ",".join("?" * len(part))
-            for i, emb, bias in con.execute(f"SELECT id, embedding, bias FROM items WHERE id IN ({marks})", part):
+            for i, emb, bias in item_rows.vectors_with_bias(con, part):
                 out[int(i)] = (float(np.frombuffer(emb, np.float32) @ q) + float(bias), None, None)
             if moments.count(con):
-                for i, a, b, emb in con.execute(f"SELECT item_id, start, end, embedding FROM windows "
-                                                f"WHERE item_id IN ({marks})", part):
+                for i, a, b, emb in moments.of_items(con, part):
                     sc = float(np.frombuffer(emb, np.float32) @ q)
                     if int(i) in out and sc > out[int(i)][0]:
                         out[int(i)] = (sc, a, b)
@@ -330,10 +332,9 @@ class Searcher:
             vecs = []
             for s in range(0, len(ids), 500):
                 part = [int(i) for i in ids[s:s + 500]]
-                rows = self.store.con.execute(f"SELECT embedding FROM items WHERE id IN ({','.join('?' * len(part))})",
-                                              part).fetchall()
-                for r in rows:  # a malformed or non-finite row (left for `index --check`) is no sample
-                    v = np.frombuffer(r[0], np.float32) if len(r[0]) == 4 * int(self.manifest["dim"]) else None
+                for emb in item_rows.embeddings(self.store.con, part):
+                    # a malformed or non-finite row (left for `index --check`) is no sample
+                    v = np.frombuffer(emb, np.float32) if len(emb) == 4 * int(self.manifest["dim"]) else None
                     if v is not None and np.isfinite(v).all():
                         vecs.append(v)
             lib = np.stack(vecs) if vecs else np.zeros((0, int(self.manifest["dim"])), np.float32)
@@ -444,12 +445,12 @@ class Searcher:
         excluded; None if the id is unknown."""
         k, offset = _check_page(k, offset)
         allowed = self._allowed(where)
-        row = self.store.con.execute("SELECT embedding FROM items WHERE id=?", (int(item_id),)).fetchone()
-        if row is None:
+        emb = item_rows.embedding(self.store.con, item_id)
+        if emb is None:
             return None
         if allowed is not None:
             allowed.discard(int(item_id))
-        q = np.frombuffer(row[0], np.float32)[None]
+        q = np.frombuffer(emb, np.float32)[None]
         hits = self.search_vectors(q, min(k + offset + 1, MAX_K), allowed=allowed)[0]
         hits = [{**x, "why": {"semantic": x["score"], "text": None, "matched": [], "fused": None}}
                 for x in hits if x["id"] != int(item_id)]

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from ..words import split_words
 from . import vocab
 from .metadata import path_words
+from .store import fts
+from .store.fts import SCHEMA, delete, has_text, ids_with_text, put  # noqa: F401
 
 __all__ = ["ensure_schema", "put", "delete", "has_text", "search", "item_columns", "TextHit", "COLUMNS",
            "query_terms", "migrate", "TEXT_VERSION"]
@@ -48,8 +50,6 @@ GENERIC_WEIGHT = 0.25
 
 COLUMNS = ("name", "folder", "labels", "tags")
 WEIGHTS = (3.0, 1.0, 2.0, 2.0)
-SCHEMA = ("CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(name, folder, labels, tags, "
-          "tokenize='porter unicode61 remove_diacritics 2')")
 # Words too common to carry meaning in a sound description (kept out of the OR query).
 STOPWORDS = frozenset("a an and are as at be by for from in into is it of on or the to with sound sounds".split())
 # Embedded fields that describe the encoding, not the sound.
@@ -94,9 +94,9 @@ def content_words(words) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def ensure_schema(con: sqlite3.Connection) -> None:
-    if not _exists(con):
-        con.execute(SCHEMA)
-        con.execute("INSERT OR REPLACE INTO state(k, v) VALUES ('text_version', ?)", (str(TEXT_VERSION),))
+    if not fts.exists(con):
+        fts.create(con)
+        fts.set_text_version(con, TEXT_VERSION)
 
 
 def _expanded(text: str) -> str:
@@ -116,10 +116,10 @@ def item_columns(key: str, captions: list[str], tags: list[str], embedded: dict[
 
 def needs_migration(con: sqlite3.Connection) -> bool:
     """True when the index's words were written by an older :data:`TEXT_VERSION`."""
-    if not _exists(con):
+    if not fts.exists(con):
         return False
-    row = con.execute("SELECT v FROM state WHERE k='text_version'").fetchone()
-    return row is None or int(row[0]) < TEXT_VERSION
+    version = fts.text_version(con)
+    return version is None or int(version) < TEXT_VERSION
 
 
 def migrate(con: sqlite3.Connection) -> int:
@@ -128,41 +128,14 @@ def migrate(con: sqlite3.Connection) -> int:
     if not needs_migration(con):
         return 0
     n = 0
-    items = con.execute("SELECT i.id, i.key, i.captions, i.tags, f.tags FROM items i JOIN text_fts f ON f.rowid = i.id")
     import json
 
-    for item_id, key, caps, tags, embedded in items.fetchall():
+    for item_id, key, caps, tags, embedded in fts.labelled_items(con):
         name, folder, labels, _ = item_columns(key, json.loads(caps), json.loads(tags), {})
-        con.execute("UPDATE text_fts SET name=?, folder=?, labels=? WHERE rowid=?", (name, folder, labels, item_id))
+        fts.set_words(con, item_id, name, folder, labels)
         n += 1
-    con.execute("INSERT OR REPLACE INTO state(k, v) VALUES ('text_version', ?)", (str(TEXT_VERSION),))
+    fts.set_text_version(con, TEXT_VERSION)
     return n
-
-
-def put(con: sqlite3.Connection, item_id: int, columns: tuple[str, ...]) -> None:
-    con.execute("DELETE FROM text_fts WHERE rowid=?", (int(item_id),))
-    con.execute("INSERT INTO text_fts(rowid, name, folder, labels, tags) VALUES (?, ?, ?, ?, ?)",
-                (int(item_id), *columns))
-
-
-def delete(con: sqlite3.Connection, item_id: int) -> None:
-    con.execute("DELETE FROM text_fts WHERE rowid=?", (int(item_id),))
-
-
-def _exists(con: sqlite3.Connection) -> bool:
-    return con.execute("SELECT 1 FROM sqlite_master WHERE name='text_fts'").fetchone() is not None
-
-
-def has_text(con: sqlite3.Connection) -> bool:
-    """True when at least one item has words to search."""
-    if not _exists(con):
-        return False
-    return con.execute("SELECT 1 FROM text_fts WHERE length(name || folder || labels || tags) > 0 "
-                       "LIMIT 1").fetchone() is not None
-
-
-def ids_with_text(con: sqlite3.Connection) -> set[int]:
-    return {r[0] for r in con.execute("SELECT rowid FROM text_fts")} if _exists(con) else set()
 
 
 def query_terms(query: str) -> list[str]:
@@ -197,28 +170,21 @@ def search(con: sqlite3.Connection, query: str, limit: int,
     import math
 
     terms = query_terms(query)
-    if not terms or not _exists(con):
+    if not terms or not fts.exists(con):
         return []
-    extra, args = "", []
-    if filt is not None:
-        extra, args = f" AND rowid IN (SELECT id FROM items WHERE {filt[0]})", list(filt[1])
-    n_docs = max(1, int(con.execute("SELECT COUNT(*) FROM text_fts").fetchone()[0]))
+    n_docs = max(1, fts.doc_count(con))
     weight, ids = {}, {}
     asked = content_words(terms)
     for t in terms:
-        got = {r[0] for r in con.execute(f"SELECT rowid FROM text_fts WHERE text_fts MATCH ?{extra}",
-                                         (_group(t), *args))}
-        df = int(con.execute("SELECT COUNT(*) FROM text_fts WHERE text_fts MATCH ?", (_group(t),)).fetchone()[0])
+        got = fts.matching(con, _group(t), filt)
+        df = fts.doc_freq(con, _group(t))
         idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
         weight[t] = idf * (GENERIC_WEIGHT if t in vocab.GENERIC else 1.0)
         ids[t] = got
     content = [t for t in terms if t not in vocab.GENERIC] or terms
     total = sum(weight.values()) or 1.0
     match = " OR ".join(_group(t) for t in content)
-    hl = ", ".join(f"highlight(text_fts, {i}, char(2), char(3))" for i in range(len(COLUMNS)))
-    rows = con.execute(f"SELECT rowid, bm25(text_fts, {', '.join(map(str, WEIGHTS))}) AS r, {hl} "
-                       f"FROM text_fts WHERE text_fts MATCH ?{extra} ORDER BY r LIMIT ?",
-                       (match, *args, 20000)).fetchall()
+    rows = fts.ranked(con, match, WEIGHTS, filt, 20000)
     out = []
     for row in rows:
         seen: dict[str, None] = {}

@@ -13,6 +13,13 @@ Layout of an index directory::
 Crash safety: frame bytes are written and fsync'ed *before* the SQLite transaction that
 references them commits, so a committed row always points at complete data; bytes written
 by a killed run that never committed are unreferenced (harmless).
+
+This package is the one home of the index's SQL (no other module runs a statement): this
+module keeps ``items``, ``tombstones``, ``problems``, ``state`` and ``log``; its submodules the
+tables beside them, as functions of a connection so they run inside the caller's transaction:
+:mod:`.fts` (the FTS5 words), :mod:`.moments` (windows), :mod:`.peaks`, :mod:`.itemdata`
+(``stale``), :mod:`.items` (the rows an index run writes), :mod:`.collections`
+(``collections.sqlite``) and :mod:`.check` (``index --check`` and its salvage).
 """
 from __future__ import annotations
 
@@ -29,9 +36,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..safe_open import printable
-from .filters import where_sql
-from .integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
+from ...safe_open import printable
+from ..filters import where_sql
+from ..integrity import (DiskFullError, IndexDamagedError, check_sqlite_file, disk_full_error, is_disk_full,
                         repair_hint)
 
 SCHEMA = """
@@ -90,6 +97,18 @@ class IndexReplacedError(RuntimeError):
 
     def __init__(self, index_dir: Path) -> None:
         super().__init__(f"the index {index_dir} was rebuilt while in use; open it again")
+
+
+def read_index_id(db_path: str | Path) -> str | None:
+    """The ``index_id`` recorded in the database file ``db_path``, read without writing or
+    creating anything (None when it records none). OSError or ``sqlite3.DatabaseError`` when
+    the file cannot be read."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = con.execute("SELECT v FROM state WHERE k='index_id'").fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
 
 
 META_COLUMNS = ("id", "key", "path", "realpath", "duration", "sample_rate", "channels", "size",
@@ -410,7 +429,7 @@ class Store:
                 n += con.execute("UPDATE items SET bias=?, gen=? WHERE id=?", (float(b), g, int(i))).rowcount
         return n
 
-    # --- files by content or location (collections, :mod:`.collections`) -------------------
+    # --- files by content or location (:mod:`soundseek.index.collections`) ------------------
     def by_sha1(self, shas: list[str]) -> dict[str, dict]:
         """sha1 -> ``{"id", "key", "path"}`` of the indexed file with that content (the lowest
         id when several files have it); hashes of no indexed file are absent."""
