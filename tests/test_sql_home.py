@@ -44,3 +44,25 @@ def test_the_checker_sees_sql_calls(tmp_path):
     found = sql_calls(tmp_path, tmp_path / "index" / "store")
     assert found == ["a.py:2 .execute(...)", "a.py:2 .executemany(...)", "b.py:1 .executescript(...)",
                      "c.py:2 .connect(...)"]
+
+
+def con_reads(root: Path) -> list[str]:
+    """``path:line`` of every ``<x>.store.con`` read in ``root``'s sources: a connection
+    taken from a searcher's store outside the index package."""
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"), str(p))):
+            if (isinstance(node, ast.Attribute) and node.attr == "con" and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "store"):
+                out.append(f"{p.relative_to(root)}:{node.lineno}")
+    return out
+
+
+def test_the_service_never_holds_the_database_connection():
+    found = con_reads(SRC / "service")
+    assert not found, "the service reaches into searcher.store.con (ask the Searcher instead):\n" + "\n".join(found)
+
+
+def test_the_connection_checker_sees_reads(tmp_path):
+    (tmp_path / "a.py").write_text("x = ctx.searcher.store.con\ny = store.con\ncon = 1\n")
+    assert con_reads(tmp_path) == ["a.py:1"]

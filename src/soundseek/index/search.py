@@ -572,6 +572,19 @@ class Searcher:
         hit.pop("confidence")
         return {**hit, "size": r["size"], "sha1": r["sha1"], "meta": r["meta"], "bias": r["bias"]}
 
+    def peaks(self, ids: Sequence[int]) -> dict[int, str]:
+        """Waveform overviews (base64 peaks) of ``ids`` that have one, for drawing hits."""
+        from .peaks import get_many
+
+        return get_many(self.store.con, [int(i) for i in ids])
+
+    def stored_vectors(self) -> int:
+        """Vectors the store says the backend should hold (files plus windows of long files),
+        read from SQLite; unlike ``len(self)`` it costs no server round trip."""
+        from . import moments
+
+        return self.store.count() + moments.count(self.store.con)
+
     def audio_file(self, item_id: int) -> Path | None:
         """The indexed file of ``item_id`` if it is still the file that was indexed: a regular
         file whose resolved path equals the one recorded at index time. Never a path built

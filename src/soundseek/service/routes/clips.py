@@ -26,9 +26,7 @@ def health(ctx: ServiceContext = Depends(get_ctx)) -> dict:
     s = ctx.searcher
     m = s.manifest
     if m["backend"] == "milvus":  # a server round trip (count(*), strong consistency) per health check:
-        from ...index import moments  # the store's files + windows are what the collection holds
-
-        vectors = s.store.count() + moments.count(s.store.con)
+        vectors = s.stored_vectors()  # the store's files + windows are what the collection holds
     else:
         vectors = len(s)
     return {"status": "ok", "items": s.store.count(), "vectors": vectors, "kind": s.kind, "backend": m["backend"],

@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from ...index import peaks as _peaks
 from ...index.collections import MAX_ITEMS, Collections, check_name
 from ...index.search import MAX_K
 from .. import models as M
@@ -59,7 +58,7 @@ def show_collection(name: str, k: int = Query(MAX_K, ge=1, le=MAX_K, description
             hits.append(info)
     ids = [h["id"] for h in hits]
     return {"name": check_name(name), "total": len(items), "offset": offset, "hits": hits, "missing": missing,
-            "peaks": {str(i): p for i, p in _peaks.get_many(ctx.searcher.store.con, ids).items()},
+            "peaks": {str(i): p for i, p in ctx.searcher.peaks(ids).items()},
             "collections": {str(i): c for i, c in cols.membership(ids).items()}}
 
 

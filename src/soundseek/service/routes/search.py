@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 
-from ...index import peaks as _peaks
 from ...index.calibration import verdict
 from ...index.collections import Collections
 from ...index.filters import check_where
@@ -57,7 +56,7 @@ def answer(ctx: ServiceContext, hits: list[dict], k: int, offset: int, where: Fi
         total -= 1
     return {**extra, "k": k, "offset": offset, "total": total, "filters": where,
             "message": verdict(hits) if offset == 0 else None, "hits": hits,
-            "peaks": {str(i): p for i, p in _peaks.get_many(ctx.searcher.store.con, ids).items()},
+            "peaks": {str(i): p for i, p in ctx.searcher.peaks(ids).items()},
             "collections": {str(i): c for i, c in Collections(ctx.searcher.store).membership(ids).items()},
             "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
 
