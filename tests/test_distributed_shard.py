@@ -14,7 +14,7 @@ from torch import nn
 from soundseek import distributed as dist
 from soundseek.data.types import Clip
 from soundseek.distributed import shard_range
-from soundseek.index.sharded import build_index_sharded, run_sharded
+from soundseek.index.sharded import run_sharded
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_helpers import make_audio_folder  # noqa: E402
@@ -97,9 +97,10 @@ def _cache_worker(cache_dir: str, root: str) -> None:
 
 
 def _index_worker(root: str, index_dir: str) -> None:
-    from soundseek.index import HashEmbedder
+    from soundseek.index import HashEmbedder, build_index
 
-    build_index_sharded(root, HashEmbedder(), index_dir, batch_size=4, progress=False)
+    # no sharded=: a process group of two ranks makes build_index shard by itself
+    build_index(root, HashEmbedder(), index_dir, batch_size=4, progress=False)
 
 
 def test_shard_range_covers_every_item_once():
@@ -183,7 +184,7 @@ def test_two_process_index_equals_single_process(tmp_path):
         assert [h["path"] for h in h1] == [h["path"] for h in h2] and len(h1) == rep1.total
         assert [h["score"] for h in h1] == pytest.approx([h["score"] for h in h2], abs=1e-6)
     # a rerun with nothing new embeds nothing and changes nothing
-    rep = build_index_sharded(root, HashEmbedder(), tmp_path / "idx2", batch_size=4, progress=False)
+    rep = build_index(root, HashEmbedder(), tmp_path / "idx2", sharded=True, batch_size=4, progress=False)
     assert rep.added == 0 and rep.unchanged == rep1.total
 
 

@@ -124,13 +124,10 @@ def run_index(args: argparse.Namespace, embedder_factory: EmbedderFactory) -> in
         else:
             from soundseek import distributed as dist
 
-            build = build_index
             if dist.init_from_env() and dist.world_size() > 1:  # torchrun: ranks embed shards, rank 0 writes
-                from .sharded import build_index_sharded as build
-
                 dist.configure_threads()
             progress = not (args.no_progress or getattr(args, "quiet", False))
-            rep = build(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
+            rep = build_index(args.source, embedder, args.index, backend=args.backend, backend_options=opts,
                         batch_size=args.batch_size, workers=args.workers, progress=progress,
                         rebuild=args.rebuild, max_seconds=args.max_seconds, format=args.format,
                         retry_failed=args.retry_failed, model=args.model, keep_frames=not args.no_frames,

@@ -199,12 +199,29 @@ def _init_index(index_dir: Path, embedder: Any, backend: str, backend_options: d
     return Store(index_dir, create=True)
 
 
-def build_index(source: str | Path, embedder: Any, index_dir: str | Path, **options: Any) -> IndexReport:
+def build_index(source: str | Path, embedder: Any, index_dir: str | Path, sharded: bool | None = None,
+                **options: Any) -> IndexReport | None:
     """Index (or update the index of) a folder or corpus; the options are :func:`_build`'s.
+
+    ``sharded``: every process of the ``torch.distributed`` group (``torchrun ... soundseek
+    index``) embeds its share of the files the index does not hold yet, and rank 0 writes the
+    index from the results (:mod:`soundseek.index.sharded`); ranks other than 0 return None.
+    None (default): sharded when a process group of more than one rank is initialised.
 
     A full disk ends the run with :class:`~soundseek.index.integrity.DiskFullError` (one line
     naming the file system and the space needed); every batch committed before stays indexed.
     """
+    from .. import distributed as dist
+
+    if dist.world_size() > 1 if sharded is None else sharded:
+        from .sharded import build_index_sharded
+
+        return build_index_sharded(source, embedder, index_dir, write=_build_guarded, **options)
+    return _build_guarded(source, embedder, index_dir, **options)
+
+
+def _build_guarded(source: str | Path, embedder: Any, index_dir: str | Path, **options: Any) -> IndexReport:
+    """:func:`_build`, a full disk turned into one :class:`DiskFullError` line."""
     try:
         return _build(source, embedder, index_dir, **options)
     except (OSError, sqlite3.DatabaseError, RuntimeError) as e:

@@ -151,12 +151,13 @@ class PrecomputedEmbedder:
         return self.inner.rerank(text, frames)
 
 
-def build_index_sharded(source: str | Path, embedder, index_dir: str | Path, batch_size: int = 16,
-                            max_seconds: float | None = None, format: str = "auto", **build_kw):
-    """``torchrun ... soundseek index``: every rank embeds its share of the files that the
-    index does not hold yet, rank 0 writes the index with ``build_index`` from those results.
+def build_index_sharded(source: str | Path, embedder, index_dir: str | Path, write: Callable[..., Any],
+                        batch_size: int = 16, max_seconds: float | None = None, format: str = "auto", **build_kw):
+    """Every rank embeds its share of the files that the index does not hold yet; rank 0 then
+    calls ``write`` (the single-process indexer, with ``build_index``'s arguments) with an
+    embedder that answers from those results. Reached through ``build_index(..., sharded=True)``.
     Returns rank 0's :class:`IndexReport` (None on other ranks)."""
-    from .indexer import build_index, load_wave
+    from ..audio.io import load_wave
     from .source import enumerate_source
     from .store import Store
 
@@ -200,8 +201,8 @@ def build_index_sharded(source: str | Path, embedder, index_dir: str | Path, bat
     if dist.is_main():
         table = {r["wave"]: (r["emb"], r["frames"]) for r in results if r is not None}
         wrapped = PrecomputedEmbedder(embedder, table)
-        report = build_index(source, wrapped, index_dir, batch_size=batch_size, max_seconds=max_seconds,
-                             format=format, **build_kw)
+        report = write(source, wrapped, index_dir, batch_size=batch_size, max_seconds=max_seconds,
+                       format=format, **build_kw)
         log.info("index: %d of %d embeddings computed by %d ranks", wrapped.hits, len(todo), dist.world_size())
     dist.barrier()
     return report
