@@ -176,3 +176,13 @@ def test_an_exact_name_is_at_least_a_possible_match(named):
         if h["why"]["exact"]:
             assert h["confidence"] in ("possible", "strong")
     assert any(h["confidence"] == "weak" for h in hits if not h["why"]["exact"])  # random vectors: the rest stay weak
+
+
+def test_a_name_saying_every_query_word_is_at_least_a_possible_match(named):
+    """Hybrid "bass drum" called drum_bass_hard.flac (cosine +0.57) and "door" called
+    perc_door.flac weak, so the page said "no good match" over a door: the words were ignored."""
+    hits = named.search_text("bass drum", k=20, mode="hybrid")
+    full = {h["name"] for h in hits if (h["why"]["coverage"] or 0) >= 0.999}
+    assert {"bd_808.flac", "bd_haus.flac", "drum_bass_hard.flac"} <= full
+    for h in hits:
+        assert (h["confidence"] != "weak") == (h["name"] in full), h  # random vectors: only the words lift a hit

@@ -343,9 +343,11 @@ class Searcher:
 
     def _judge(self, q: np.ndarray | None, hits: list[dict], calibrated: bool = True) -> list[dict]:
         """Fill ``confidence`` and ``why.margin`` / ``why.probability`` of hits of query vector ``q``
-        (text queries use the calibration; audio queries the margin alone; text mode without a
-        model: ``possible`` when a hit matches every query word, else ``weak``; a file named
-        exactly what was asked for is at least ``possible``)."""
+        (text queries use the calibration; audio queries the margin alone). A hit whose words
+        (file name, tags, captions, read through the vocabulary) match every query word, or whose
+        name is exactly what was asked for, is at least ``possible`` in every mode: the score of
+        the model alone says "weak" for ``perc_door.flac`` on "door" or ``drum_bass_hard.flac``
+        on "bass drum". Text mode without a model: ``possible`` for those hits, else ``weak``."""
         cal = self.calibration if calibrated else _cal.UNCALIBRATED
         lib = self._library_sample() if q is not None else None
         mu = sd = None
@@ -357,10 +359,9 @@ class Searcher:
             s = h.get("score")
             m = None if s is None or mu is None else (float(s) - mu) / sd
             h["confidence"] = cal.band(s, m)
-            if s is None and (why.get("coverage") or 0.0) >= 0.999:
-                h["confidence"] = "possible"  # text mode without a model: every query word matched
-            if why.get("exact") and h["confidence"] == "weak":
-                h["confidence"] = "possible"  # the file is named exactly what was asked for
+            words_say_it = why.get("exact") or (why.get("coverage") or 0.0) >= 0.999
+            if words_say_it and h["confidence"] == "weak":
+                h["confidence"] = "possible"  # its words (name, tags, captions) say every query word
             why["margin"] = None if m is None else round(m, 4)
             why["probability"] = None if m is None else cal.probability(s, m)
             why["calibrated"] = cal.calibrated
