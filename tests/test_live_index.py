@@ -128,7 +128,10 @@ def test_a_rebuilt_index_is_reopened_with_the_options_it_was_opened_with(tmp_pat
     a, b = _folders(tmp_path)
     idx = tmp_path / "idx"
     build_index(a, HashEmbedder(), idx, progress=False)
-    first = Searcher.open(idx, embedder=HashEmbedder(), backend_options={"nprobe": 3})
+    from soundseek.index import calibration as cal
+
+    mine = cal.UNCALIBRATED
+    first = Searcher.open(idx, embedder=HashEmbedder(), backend_options={"nprobe": 3}, calibration=mine)
     assert first.backend_options == {"nprobe": 3} and first.backend.opts["nprobe"] == 3
     live = LiveSearcher(first, every=0.0)
     text_only = LiveSearcher(Searcher(idx, None), every=0.0)
@@ -136,5 +139,6 @@ def test_a_rebuilt_index_is_reopened_with_the_options_it_was_opened_with(tmp_pat
     again = live.current()
     assert again is not first and len(again) == 5
     assert again.backend_options == {"nprobe": 3} and again.backend.opts["nprobe"] == 3
+    assert again.calibration is mine  # the calibration it was given, not the model's own
     plain = text_only.current()  # a text-mode searcher stays one (no model is loaded)
     assert len(plain) == 5 and plain.embedder is None and plain.backend.opts["nprobe"] == 16

@@ -45,9 +45,11 @@ def index_stamp(index_dir: str | Path) -> tuple | None:
 def reopen_like(searcher: Searcher) -> Searcher:
     """A new searcher of ``searcher``'s directory, opened as ``searcher`` was: through
     :meth:`Searcher.open` with the same embedder (text-mode only when it has none) and the same
-    backend options (a Milvus server's ``uri``, FAISS search widths)."""
+    backend options (a Milvus server's ``uri``, FAISS search widths) and the calibration it was
+    given (None: the new index's model's own)."""
     return type(searcher).open(searcher.index_dir, embedder=searcher.embedder, text_only=searcher.embedder is None,
-                               backend_options=getattr(searcher, "backend_options", None))
+                               backend_options=getattr(searcher, "backend_options", None),
+                               calibration=getattr(searcher, "calibration_given", None))
 
 
 class LiveSearcher:

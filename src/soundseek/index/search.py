@@ -106,6 +106,7 @@ class Searcher:
         self.store = Store(self.index_dir)
         self._lock = threading.Lock()
         self._gen, self._checked = self.store.generation, time.monotonic()
+        self.calibration_given = calibration  # kept by a reopen after a rebuild (:mod:`.live`)
         self._calibration = calibration
         self._library: np.ndarray | None = None
         self._migrate_text()
@@ -131,7 +132,8 @@ class Searcher:
     @classmethod
     def open(cls, index_dir: str | Path, model: str | Path | None = None, embedder: Any = None,
              backend_options: dict | None = None, text_only: bool = False, uri: str | None = None,
-             loader: Callable[[Any], Any] | None = None) -> "Searcher":
+             loader: Callable[[Any], Any] | None = None,
+             calibration: "_cal.Calibration | None" = None) -> "Searcher":
         """Open ``index_dir`` with ``embedder``, or the model ``model``, or the model recorded in
         the index (the shipped default when none was recorded): the one way the CLI, ``serve``
         and ``soundseek.Index`` open an index.
@@ -142,6 +144,7 @@ class Searcher:
             text_only: load no model (text-mode searches only).
             loader: turns a model reference (``model``, the index's, or None) into an embedder;
                 default :meth:`soundseek.pipeline.Pipeline.load`.
+            calibration: match-confidence calibration (default: the one of the index's model).
         Raises:
             FileNotFoundError: no index there (one line naming the fix); an unreachable Milvus
             server fails (one line, bounded time) before any model loads.
@@ -158,7 +161,7 @@ class Searcher:
 
                 loader = Pipeline.load
             embedder = loader(model or man.get("model"))
-        return cls(index_dir, embedder, backend_options=backend_options)
+        return cls(index_dir, embedder, backend_options=backend_options, calibration=calibration)
 
     def __len__(self) -> int:
         """Vectors in the backend (files plus the windows of long recordings); see :meth:`count`."""
