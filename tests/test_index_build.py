@@ -114,6 +114,14 @@ def test_manifest_source_captions_rerank_and_batch(folder, tmp_path):
     ref = HashEmbedder().rerank("low", s.store.frames_of([h["id"] for h in s.search_text("low", k=len(freqs))]))
     assert [h["why"]["rerank"] for h in rr] == pytest.approx(sorted(ref.tolist(), reverse=True)[:3], abs=1e-6)
     assert all("index_score" in h and h["score"] == h["index_score"] for h in rr)  # score: the semantic one
+    bad = ref.copy()  # a scorer answering NaN / inf for some candidates: they rank last, reported as None
+    top = int(np.argmax(ref))
+    bad[top], bad[(top + 1) % len(bad)] = np.nan, np.inf
+    s.embedder.rerank = lambda text, frames: bad
+    rr = s.search_text("low", k=len(freqs), rerank=len(freqs))
+    shown = [h["why"]["rerank"] for h in rr]
+    assert shown[-2:] == [None, None] and all(np.isfinite(shown[:-2]))
+    assert json.loads(json.dumps(rr, allow_nan=False)) == rr
     batch = s.search_batch(["low", {"audio": str(root / "low" / "tone_00.wav")}, "high"], k=4)
     assert [h["id"] for h in batch[0]] == [h["id"] for h in s.search_text("low", k=4)]
     assert batch[1][0]["path"] == "low/tone_00.wav"

@@ -539,11 +539,13 @@ class Searcher:
         scores = np.asarray(scores, np.float64).reshape(-1)
         if scores.shape[0] != len(hits):
             raise ValueError(f"embedder.rerank returned {scores.shape[0]} scores for {len(hits)} candidates")
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [{**hits[j], "index_score": hits[j]["score"], "_rerank": float(scores[j])} for j in order]
+        finite = np.isfinite(scores)  # a NaN or inf from the scorer ranks last and is reported as None
+        order = np.argsort(-np.where(finite, scores, -np.inf), kind="stable")[:k]
+        return [{**hits[j], "index_score": hits[j]["score"], "_rerank": float(scores[j]) if finite[j] else None}
+                for j in order]
 
     def _embed_audio(self, audios: list, sample_rate: int | None) -> np.ndarray:
-        from .indexer import load_wave
+        from ..audio.io import load_wave
 
         embedder = self._need_model("an audio query")
         sr = int(embedder.sample_rate)
