@@ -1,11 +1,13 @@
 """Mini-batch learning-to-match (m-LTM) loss of Luong et al. 2024 (seed 003; METHODS §6)."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
 from soundseek.losses._common import check_choice, check_inputs, check_positive, positive_mask
-from soundseek.ot import partial_sinkhorn_log, sinkhorn_log
+from soundseek.ot import ConvergenceWarning, partial_sinkhorn_log, sinkhorn_log
 
 GROUNDS = ("euclidean", "distance")
 
@@ -53,7 +55,9 @@ class MLTMLoss(nn.Module):
         n_iter: Sinkhorn iteration cap (iterations are unrolled for the gradient).
         tol: marginal-error tolerance of the solver.
         normalize_cost: divide C by its batch max.
-        warn: let the solver warn when it does not converge within ``n_iter``.
+        warn: issue one ConvergenceWarning, the first time a batch's plan does not converge
+            within ``n_iter`` (a training run calls the loss thousands of times; later
+            non-converged batches are counted in ``n_unconverged``, not reported again).
 
     Shapes:
         scores (B, B), ``scores[i, j] = s(caption i, clip j)`` (higher = better); clip_ids (B,)
@@ -94,6 +98,7 @@ class MLTMLoss(nn.Module):
         self.tol = float(tol)
         self.normalize_cost = normalize_cost
         self.warn = warn
+        self.n_unconverged = 0  # batches whose plan stopped at n_iter before reaching tol
 
     def extra_repr(self) -> str:
         return (f"reg={self.reg}, ground={self.ground!r}, mass={self.mass}, n_iter={self.n_iter}, "
@@ -109,10 +114,20 @@ class MLTMLoss(nn.Module):
     def log_plan(self, scores: Tensor) -> Tensor:
         """log pi (B, B) of the entropic (partial) plan of the batch, from the log-domain solver."""
         c = self.cost(scores)  # (B, B)
-        kw = dict(n_iter=self.n_iter, tol=self.tol, warn=self.warn)
+        kw = dict(n_iter=self.n_iter, tol=self.tol, warn=False, log=True)
         if self.mass is None:
-            return sinkhorn_log(None, None, c, self.reg, **kw)  # uniform marginals 1/B
-        return partial_sinkhorn_log(None, None, c, self.reg, self.mass, **kw)
+            log_pi, info = sinkhorn_log(None, None, c, self.reg, **kw)  # uniform marginals 1/B
+        else:
+            log_pi, info = partial_sinkhorn_log(None, None, c, self.reg, self.mass, **kw)
+        if not info["converged"]:
+            self.n_unconverged += 1
+            if self.warn and self.n_unconverged == 1:
+                warnings.warn(
+                    f"m-LTM plan did not converge in {info['n_iter']} iterations (marginal error "
+                    f"{float(info['err']):.3g} > tol {self.tol:.3g}); increase n_iter or reg. Later "
+                    "batches that do not converge are counted in n_unconverged, not reported",
+                    ConvergenceWarning, stacklevel=2)
+        return log_pi
 
     def plan(self, scores: Tensor) -> Tensor:
         """The transport plan pi (B, B)."""
