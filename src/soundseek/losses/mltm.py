@@ -1,13 +1,11 @@
 """Mini-batch learning-to-match (m-LTM) loss of Luong et al. 2024 (seed 003; METHODS §6)."""
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor, nn
 
 from soundseek.losses._common import check_choice, check_inputs, check_positive, positive_mask
-from soundseek.ot import ConvergenceWarning, partial_sinkhorn_log, sinkhorn_log
+from soundseek.ot import partial_sinkhorn_log, sinkhorn_log
 
 GROUNDS = ("euclidean", "distance")
 
@@ -114,19 +112,13 @@ class MLTMLoss(nn.Module):
     def log_plan(self, scores: Tensor) -> Tensor:
         """log pi (B, B) of the entropic (partial) plan of the batch, from the log-domain solver."""
         c = self.cost(scores)  # (B, B)
-        kw = dict(n_iter=self.n_iter, tol=self.tol, warn=False, log=True)
+        # the solver's own ConvergenceWarning, for the first unconverged batch only
+        kw = dict(n_iter=self.n_iter, tol=self.tol, warn=self.warn and self.n_unconverged == 0, log=True)
         if self.mass is None:
             log_pi, info = sinkhorn_log(None, None, c, self.reg, **kw)  # uniform marginals 1/B
         else:
             log_pi, info = partial_sinkhorn_log(None, None, c, self.reg, self.mass, **kw)
-        if not info["converged"]:
-            self.n_unconverged += 1
-            if self.warn and self.n_unconverged == 1:
-                warnings.warn(
-                    f"m-LTM plan did not converge in {info['n_iter']} iterations (marginal error "
-                    f"{float(info['err']):.3g} > tol {self.tol:.3g}); increase n_iter or reg. Later "
-                    "batches that do not converge are counted in n_unconverged, not reported",
-                    ConvergenceWarning, stacklevel=2)
+        self.n_unconverged += not info["converged"]
         return log_pi
 
     def plan(self, scores: Tensor) -> Tensor:
